@@ -1,0 +1,187 @@
+package eventstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// LockStrategy selects how a dispatch keeps its context stable between the
+// read and the append. All strategies give the same guarantee and pass the
+// same concurrency suite; they differ in how much unrelated work they
+// serialize. See docs/consistency.md.
+type LockStrategy string
+
+const (
+	// LockKeys takes sorted, transaction-scoped advisory locks derived from
+	// the context query and from the events written. Unrelated contexts do
+	// not wait for each other. The default.
+	LockKeys LockStrategy = "keys"
+
+	// LockTable locks the whole event table for every dispatch: every
+	// append waits for every other. A baseline.
+	LockTable LockStrategy = "table"
+
+	// LockSerializable runs each dispatch at SERIALIZABLE isolation and
+	// retries serialization failures. Correct, but it reports false
+	// conflicts between unrelated appends under load. A baseline.
+	LockSerializable LockStrategy = "serializable"
+)
+
+// ParseLockStrategy parses "keys", "table" or "serializable".
+func ParseLockStrategy(s string) (LockStrategy, error) {
+	switch ls := LockStrategy(s); ls {
+	case LockKeys, LockTable, LockSerializable:
+		return ls, nil
+	}
+	return "", fmt.Errorf("unknown lock strategy %q (want keys, table or serializable)", s)
+}
+
+// Defaults and limits.
+const (
+	DefaultMaxAttempts          = 10
+	DefaultRetryBaseDelay       = 2 * time.Millisecond
+	DefaultRetryMaxDelay        = 250 * time.Millisecond
+	DefaultMaxEventsPerDispatch = 100
+	DefaultMaxTagsPerEvent      = 32
+	DefaultMaxTagBytes          = 256
+	DefaultMaxTypeBytes         = 256
+	DefaultMaxStreamBytes       = 256
+	DefaultMaxDataBytes         = 1 << 20  // 1 MiB
+	DefaultMaxMetadataBytes     = 16 << 10 // 16 KiB
+	DefaultMaxQueryItems        = 64
+	DefaultMaxCommandIDBytes    = 256
+	DefaultReadLimit            = 1000
+)
+
+// Limits bound what one dispatch may write. Inputs over a limit are refused
+// with an *InvalidInputError before anything is written.
+type Limits struct {
+	// MaxEventsPerDispatch bounds the events one append writes.
+	// Default: DefaultMaxEventsPerDispatch (100).
+	MaxEventsPerDispatch int
+	// MaxTagsPerEvent bounds the tags of one event. Default: 32.
+	MaxTagsPerEvent int
+	// MaxTagBytes bounds one tag's length in bytes. Default: 256.
+	MaxTagBytes int
+	// MaxTypeBytes bounds an event type's length in bytes. Default: 256.
+	MaxTypeBytes int
+	// MaxStreamBytes bounds a stream name's length in bytes. Default: 256.
+	MaxStreamBytes int
+	// MaxDataBytes bounds one event's encoded payload. Default: 1 MiB.
+	MaxDataBytes int
+	// MaxMetadataBytes bounds one event's metadata, measured as the sum of
+	// its keys' and values' lengths. Default: 16 KiB.
+	MaxMetadataBytes int
+	// MaxQueryItems bounds the items of a query. Default: 64.
+	MaxQueryItems int
+	// MaxCommandIDBytes bounds a command id's length. Default: 256.
+	MaxCommandIDBytes int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxEventsPerDispatch, DefaultMaxEventsPerDispatch)
+	def(&l.MaxTagsPerEvent, DefaultMaxTagsPerEvent)
+	def(&l.MaxTagBytes, DefaultMaxTagBytes)
+	def(&l.MaxTypeBytes, DefaultMaxTypeBytes)
+	def(&l.MaxStreamBytes, DefaultMaxStreamBytes)
+	def(&l.MaxDataBytes, DefaultMaxDataBytes)
+	def(&l.MaxMetadataBytes, DefaultMaxMetadataBytes)
+	def(&l.MaxQueryItems, DefaultMaxQueryItems)
+	def(&l.MaxCommandIDBytes, DefaultMaxCommandIDBytes)
+	return l
+}
+
+// Config configures a Store. The zero value is usable.
+type Config struct {
+	// LockStrategy selects the concurrency scheme. All processes writing to
+	// one database must use the same strategy. Default: LockKeys.
+	LockStrategy LockStrategy
+
+	// MaxAttempts bounds how often a dispatch runs when it meets lock
+	// contention it cannot wait out, a serialization failure or a deadlock.
+	// After the last attempt it returns a *ConflictError.
+	// Default: DefaultMaxAttempts (10).
+	MaxAttempts int
+
+	// RetryBaseDelay and RetryMaxDelay bound the jittered exponential
+	// backoff between attempts. Defaults: 2ms and 250ms.
+	RetryBaseDelay time.Duration
+	RetryMaxDelay  time.Duration
+
+	// Limits bound the input of one dispatch. Zero fields take defaults.
+	Limits Limits
+
+	// Hooks run inside every dispatch transaction after the append, in
+	// order; an error from any of them rolls the dispatch back. The outbox
+	// is a hook. Default: none.
+	Hooks []Hook
+
+	// Observer, if set, is told about every finished dispatch, for metrics.
+	// It must not block. Default: none.
+	Observer func(DispatchInfo)
+
+	// Logger receives retries and failures at debug level. Default: discard.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of the config with defaults filled in.
+func (c *Config) WithDefaults() *Config {
+	out := &Config{}
+	if c != nil {
+		*out = *c
+	}
+	if out.LockStrategy == "" {
+		out.LockStrategy = LockKeys
+	}
+	if out.MaxAttempts == 0 {
+		out.MaxAttempts = DefaultMaxAttempts
+	}
+	if out.RetryBaseDelay == 0 {
+		out.RetryBaseDelay = DefaultRetryBaseDelay
+	}
+	if out.RetryMaxDelay == 0 {
+		out.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	out.Limits = out.Limits.withDefaults()
+	return out
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if _, err := ParseLockStrategy(string(c.LockStrategy)); err != nil {
+		errs = append(errs, fmt.Errorf("LockStrategy: %w", err))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", c.MaxAttempts))
+	}
+	if c.RetryBaseDelay < 0 || c.RetryMaxDelay < c.RetryBaseDelay {
+		errs = append(errs, fmt.Errorf("RetryBaseDelay (%s) must be >= 0 and <= RetryMaxDelay (%s)", c.RetryBaseDelay, c.RetryMaxDelay))
+	}
+	l := c.Limits
+	for name, v := range map[string]int{
+		"MaxEventsPerDispatch": l.MaxEventsPerDispatch, "MaxTagsPerEvent": l.MaxTagsPerEvent,
+		"MaxTagBytes": l.MaxTagBytes, "MaxTypeBytes": l.MaxTypeBytes, "MaxStreamBytes": l.MaxStreamBytes,
+		"MaxDataBytes": l.MaxDataBytes, "MaxMetadataBytes": l.MaxMetadataBytes,
+		"MaxQueryItems": l.MaxQueryItems, "MaxCommandIDBytes": l.MaxCommandIDBytes,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("Limits.%s must not be negative, got %d", name, v))
+		}
+	}
+	for i, h := range c.Hooks {
+		if h == nil {
+			errs = append(errs, fmt.Errorf("Hooks[%d] is nil", i))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,76 @@
+package eventstore
+
+// Decider is a pure decision function over a consistency context: the
+// store folds the context's events into a state with Evolve, starting from
+// Initial, and asks Decide which new events the command produces.
+//
+// Deciders must be pure. They may be called more than once for one command
+// (a dispatch retries after conflicts) and their results are discarded
+// unless the append commits, so they must not perform IO, read clocks or
+// random sources, or mutate shared state. Put any such input in the command.
+type Decider[C, E, S any] struct {
+	// Initial returns the state before any event. Nil means the zero S.
+	Initial func() S
+
+	// Evolve folds one event into the state. It must not mutate the state
+	// it is given if that state is shared (maps, slices): return a new one.
+	Evolve func(state S, event E) S
+
+	// Decide returns the events the command produces given the state, or a
+	// domain error that rejects the command. A rejection appends nothing
+	// and reaches the caller as a *RejectedError wrapping the error.
+	Decide func(state S, cmd C) ([]E, error)
+}
+
+// Fold runs Evolve over events from the initial state.
+func (d Decider[C, E, S]) Fold(events []E) S {
+	var state S
+	if d.Initial != nil {
+		state = d.Initial()
+	}
+	for _, e := range events {
+		state = d.Evolve(state, e)
+	}
+	return state
+}
+
+// View is a pure fold of records into a read model.
+type View[E, S any] struct {
+	// Initial returns the state before any record. Nil means the zero S.
+	Initial func() S
+	// Evolve folds one record into the state.
+	Evolve func(state S, rec Record[E]) S
+}
+
+// Fold runs the view over records from its initial state.
+func (v View[E, S]) Fold(records []Record[E]) S {
+	var state S
+	if v.Initial != nil {
+		state = v.Initial()
+	}
+	for _, r := range records {
+		state = v.Evolve(state, r)
+	}
+	return state
+}
+
+// Effect is a side effect a reactor plans for a committed record. The
+// reactors package runs each effect as a durable job.
+type Effect struct {
+	// Kind names the handler that performs the effect.
+	Kind string
+
+	// Key identifies the effect for idempotency: the same logical effect
+	// must always get the same key, and different effects different keys.
+	// A key derived from the record's event id and the reactor's purpose is
+	// a good choice.
+	Key string
+
+	// Args are the handler's input, encoded as JSON.
+	Args any
+}
+
+// Reactor reacts to a committed record by planning effects. Like deciders,
+// reactors must be pure: the effects they return are executed later, with
+// retries, by effect handlers.
+type Reactor[E any] func(rec Record[E]) ([]Effect, error)

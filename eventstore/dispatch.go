@@ -1,0 +1,627 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// This file holds the dispatch algorithm: one transaction that locks, reads
+// the context, decides, checks, appends, runs the hooks and commits, and the
+// retry loop around it. Dispatch (typed, with a decider) and Append (raw
+// events with a condition) both run through execute.
+
+// Handler binds what it takes to dispatch a command: its decider, the codec
+// of its events, the stream its events go to and its consistency context.
+type Handler[C, E, S any] struct {
+	// Decider decides the command. Decide and Evolve are required.
+	Decider Decider[C, E, S]
+
+	// Codec encodes the decided events and decodes the context. Required.
+	Codec Codec[E]
+
+	// Stream names the stream the new events are appended to. Required.
+	Stream func(cmd C) string
+
+	// Query returns the command's consistency context: the events its
+	// decision depends on, across any streams. The events are appended only
+	// if no event matching the query was appended after the ones the
+	// decision saw. Nil selects the stream-revision dispatch instead: the
+	// context is the stream's own events.
+	Query func(cmd C) Query
+}
+
+// DispatchOpts are per-dispatch options. A nil *DispatchOpts is valid.
+type DispatchOpts struct {
+	// CommandID makes the dispatch idempotent: it is stored, unique, in the
+	// dispatch transaction, and a later dispatch with the same id appends
+	// nothing and returns the records of the first (Result.Duplicate).
+	// Use a deterministic id, such as one a workflow derived. Default: none.
+	CommandID string
+
+	// Metadata is added to every appended event's metadata (it wins over
+	// the codec's on equal keys). Default: none.
+	Metadata Metadata
+
+	// Hooks run after the store's configured hooks, inside the transaction.
+	Hooks []Hook
+}
+
+// Result is what a dispatch committed.
+type Result[E any] struct {
+	// Records are the appended events, in position order. Empty when the
+	// decision produced no events.
+	Records []Record[E]
+	// Revision is the stream's revision after the dispatch.
+	Revision int64
+	// Duplicate is set when CommandID had already been dispatched: nothing
+	// was appended and Records are those of the first dispatch.
+	Duplicate bool
+	// Attempts is how many times the transaction ran (1 without retries).
+	Attempts int
+}
+
+// Dispatch runs cmd through h: in one transaction it locks the command's
+// context, reads and folds it, decides, and appends the decided events only
+// if the context is unchanged, retrying transient conflicts. Errors:
+// *RejectedError (the decider's domain error), *ConflictError,
+// *DecodeError, *EncodeError, *InvalidInputError or *StoreError. On any
+// error nothing is appended.
+func Dispatch[C, E, S any](ctx context.Context, s *Store, h Handler[C, E, S], cmd C, opts *DispatchOpts) (*Result[E], error) {
+	if opts == nil {
+		opts = &DispatchOpts{}
+	}
+	start := time.Now()
+	if err := h.check(); err != nil {
+		s.observe("dispatch", start, 0, 0, err)
+		return nil, err
+	}
+	p := &plan{
+		op:        "dispatch",
+		stream:    h.Stream(cmd),
+		commandID: opts.CommandID,
+		metadata:  opts.Metadata,
+		hooks:     opts.Hooks,
+	}
+	if h.Query != nil {
+		p.query = h.Query(cmd)
+		if err := s.cfg.Limits.checkQuery("query", p.query); err != nil {
+			s.observe("dispatch", start, 0, 0, err)
+			return nil, err
+		}
+		p.query = p.query.normalized()
+	} else {
+		p.streamMode = true
+	}
+
+	var decided []E
+	p.decide = func(context []RawRecord) ([]EventData, error) {
+		var state S
+		if h.Decider.Initial != nil {
+			state = h.Decider.Initial()
+		}
+		for i := range context {
+			ev, err := h.Codec.Decode(context[i])
+			if err != nil {
+				return nil, &DecodeError{Position: context[i].Position, Type: context[i].Type, Version: context[i].Version, Err: err}
+			}
+			state = h.Decider.Evolve(state, ev)
+		}
+		out, err := h.Decider.Decide(state, cmd)
+		if err != nil {
+			return nil, &RejectedError{Err: err}
+		}
+		decided = out
+		data := make([]EventData, len(out))
+		for i, ev := range out {
+			d, err := h.Codec.Encode(ev)
+			if err != nil {
+				return nil, &EncodeError{Index: i, Err: err}
+			}
+			data[i] = d
+		}
+		return data, nil
+	}
+
+	out, err := s.execute(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result[E]{Revision: out.revision, Duplicate: out.duplicate, Attempts: out.attempts, Records: make([]Record[E], len(out.records))}
+	for i, raw := range out.records {
+		res.Records[i].RawRecord = raw
+		if out.duplicate {
+			ev, err := h.Codec.Decode(raw)
+			if err != nil {
+				return nil, &DecodeError{Position: raw.Position, Type: raw.Type, Version: raw.Version, Err: err}
+			}
+			res.Records[i].Event = ev
+		} else {
+			res.Records[i].Event = decided[i]
+		}
+	}
+	return res, nil
+}
+
+func (h Handler[C, E, S]) check() error {
+	switch {
+	case h.Decider.Decide == nil:
+		return &InvalidInputError{Field: "handler.Decider.Decide", Reason: "nil"}
+	case h.Decider.Evolve == nil:
+		return &InvalidInputError{Field: "handler.Decider.Evolve", Reason: "nil"}
+	case h.Codec == nil:
+		return &InvalidInputError{Field: "handler.Codec", Reason: "nil"}
+	case h.Stream == nil:
+		return &InvalidInputError{Field: "handler.Stream", Reason: "nil"}
+	}
+	return nil
+}
+
+// AppendRequest appends events decided outside the store, guarded by a
+// condition from an earlier Read or an expected stream revision.
+type AppendRequest struct {
+	// Stream the events go to. Required.
+	Stream string
+	// Events to append, at least one.
+	Events []EventData
+	// Condition, if set, fails the append with a *ConflictError when an
+	// event matching its query lies after its position.
+	Condition *AppendCondition
+	// ExpectedRevision, if set, fails the append with a *ConflictError
+	// unless the stream is at this revision (0: the stream has no events).
+	// Default: nil, any revision. See Revision.
+	ExpectedRevision *int64
+	// CommandID, Metadata and Hooks as in DispatchOpts.
+	CommandID string
+	Metadata  Metadata
+	Hooks     []Hook
+}
+
+// AppendResult is what an append committed.
+type AppendResult struct {
+	Records   []RawRecord
+	Revision  int64
+	Duplicate bool
+	Attempts  int
+}
+
+// Append appends events if req's condition and expected revision hold.
+// Unlike Dispatch it does not decide, so a failed condition is returned as
+// a *ConflictError at once rather than retried: the caller must read again
+// and decide again.
+func (s *Store) Append(ctx context.Context, req AppendRequest) (*AppendResult, error) {
+	start := time.Now()
+	p := &plan{
+		op:        "append",
+		stream:    req.Stream,
+		condition: req.Condition,
+		expected:  req.ExpectedRevision,
+		commandID: req.CommandID,
+		metadata:  req.Metadata,
+		hooks:     req.Hooks,
+		events:    slices.Clone(req.Events),
+	}
+	if len(p.events) == 0 {
+		err := &InvalidInputError{Field: "events", Reason: "empty"}
+		s.observe("append", start, 0, 0, err)
+		return nil, err
+	}
+	if p.condition != nil {
+		if err := s.cfg.Limits.checkQuery("condition.query", p.condition.Query); err != nil {
+			s.observe("append", start, 0, 0, err)
+			return nil, err
+		}
+		c := *p.condition
+		c.Query = c.Query.normalized()
+		p.condition = &c
+	}
+	out, err := s.execute(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return &AppendResult{Records: out.records, Revision: out.revision, Duplicate: out.duplicate, Attempts: out.attempts}, nil
+}
+
+// plan is one append: what to lock, what to read, how to decide, what to
+// check and what to write.
+type plan struct {
+	op         string
+	stream     string
+	query      Query // normalized consistency context (query mode)
+	streamMode bool  // the context is the stream's events
+	condition  *AppendCondition
+	expected   *int64
+	commandID  string
+	metadata   Metadata
+	hooks      []Hook
+
+	// Either events are fixed (Append) or decide produces them from the
+	// context read in the transaction (Dispatch).
+	events []EventData
+	decide func(context []RawRecord) ([]EventData, error)
+}
+
+type outcome struct {
+	records   []RawRecord
+	revision  int64
+	duplicate bool
+	attempts  int
+}
+
+// retry marks an attempt that failed for a reason another attempt can cure.
+type retry struct {
+	reason  string
+	err     error
+	keys    lockSet // keys to acquire up front next time
+	backoff bool    // wait before the next attempt
+}
+
+func (r *retry) Error() string { return r.reason }
+
+// execute validates the plan and runs attempts until one commits, one fails
+// for good, or the attempts are used up.
+func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
+	start := time.Now()
+	fail := func(attempts int, err error) (*outcome, error) {
+		s.observe(p.op, start, attempts, 0, err)
+		return nil, err
+	}
+	l := s.cfg.Limits
+	if err := l.checkStream(p.stream); err != nil {
+		return fail(0, err)
+	}
+	if err := l.checkCommandID(p.commandID); err != nil {
+		return fail(0, err)
+	}
+	if err := l.checkMetadata("metadata", p.metadata); err != nil {
+		return fail(0, err)
+	}
+	if p.events != nil {
+		p.events = s.withMetadata(p.events, p.metadata)
+		if err := l.checkEvents(p.events); err != nil {
+			return fail(0, err)
+		}
+	}
+
+	hint := lockSet{}
+	var last *retry
+	for attempt := 1; attempt <= s.cfg.MaxAttempts; attempt++ {
+		out, err := s.attempt(ctx, p, hint)
+		if err == nil {
+			out.attempts = attempt
+			s.observe(p.op, start, attempt, len(out.records), nil)
+			return out, nil
+		}
+		if !errors.As(err, &last) {
+			return fail(attempt, err)
+		}
+		s.cfg.Logger.DebugContext(ctx, "eventstore: retrying", "op", p.op, "stream", p.stream, "attempt", attempt, "reason", last.reason)
+		hint.addAll(last.keys)
+		if last.backoff && attempt < s.cfg.MaxAttempts {
+			if err := sleep(ctx, s.backoff(attempt)); err != nil {
+				return fail(attempt, storeError(ctx, "waiting to retry", err))
+			}
+		}
+	}
+	return fail(s.cfg.MaxAttempts, &ConflictError{Reason: last.reason, Attempts: s.cfg.MaxAttempts, Err: last.err})
+}
+
+// attempt runs the transaction once.
+func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome, err error) {
+	keysStrategy := s.cfg.LockStrategy == LockKeys
+	iso := pgx.ReadCommitted
+	if s.cfg.LockStrategy == LockSerializable {
+		iso = pgx.Serializable
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+	if err != nil {
+		return nil, s.classify(ctx, "beginning transaction", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(ctx, tx)
+		}
+	}()
+
+	// Step 1, in one round trip: lock, look up the command id, read the
+	// stream head and the context (or check the condition). The locks come
+	// first, in their own statement, so every later statement's snapshot is
+	// taken after they are granted: at READ COMMITTED that snapshot contains
+	// every commit of every writer that held a conflicting key.
+	held := lockSet{}
+	b := &pgx.Batch{}
+	switch s.cfg.LockStrategy {
+	case LockKeys:
+		held.add(allKey, false)
+		// The stream key, exclusive, serializes the stream's writers; in
+		// stream mode it is the whole context.
+		held.add(streamKey(p.stream), true)
+		if !p.streamMode && !p.query.IsEmpty() {
+			held.addAll(readKeys(p.query))
+		}
+		if p.condition != nil {
+			held.addAll(readKeys(p.condition.Query))
+		}
+		if p.events != nil {
+			held.addAll(writeKeys(p.events))
+		}
+		held.addAll(hint)
+	case LockTable:
+		b.Queue(lockTableSQL)
+		held.add(allKey, false)
+	case LockSerializable:
+		held.add(allKey, false) // only for the catch-up barrier
+	}
+	keys, excl := held.ordered()
+	b.Queue(lockSQL, keys, excl)
+
+	var prior []int64
+	priorFound := false
+	if p.commandID != "" {
+		b.Queue(commandSQL, p.commandID).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&prior)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			priorFound = err == nil
+			return err
+		})
+	}
+	var head int64
+	b.Queue(streamHeadSQL, p.stream).QueryRow(func(row pgx.Row) error { return row.Scan(&head) })
+
+	var context []RawRecord
+	collect := func(rows pgx.Rows) error {
+		var err error
+		context, err = pgx.CollectRows(rows, scanRecord)
+		return err
+	}
+	if p.decide != nil {
+		if p.streamMode {
+			b.Queue(streamReadSQL, p.stream, int64(0)).Query(collect)
+		} else {
+			var a args
+			b.Queue(readSQL(p.query, 0, 0, &a), a...).Query(collect)
+		}
+	}
+	conditionFailed := false
+	if p.condition != nil {
+		var after Position
+		if p.condition.After != nil {
+			after = *p.condition.After
+		}
+		var a args
+		b.Queue(existsSQL(p.condition.Query, after, &a), a...).QueryRow(func(row pgx.Row) error { return row.Scan(&conditionFailed) })
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, s.classify(ctx, "locking and reading the context", err)
+	}
+
+	if priorFound {
+		records, err := readPositions(ctx, tx, prior)
+		if err != nil {
+			return nil, s.classify(ctx, "reading the command's earlier records", err)
+		}
+		rev := head
+		if len(records) > 0 {
+			rev = records[len(records)-1].Revision
+		}
+		return &outcome{records: records, revision: rev, duplicate: true}, nil
+	}
+
+	// Step 2: check the caller's expectations, then decide.
+	if p.expected != nil && head != *p.expected {
+		return nil, &ConflictError{Reason: fmt.Sprintf("stream %q is at revision %d, expected %d", p.stream, head, *p.expected), Attempts: 1}
+	}
+	if conditionFailed {
+		return nil, &ConflictError{Reason: "an event matching the append condition was appended after position " + afterString(p.condition.After), Attempts: 1}
+	}
+	events := p.events
+	if p.decide != nil {
+		if events, err = p.decide(context); err != nil {
+			return nil, err
+		}
+		events = s.withMetadata(events, p.metadata)
+		if err := s.cfg.Limits.checkEvents(events); err != nil {
+			return nil, err
+		}
+	}
+
+	if len(events) == 0 {
+		if p.commandID != "" {
+			if _, err := tx.Exec(ctx, emptyCommandSQL, p.commandID, p.stream); err != nil {
+				return nil, s.classify(ctx, "recording the command", err)
+			}
+		}
+		if err := s.commit(ctx, tx); err != nil {
+			return nil, err
+		}
+		committed = true
+		return &outcome{revision: head}, nil
+	}
+
+	// Step 3: append. Under the keys strategy the write keys not yet held
+	// are tried without waiting (waiting here, out of order, could
+	// deadlock); if one is taken, the attempt restarts with all of them in
+	// its first, ordered acquisition.
+	var try []int64
+	var want lockSet
+	if keysStrategy {
+		want = writeKeys(events)
+		try = held.missing(want)
+	}
+	records, err := s.insert(ctx, tx, p, events, head, try)
+	if err != nil {
+		return nil, err
+	}
+	if records == nil {
+		return nil, &retry{reason: "write lock unavailable", keys: want}
+	}
+
+	for _, h := range slices.Concat(s.cfg.Hooks, p.hooks) {
+		if err := h.AfterAppend(ctx, tx, records); err != nil {
+			return nil, s.classify(ctx, "running an append hook", err)
+		}
+	}
+	if err := s.commit(ctx, tx); err != nil {
+		return nil, err
+	}
+	committed = true
+	return &outcome{records: records, revision: records[len(records)-1].Revision}, nil
+}
+
+// insert appends events with one statement. It returns nil records if a
+// try-lock failed.
+func (s *Store) insert(ctx context.Context, tx pgx.Tx, p *plan, events []EventData, head int64, try []int64) ([]RawRecord, error) {
+	n := len(events)
+	ids := make([][16]byte, n)
+	types := make([]string, n)
+	versions := make([]int32, n)
+	tags := make([]string, n)
+	metadata := make([]string, n)
+	data := make([][]byte, n)
+	for i, ev := range events {
+		ids[i] = ev.ID
+		types[i] = ev.Type
+		versions[i] = int32(ev.Version)
+		tags[i] = strings.Join(ev.Tags, "\x1f")
+		metadata[i] = encodeMetadata(ev.Metadata)
+		data[i] = ev.Data
+		if data[i] == nil {
+			data[i] = []byte{}
+		}
+	}
+	var cmdID *string
+	if p.commandID != "" {
+		cmdID = &p.commandID
+	}
+	var tryKeys []int64
+	if len(try) > 0 {
+		tryKeys = try
+	}
+	rows, err := tx.Query(ctx, insertSQL, ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, cmdID)
+	if err != nil {
+		return nil, s.classify(ctx, "appending events", err)
+	}
+	records := make([]RawRecord, 0, n)
+	i := 0
+	for rows.Next() {
+		var pos int64
+		r := RawRecord{ID: events[i].ID, Stream: p.stream, Type: events[i].Type, Version: events[i].Version,
+			Tags: events[i].Tags, Metadata: events[i].Metadata, Data: events[i].Data}
+		if err := rows.Scan(&pos, &r.Revision, &r.RecordedAt); err != nil {
+			rows.Close()
+			return nil, s.classify(ctx, "appending events", err)
+		}
+		r.Position = Position(pos)
+		if r.Tags == nil {
+			r.Tags = []string{}
+		}
+		records = append(records, r)
+		i++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.classify(ctx, "appending events", err)
+	}
+	if len(records) == 0 {
+		return nil, nil
+	}
+	if len(records) != n {
+		return nil, &StoreError{Op: "appending events", Err: fmt.Errorf("inserted %d of %d events", len(records), n)}
+	}
+	return records, nil
+}
+
+func (s *Store) commit(ctx context.Context, tx pgx.Tx) error {
+	if err := tx.Commit(ctx); err != nil {
+		err = s.classify(ctx, "committing", err)
+		var se *StoreError
+		if errors.As(err, &se) {
+			if code, _ := pgCode(err); code == "" {
+				// No answer from the server: COMMIT may have been applied.
+				se.CommitUnknown = true
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// classify turns a database error into a retry or a typed error.
+func (s *Store) classify(ctx context.Context, op string, err error) error {
+	code, constraint := pgCode(err)
+	switch {
+	case code == "40001":
+		return &retry{reason: "serialization failure", err: err, backoff: true}
+	case code == "40P01":
+		return &retry{reason: "deadlock", err: err, backoff: true}
+	case code == "23505" && constraint == "factos_events_stream_revision_key":
+		return &retry{reason: "concurrent append to the stream", err: err, backoff: true}
+	case code == "23505" && constraint == "factos_commands_pkey":
+		// A concurrent dispatch with the same command id committed first;
+		// the next attempt finds it and answers with its result.
+		return &retry{reason: "concurrent dispatch of the same command id", err: err}
+	case code == "23505" && constraint == "factos_events_id_key":
+		return &InvalidInputError{Field: "events.id", Reason: "an event with this id is already stored"}
+	}
+	return storeError(ctx, op, err)
+}
+
+func (s *Store) backoff(attempt int) time.Duration {
+	d := s.cfg.RetryBaseDelay << min(attempt-1, 20)
+	if d > s.cfg.RetryMaxDelay || d <= 0 {
+		d = s.cfg.RetryMaxDelay
+	}
+	// Full jitter: racing dispatches spread out instead of colliding again.
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+func (s *Store) observe(op string, start time.Time, attempts, events int, err error) {
+	if s.cfg.Observer == nil {
+		return
+	}
+	s.cfg.Observer(DispatchInfo{Op: op, Outcome: outcomeOf(err), Strategy: s.cfg.LockStrategy,
+		Attempts: attempts, Events: events, Duration: time.Since(start), Err: err})
+}
+
+// withMetadata returns events with extra merged into each event's metadata.
+// It copies rather than mutates: the codec's maps are not ours.
+func (s *Store) withMetadata(events []EventData, extra Metadata) []EventData {
+	if len(extra) == 0 {
+		return events
+	}
+	out := slices.Clone(events)
+	for i := range out {
+		md := make(Metadata, len(out[i].Metadata)+len(extra))
+		maps.Copy(md, out[i].Metadata)
+		maps.Copy(md, extra)
+		out[i].Metadata = md
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func afterString(p *Position) string {
+	if p == nil {
+		return "(none)"
+	}
+	return fmt.Sprint(int64(*p))
+}

@@ -1,0 +1,54 @@
+package eventstore_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/internal/testdb"
+)
+
+var strategies = []eventstore.LockStrategy{eventstore.LockKeys, eventstore.LockTable, eventstore.LockSerializable}
+
+// bundle is what a store test works with.
+type bundle struct {
+	ctx   context.Context
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+	codec *eventstore.JSONCodec[tickets.Event]
+}
+
+func setup(t *testing.T, cfg *eventstore.Config) *bundle {
+	t.Helper()
+	pool := testdb.New(t)
+	store, err := eventstore.New(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{ctx: context.Background(), pool: pool, store: store, codec: tickets.NewCodec()}
+}
+
+// counts is the number of rows in each factos table, to prove that a
+// failed dispatch wrote nothing.
+type counts struct{ events, tags, commands int }
+
+func (b *bundle) counts(t *testing.T) counts {
+	t.Helper()
+	var c counts
+	err := b.pool.QueryRow(b.ctx, `SELECT (SELECT count(*) FROM factos_events), (SELECT count(*) FROM factos_event_tags), (SELECT count(*) FROM factos_commands)`).Scan(&c.events, &c.tags, &c.commands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (b *bundle) schedule(t *testing.T, concert string, capacity int) {
+	t.Helper()
+	_, err := eventstore.Dispatch(b.ctx, b.store, tickets.ScheduleConcertHandler(b.codec), tickets.ScheduleConcert{ConcertID: concert, Capacity: capacity}, nil)
+	if err != nil {
+		t.Fatalf("schedule %s: %v", concert, err)
+	}
+}

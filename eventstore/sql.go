@@ -1,0 +1,126 @@
+package eventstore
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The SQL of the store. Every value is a bind parameter; only the shape of
+// a query (how many items, which kinds) changes the statement text, so the
+// number of distinct prepared statements stays small.
+
+const recordColumns = `e.position, e.id, e.stream, e.revision, e.type, e.version, e.tags, e.metadata, e.data, e.recorded_at`
+
+// lockSQL takes advisory locks in array order, each shared or exclusive, in
+// one statement. It waits for each in turn.
+const lockSQL = `SELECT CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END
+FROM unnest($1::int8[], $2::bool[]) AS t(k, x)`
+
+const lockTableSQL = `LOCK TABLE factos_events IN EXCLUSIVE MODE`
+
+const streamHeadSQL = `SELECT coalesce(max(revision), 0) FROM factos_events WHERE stream = $1`
+
+const commandSQL = `SELECT positions FROM factos_commands WHERE id = $1`
+
+const streamReadSQL = `SELECT ` + recordColumns + ` FROM factos_events e WHERE e.stream = $1 AND e.revision > $2 ORDER BY e.revision`
+
+const positionsReadSQL = `SELECT ` + recordColumns + ` FROM factos_events e WHERE e.position = ANY($1::int8[]) ORDER BY e.position`
+
+const sequenceSQL = `SELECT last_value FROM factos_events_position_seq`
+
+// insertSQL appends events and their tag rows, and records the command id,
+// in one statement. The one-time filter takes the keys of $9 with
+// try-locks before any row reaches the insert, that is before any position
+// is drawn; if one is unavailable no row is inserted and the caller
+// restarts the dispatch with those keys acquired up front. The ORDER BY makes
+// positions follow revisions within the append.
+const insertSQL = `WITH input AS (
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[], $6::bytea[])
+		WITH ORDINALITY AS i(id, type, version, tags, metadata, data, ord)
+), ev AS (
+	INSERT INTO factos_events (id, stream, revision, type, version, tags, metadata, data)
+	SELECT i.id, $7, $8 + i.ord, i.type, i.version, string_to_array(i.tags, E'\x1f'), i.metadata, i.data
+	FROM input i
+	WHERE (SELECT coalesce(bool_and(pg_try_advisory_xact_lock_shared(k)), true) FROM unnest($9::int8[]) AS k)
+	ORDER BY i.ord
+	RETURNING position, revision, recorded_at, tags, type
+), tg AS (
+	INSERT INTO factos_event_tags (tag, position, type)
+	SELECT t.tag, ev.position, ev.type FROM ev, unnest(ev.tags) AS t(tag)
+), cmd AS (
+	INSERT INTO factos_commands (id, stream, positions)
+	SELECT $10, $7, array_agg(position ORDER BY position) FROM ev
+	WHERE $10::text IS NOT NULL HAVING count(*) > 0
+)
+SELECT position, revision, recorded_at FROM ev ORDER BY position`
+
+// emptyCommandSQL records a command whose decision produced no events, so
+// that a retry answers "already done, nothing appended".
+const emptyCommandSQL = `INSERT INTO factos_commands (id, stream, positions) VALUES ($1, $2, '{}')`
+
+// args collects bind parameters and names them $1, $2, ...
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+// matchSQL returns a statement selecting the positions of events that match
+// q (normalized, not empty) with a position greater than after, in order,
+// at most limit of them (limit <= 0: no limit). Each item is answered from
+// its own index: types-only items from (type, position) on the event table,
+// tag items from (tag, position) on the tag table, one tag driving the scan
+// and the others probed with EXISTS. With a limit every branch is cut to
+// the limit first, so a catch-up read does not materialize every match.
+func matchSQL(q Query, after string, limit string, a *args) string {
+	if q.All {
+		return "SELECT position FROM factos_events WHERE position > " + after + " ORDER BY position" + limitClause(limit)
+	}
+	branches := make([]string, 0, len(q.Items))
+	for _, it := range q.Items {
+		var b strings.Builder
+		if len(it.Tags) == 0 {
+			fmt.Fprintf(&b, "SELECT position FROM factos_events WHERE type = ANY(%s::text[]) AND position > %s", a.add(it.Types), after)
+		} else {
+			fmt.Fprintf(&b, "SELECT t0.position FROM factos_event_tags t0 WHERE t0.tag = %s AND t0.position > %s", a.add(it.Tags[0]), after)
+			if len(it.Types) > 0 {
+				fmt.Fprintf(&b, " AND t0.type = ANY(%s::text[])", a.add(it.Types))
+			}
+			for _, tag := range it.Tags[1:] {
+				fmt.Fprintf(&b, " AND EXISTS (SELECT 1 FROM factos_event_tags t WHERE t.tag = %s AND t.position = t0.position)", a.add(tag))
+			}
+		}
+		if limit != "" {
+			b.WriteString(" ORDER BY 1" + limitClause(limit))
+		}
+		branches = append(branches, "("+b.String()+")")
+	}
+	if len(branches) == 1 {
+		return strings.TrimSuffix(strings.TrimPrefix(branches[0], "("), ")")
+	}
+	return "SELECT position FROM (" + strings.Join(branches, " UNION ") + ") m ORDER BY position" + limitClause(limit)
+}
+
+func limitClause(limit string) string {
+	if limit == "" {
+		return ""
+	}
+	return " LIMIT " + limit
+}
+
+// readSQL selects the records matching q after a position.
+func readSQL(q Query, after Position, limit int, a *args) string {
+	afterP := a.add(int64(after))
+	limitP := ""
+	if limit > 0 {
+		limitP = a.add(limit)
+	}
+	return "SELECT " + recordColumns + " FROM factos_events e WHERE e.position IN (" +
+		matchSQL(q, afterP, limitP, a) + ") ORDER BY e.position" + limitClause(limitP)
+}
+
+// existsSQL tells whether any event matching q lies after a position.
+func existsSQL(q Query, after Position, a *args) string {
+	return "SELECT EXISTS (" + matchSQL(q, a.add(int64(after)), "", a) + ")"
+}

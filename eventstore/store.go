@@ -1,0 +1,127 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store is the PostgreSQL event store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  *Config
+}
+
+// New returns a store over pool. The schema must be migrated (see the
+// migrations package). The store does not own the pool.
+func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
+	if pool == nil {
+		return nil, errors.New("eventstore: nil pool")
+	}
+	c := cfg.WithDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("eventstore: invalid config: %w", err)
+	}
+	return &Store{pool: pool, cfg: c}, nil
+}
+
+// Pool is the pool the store runs on.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// LockStrategy is the strategy the store was configured with.
+func (s *Store) LockStrategy() LockStrategy { return s.cfg.LockStrategy }
+
+// Limits are the input limits in force.
+func (s *Store) Limits() Limits { return s.cfg.Limits }
+
+// Hook runs inside a dispatch transaction after the events are appended
+// and before the commit, with the records as they will be committed. An
+// error rolls the whole dispatch back. Hooks must only use tx for database
+// work, so that their writes commit or roll back with the events.
+type Hook interface {
+	AfterAppend(ctx context.Context, tx pgx.Tx, records []RawRecord) error
+}
+
+// HookFunc adapts a function to Hook.
+type HookFunc func(ctx context.Context, tx pgx.Tx, records []RawRecord) error
+
+// AfterAppend implements Hook.
+func (f HookFunc) AfterAppend(ctx context.Context, tx pgx.Tx, records []RawRecord) error {
+	return f(ctx, tx, records)
+}
+
+// DispatchInfo describes a finished dispatch or append, for Config.Observer.
+type DispatchInfo struct {
+	// Op is "dispatch" or "append".
+	Op string
+	// Outcome is one of "committed", "duplicate", "rejected", "conflict",
+	// "invalid", "codec" or "error".
+	Outcome  string
+	Strategy LockStrategy
+	Attempts int
+	Events   int
+	Duration time.Duration
+	Err      error
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return "committed"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrInvalidInput):
+		return "invalid"
+	case errors.Is(err, ErrDecode), errors.Is(err, ErrEncode):
+		return "codec"
+	}
+	return "error"
+}
+
+func scanRecord(row pgx.CollectableRow) (RawRecord, error) {
+	var r RawRecord
+	var pos int64
+	err := row.Scan(&pos, &r.ID, &r.Stream, &r.Revision, &r.Type, &r.Version, &r.Tags, &r.Metadata, &r.Data, &r.RecordedAt)
+	r.Position = Position(pos)
+	return r, err
+}
+
+// storeError wraps a database error, making sure a cancelled or expired
+// context is visible to errors.Is even when the driver reports the failure
+// in its own words.
+func storeError(ctx context.Context, op string, err error) error {
+	var se *StoreError
+	if errors.As(err, &se) {
+		return err
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return &StoreError{Op: op, Err: err}
+}
+
+// pgCode returns the SQLSTATE and constraint of a PostgreSQL error.
+func pgCode(err error) (code, constraint string) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code, pgErr.ConstraintName
+	}
+	return "", ""
+}
+
+// rollback ends a transaction that did not commit. It runs on a context that
+// is not cancelled with the caller's, because a cancelled caller is exactly
+// when the rollback must still reach the server (or the connection must be
+// closed, which pgx does when it cannot).
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}

@@ -1,0 +1,187 @@
+// Package testdb gives every test its own PostgreSQL database.
+//
+// A test package calls Main from TestMain. If FACTOS_TEST_DATABASE_URL (or
+// else DATABASE_URL) is set, databases are created on that server, which
+// needs a role allowed to CREATE DATABASE; otherwise Main starts a throwaway
+// cluster from the local PostgreSQL binaries (see internal/devenv) and
+// removes it afterwards. Migrations run once per process into a template
+// database; New clones it, so each test starts from a migrated, empty store
+// and no test sees another's data.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+
+	"github.com/factos-go/factos/internal/devenv"
+	"github.com/factos-go/factos/migrations"
+)
+
+var (
+	adminURL string
+	server   *devenv.Postgres
+
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// Main starts (or finds) the server, runs the tests and cleans up.
+func Main(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testdb:", err)
+		os.Exit(2)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	ctx := context.Background()
+	adminURL = os.Getenv("FACTOS_TEST_DATABASE_URL")
+	if adminURL == "" {
+		adminURL = os.Getenv("DATABASE_URL")
+	}
+	if adminURL == "" {
+		var err error
+		server, err = devenv.StartPostgres(ctx, devenv.PostgresOpts{})
+		if err != nil {
+			return 0, err
+		}
+		defer server.Destroy() //nolint:errcheck // best effort at exit
+		adminURL = server.URL()
+	}
+	code := m.Run()
+	if templateName != "" {
+		_ = dropDatabase(ctx, templateName)
+	}
+	if code == 0 {
+		// Every test closed what it opened: pools, clients, servers.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "testdb: goroutines leaked:", err)
+			return 1, nil
+		}
+	}
+	return code, nil
+}
+
+// Server is the throwaway cluster Main started, or nil when the tests run
+// against an external server. Tests that stop and start PostgreSQL need it.
+func Server() *devenv.Postgres { return server }
+
+// AdminURL is the connection string of the server's maintenance database.
+func AdminURL() string { return adminURL }
+
+// New creates a migrated database for this test and returns a pool on it.
+// Both are closed and dropped when the test ends.
+func New(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	return Pool(t, NewURL(t))
+}
+
+// NewURL creates a migrated database for this test and returns its
+// connection string, for code that builds its own pool or runs a child
+// process. The database is dropped when the test ends.
+func NewURL(t testing.TB) string {
+	t.Helper()
+	templateOnce.Do(func() { templateName, templateErr = makeTemplate() })
+	if templateErr != nil {
+		t.Fatalf("error preparing the template database: %v", templateErr)
+	}
+	return create(t, "TEMPLATE "+pgx.Identifier{templateName}.Sanitize())
+}
+
+// NewEmptyURL creates an empty database (no migrations) for this test.
+func NewEmptyURL(t testing.TB) string {
+	t.Helper()
+	return create(t, "")
+}
+
+// Pool opens a pool on url, closed when the test ends.
+func Pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("error parsing %s: %v", url, err)
+	}
+	cfg.MaxConns = 32
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("error opening pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func create(t testing.TB, template string) string {
+	t.Helper()
+	ctx := context.Background()
+	name := "factos_test_" + randomSuffix()
+	if err := exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" "+template); err != nil {
+		t.Fatalf("error creating database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := dropDatabase(ctx, name); err != nil {
+			t.Errorf("error dropping database %s: %v", name, err)
+		}
+	})
+	return withDatabase(adminURL, name)
+}
+
+func makeTemplate() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	name := "factos_template_" + randomSuffix()
+	if err := exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", err
+	}
+	pool, err := pgxpool.New(ctx, withDatabase(adminURL, name))
+	if err != nil {
+		return "", err
+	}
+	defer pool.Close()
+	if _, err := migrations.Up(ctx, pool, nil); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func dropDatabase(ctx context.Context, name string) error {
+	return exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+func withDatabase(raw, db string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(fmt.Sprintf("testdb: bad server URL: %v", err))
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
