@@ -1,0 +1,152 @@
+package eventstore_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
+)
+
+// Catch-up readers must see every event exactly once, in position order,
+// even though transactions commit out of position order. The writers here
+// hold their transaction open for a random moment after drawing positions,
+// so later positions routinely commit first; the readers poll throughout.
+func TestCatchUpReadersNeverSkipOrRepeat(t *testing.T) {
+	t.Parallel()
+	forEachStrategy(t, func(t *testing.T, b *bundle) {
+		// Hold each transaction open after its insert, so commits land out
+		// of position order.
+		dawdle := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, _ []eventstore.RawRecord) error {
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			return nil
+		})
+		store, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: b.store.LockStrategy(), Hooks: []eventstore.Hook{dawdle}, MaxAttempts: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range 4 {
+			b.schedule(t, fmt.Sprint(c), 1000)
+		}
+		buy := tickets.BuyTicketHandler(b.codec)
+		filter := eventstore.NewQuery(eventstore.TypesAndTags([]string{tickets.TypeTicketSold}, tickets.ConcertTag("1")))
+
+		var done atomic.Bool
+		type seen struct {
+			positions []eventstore.Position
+			err       error
+		}
+		read := func(q *eventstore.Query, limit int) <-chan seen {
+			out := make(chan seen, 1)
+			go func() {
+				var s seen
+				var next eventstore.Position
+				for {
+					// Read once more after the writers finish so the tail
+					// is included.
+					finished := done.Load()
+					page, err := b.store.ReadAfter(b.ctx, next, &eventstore.ReadAfterOpts{Query: q, Limit: limit})
+					if err != nil {
+						s.err = err
+						break
+					}
+					for _, r := range page.Records {
+						s.positions = append(s.positions, r.Position)
+					}
+					next = page.Next
+					if finished && len(page.Records) < limit {
+						break
+					}
+				}
+				out <- s
+			}()
+			return out
+		}
+		all := read(nil, 7)
+		filtered := read(&filter, 3)
+
+		const n = 400
+		errs := race(n, 24, func(i int) error {
+			if i%3 == 0 {
+				_, err := store.Append(b.ctx, eventstore.AppendRequest{
+					Stream: fmt.Sprint("misc-", i),
+					Events: []eventstore.EventData{{Type: "Misc", Data: []byte{1}}, {Type: "Misc", Tags: []string{"x"}}},
+				})
+				return err
+			}
+			_, err := eventstore.Dispatch(b.ctx, store, buy, tickets.BuyTicket{ConcertID: fmt.Sprint(i % 4), BuyerID: fmt.Sprint(i)}, nil)
+			return err
+		})
+		done.Store(true)
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("writer %d: %v", i, err)
+			}
+		}
+
+		var want, wantFiltered []eventstore.Position
+		page, err := b.store.ReadAfter(b.ctx, 0, &eventstore.ReadAfterOpts{Limit: 100_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			want = append(want, r.Position)
+			if filter.Matches(r.Type, r.Tags) {
+				wantFiltered = append(wantFiltered, r.Position)
+			}
+		}
+		check := func(name string, got seen, want []eventstore.Position) {
+			t.Helper()
+			if got.err != nil {
+				t.Fatalf("%s reader: %v", name, got.err)
+			}
+			seenOnce := map[eventstore.Position]int{}
+			for i, p := range got.positions {
+				seenOnce[p]++
+				if i > 0 && got.positions[i-1] >= p {
+					t.Fatalf("%s reader: position %d after %d: out of order or repeated", name, p, got.positions[i-1])
+				}
+			}
+			for _, p := range want {
+				if seenOnce[p] != 1 {
+					t.Errorf("%s reader saw position %d %d times, want once", name, p, seenOnce[p])
+				}
+			}
+			if len(got.positions) != len(want) {
+				t.Errorf("%s reader saw %d events, want %d", name, len(got.positions), len(want))
+			}
+		}
+		check("unfiltered", <-all, want)
+		check("filtered", <-filtered, wantFiltered)
+		if len(wantFiltered) == 0 {
+			t.Fatal("no filtered events: the test proves nothing")
+		}
+	})
+}
+
+// ReadAfter on an idle log advances Next to the high-water mark so a
+// filtered reader need not rescan what it has already passed.
+func TestReadAfterAdvancesPastGaps(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	for i := range 5 {
+		_, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: fmt.Sprint("s", i), Events: []eventstore.EventData{{Type: "A"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := eventstore.NewQuery(eventstore.Types("B"))
+	page, err := b.store.ReadAfter(b.ctx, 0, &eventstore.ReadAfterOpts{Query: &q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 0 || page.Next != 5 {
+		t.Fatalf("page = %d records, next %d; want 0 records, next 5", len(page.Records), page.Next)
+	}
+}
