@@ -14,7 +14,9 @@ import (
 )
 
 // brokenCodec fails to encode.
-type brokenCodec struct{ eventstore.Codec[tickets.Event] }
+type brokenCodec struct {
+	eventstore.Codec[tickets.Event]
+}
 
 var errEncode = errors.New("cannot encode")
 

@@ -16,7 +16,9 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, &eventstore.Config{Limits: eventstore.Limits{MaxEventsPerDispatch: 5, MaxDataBytes: 64, MaxMetadataBytes: 32, MaxTagsPerEvent: 3}})
 	b.schedule(t, "c1", 10)
-	ok := func() eventstore.EventData { return eventstore.EventData{Type: "Ok", Tags: []string{"a"}, Data: []byte("{}")} }
+	ok := func() eventstore.EventData {
+		return eventstore.EventData{Type: "Ok", Tags: []string{"a"}, Data: []byte("{}")}
+	}
 	id := uuid.New()
 	stored, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: "taken", Events: []eventstore.EventData{ok()}})
 	if err != nil {
