@@ -159,13 +159,13 @@ func (c *Config) WithDefaults() *Config {
 func (c *Config) validate() error {
 	var errs []error
 	if _, err := ParseLockStrategy(string(c.LockStrategy)); err != nil {
-		errs = append(errs, fmt.Errorf("LockStrategy: %w", err))
+		errs = append(errs, fmt.Errorf("field LockStrategy: %w", err))
 	}
 	if c.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", c.MaxAttempts))
+		errs = append(errs, fmt.Errorf("field MaxAttempts must be at least 1, got %d", c.MaxAttempts))
 	}
 	if c.RetryBaseDelay < 0 || c.RetryMaxDelay < c.RetryBaseDelay {
-		errs = append(errs, fmt.Errorf("RetryBaseDelay (%s) must be >= 0 and <= RetryMaxDelay (%s)", c.RetryBaseDelay, c.RetryMaxDelay))
+		errs = append(errs, fmt.Errorf("field RetryBaseDelay (%s) must be >= 0 and <= RetryMaxDelay (%s)", c.RetryBaseDelay, c.RetryMaxDelay))
 	}
 	l := c.Limits
 	for name, v := range map[string]int{
@@ -175,12 +175,12 @@ func (c *Config) validate() error {
 		"MaxQueryItems": l.MaxQueryItems, "MaxCommandIDBytes": l.MaxCommandIDBytes,
 	} {
 		if v < 0 {
-			errs = append(errs, fmt.Errorf("Limits.%s must not be negative, got %d", name, v))
+			errs = append(errs, fmt.Errorf("field Limits.%s must not be negative, got %d", name, v))
 		}
 	}
 	for i, h := range c.Hooks {
 		if h == nil {
-			errs = append(errs, fmt.Errorf("Hooks[%d] is nil", i))
+			errs = append(errs, fmt.Errorf("field Hooks[%d] is nil", i))
 		}
 	}
 	return errors.Join(errs...)

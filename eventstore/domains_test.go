@@ -161,7 +161,7 @@ func subscribeHandler(codec eventstore.Codec[testEvent]) eventstore.Handler[Subs
 				case ofStudent >= maxCoursesPerStudent:
 					return nil, errTooManyCourses
 				}
-				return []testEvent{StudentSubscribed{Course: c.Course, Student: c.Student}}, nil
+				return []testEvent{StudentSubscribed(c)}, nil
 			},
 		},
 	}

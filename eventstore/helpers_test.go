@@ -52,3 +52,19 @@ func (b *bundle) schedule(t *testing.T, concert string, capacity int) {
 		t.Fatalf("schedule %s: %v", concert, err)
 	}
 }
+
+// examplePool returns a pool on a fresh migrated database for Example
+// functions, which get no *testing.T. In an application this is
+// pgxpool.New(ctx, os.Getenv("DATABASE_URL")) after migrations.Up.
+func examplePool() (*pgxpool.Pool, func()) {
+	ctx := context.Background()
+	url, drop, err := testdb.Create(ctx)
+	if err != nil {
+		panic(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		panic(err)
+	}
+	return pool, func() { pool.Close(); _ = drop() }
+}

@@ -95,11 +95,30 @@ func New(t testing.TB) *pgxpool.Pool {
 // process. The database is dropped when the test ends.
 func NewURL(t testing.TB) string {
 	t.Helper()
+	url, drop, err := Create(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("error dropping database: %v", err)
+		}
+	})
+	return url
+}
+
+// Create makes a migrated database outside of a test, for Example
+// functions and benchmarks. Call drop when done.
+func Create(ctx context.Context) (url string, drop func() error, err error) {
 	templateOnce.Do(func() { templateName, templateErr = makeTemplate() })
 	if templateErr != nil {
-		t.Fatalf("error preparing the template database: %v", templateErr)
+		return "", nil, fmt.Errorf("error preparing the template database: %w", templateErr)
 	}
-	return create(t, "TEMPLATE "+pgx.Identifier{templateName}.Sanitize())
+	name := "factos_test_" + randomSuffix()
+	if err := exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{templateName}.Sanitize()); err != nil {
+		return "", nil, fmt.Errorf("error creating database: %w", err)
+	}
+	return withDatabase(adminURL, name), func() error { return dropDatabase(context.Background(), name) }, nil
 }
 
 // NewEmptyURL creates an empty database (no migrations) for this test.

@@ -1,0 +1,47 @@
+# factos for Go. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Pinned tools, built once from the Go module proxy into a cache outside the
+# repository and reused.
+TOOLS               ?= $(HOME)/.cache/factos/bin
+TEMPORAL_VERSION    := v1.5.1
+HELM_VERSION        := v3.22.0
+STATICCHECK_VERSION := v0.7.0
+TEMPORAL            := $(TOOLS)/temporal-$(TEMPORAL_VERSION)/temporal
+HELM                := $(TOOLS)/helm-$(HELM_VERSION)/helm
+STATICCHECK         := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+export FACTOS_TEMPORAL_BIN := $(TEMPORAL)
+export FACTOS_HELM_BIN := $(HELM)
+
+# How often the concurrency suite repeats in `make test`.
+REPEAT ?= 3
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: test
+test: tools lint ## Run every test; starts PostgreSQL and Temporal itself
+	go test -race -count=1 ./...
+	go test -count=$(REPEAT) -run 'Concurrent|CatchUp' ./eventstore
+
+.PHONY: test/short
+test/short: ## Run the Go tests once, without the race detector or repeats
+	go test -count=1 ./...
+
+.PHONY: lint
+lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	$(STATICCHECK) ./...
+
+.PHONY: tools
+tools: $(TEMPORAL) $(HELM) $(STATICCHECK) ## Build the pinned tools into $(TOOLS)
+
+$(TEMPORAL):
+	GOBIN=$(dir $@) go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+$(HELM):
+	GOBIN=$(dir $@) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+$(STATICCHECK):
+	GOBIN=$(dir $@) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -1,0 +1,62 @@
+// Package eventstore is an append-only PostgreSQL event log with
+// context-consistent dispatch: a command's decision is appended only if no
+// fact it depended on changed while it was being made.
+//
+// # Model
+//
+// Events carry a type, tags and opaque bytes owned by the application's
+// Codec. A Query selects events: all of them, or items combined with OR;
+// within an item types are OR-ed and tags AND-ed. A Decider folds the
+// events matching a command's query into a state (Evolve) and decides the
+// new events (Decide). A View is a pure fold for read models, and a Reactor
+// plans Effects for a committed record.
+//
+// Deciders, views, reactors and codecs must be pure: a dispatch may run its
+// decider more than once, and only the attempt that commits counts.
+//
+// # Dispatch
+//
+// Dispatch runs a command through a Handler in one transaction: it takes
+// the locks of the command's context, reads and folds the context, decides,
+// appends the decided events and their tags, runs the configured hooks
+// (the outbox inserts River jobs there) and commits. Transient conflicts are
+// retried with jittered backoff. A Handler without a Query dispatches by
+// stream revision instead: the stream's own events are the context.
+//
+//	store, _ := eventstore.New(pool, nil)
+//	res, err := eventstore.Dispatch(ctx, store, tickets.BuyTicketHandler(codec),
+//		tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, nil)
+//	switch {
+//	case errors.Is(err, tickets.ErrSoldOut): // the decider's domain error
+//	case errors.Is(err, eventstore.ErrConflict): // retries exhausted
+//	}
+//
+// For decisions made outside the store, Read returns a context with the
+// position it observed and Append takes FailIfEventsMatch(query, after).
+//
+// # Lock strategies
+//
+// LockKeys (the default) derives sorted transaction-scoped advisory locks
+// from the query and from the events written, so commands on unrelated
+// contexts never wait for each other. LockTable (one table lock per
+// dispatch) and LockSerializable (SERIALIZABLE isolation with retries) are
+// kept as measured baselines. All three pass the same concurrency suite.
+// docs/consistency.md gives the key derivation and the argument for why it
+// keeps the guarantee.
+//
+// # Reads
+//
+// Read, ReadStream, ReadPositions and ReadAfter. ReadAfter is a catch-up
+// read: called repeatedly with Page.Next it returns every event exactly once
+// in position order, even though transactions commit out of position order.
+//
+// # Errors
+//
+// Every error matches one sentinel with errors.Is: ErrRejected
+// (*RejectedError, which unwraps to the decider's error), ErrConflict
+// (*ConflictError), ErrDecode (*DecodeError), ErrEncode (*EncodeError),
+// ErrInvalidInput (*InvalidInputError, naming the field) or ErrStore
+// (*StoreError). On any error nothing was written, except a *StoreError
+// with CommitUnknown set: a retry with the same DispatchOpts.CommandID is
+// then safe.
+package eventstore
