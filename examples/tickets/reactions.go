@@ -1,0 +1,58 @@
+package tickets
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/reactors"
+)
+
+// ReactorAnnounceSales names the domain's reactor.
+const ReactorAnnounceSales = "announce_sales"
+
+// announcementsSchema is the example's own table: one row per announced
+// sale, keyed by the effect's idempotency key, so that running the effect
+// twice announces once.
+const announcementsSchema = `CREATE TABLE IF NOT EXISTS ticket_announcements (
+    effect_key   text PRIMARY KEY,
+    concert_id   text NOT NULL,
+    buyer_id     text NOT NULL,
+    seat         integer NOT NULL,
+    announced_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)`
+
+// Migrate creates the example's table. The library's migrations do not
+// include it: it belongs to the application.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, announcementsSchema); err != nil {
+		return fmt.Errorf("error creating ticket_announcements: %w", err)
+	}
+	return nil
+}
+
+// RegisterReactions adds the sale announcer and its effect handler to reg.
+// The handler writes the announcement to ticket_announcements on pool; it
+// is idempotent by effect key.
+func RegisterReactions(reg *reactors.Registry, codec eventstore.Codec[Event], pool *pgxpool.Pool) error {
+	err := reactors.AddReactor(reg, reactors.Reactor[Event]{
+		Name:      ReactorAnnounceSales,
+		Codec:     codec,
+		Subscribe: eventstore.NewQuery(eventstore.Types(TypeTicketSold)),
+		React:     AnnounceSales,
+	})
+	if err != nil {
+		return err
+	}
+	return reactors.AddEffect(reg, reactors.EffectHandler[AnnounceTicketSale]{
+		Kind: EffectAnnounceTicketSale,
+		Handle: func(ctx context.Context, e reactors.Effect[AnnounceTicketSale]) error {
+			_, err := pool.Exec(ctx, `INSERT INTO ticket_announcements (effect_key, concert_id, buyer_id, seat)
+				VALUES ($1, $2, $3, $4) ON CONFLICT (effect_key) DO NOTHING`,
+				e.Key, e.Args.ConcertID, e.Args.BuyerID, e.Args.Seat)
+			return err
+		},
+	})
+}

@@ -1,0 +1,140 @@
+// Package testriver runs real River clients in tests: wired to a
+// reactors.Registry and an event store with the outbox installed, started,
+// and stopped when the test ends.
+package testriver
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/reactors"
+)
+
+// FastRetry retries failed jobs after a few milliseconds, so tests of
+// retries and dead letters finish quickly.
+type FastRetry struct{}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (FastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(5 * time.Millisecond) }
+
+// Opts tune Start.
+type Opts struct {
+	// StoreConfig for the store; the outbox is appended to its hooks.
+	StoreConfig *eventstore.Config
+	// Workers per queue. Default 10.
+	Workers int
+	// NoStart leaves the client stopped (for tests of what gets enqueued).
+	NoStart bool
+}
+
+// Env is a wired River client and store.
+type Env struct {
+	Client *river.Client[pgx.Tx]
+	Store  *eventstore.Store
+	Pool   *pgxpool.Pool
+}
+
+// Start wires reg to a River client and a store on pool and starts the
+// client.
+func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts) *Env {
+	t.Helper()
+	if opts == nil {
+		opts = &Opts{}
+	}
+	if opts.Workers == 0 {
+		opts.Workers = 10
+	}
+	workers := river.NewWorkers()
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            reg.Queues(opts.Workers, opts.Workers),
+		Workers:           workers,
+		TestOnly:          true,
+		FetchCooldown:     5 * time.Millisecond,
+		FetchPollInterval: 20 * time.Millisecond,
+		RetryPolicy:       FastRetry{},
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := reg.Outbox(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := opts.StoreConfig.WithDefaults()
+	cfg.Hooks = append(cfg.Hooks, ob)
+	store, err := eventstore.New(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.AddWorkers(workers, store); err != nil {
+		t.Fatal(err)
+	}
+	if !opts.NoStart {
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := client.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			stopCtx, stop := context.WithTimeout(context.Background(), 15*time.Second)
+			defer stop()
+			if err := client.Stop(stopCtx); err != nil {
+				t.Errorf("error stopping River: %v", err)
+			}
+			cancel()
+		})
+	}
+	return &Env{Client: client, Store: store, Pool: pool}
+}
+
+// WaitFor polls cond until it returns true or the deadline passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// JobCounts returns the number of River jobs per state whose kind starts
+// with prefix.
+func JobCounts(t testing.TB, pool *pgxpool.Pool, prefix string) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT state::text, count(*) FROM river_job WHERE kind LIKE $1 || '%' GROUP BY 1`, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			t.Fatal(err)
+		}
+		m[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

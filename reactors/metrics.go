@@ -1,0 +1,113 @@
+package reactors
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Prometheus metrics of reactions and effects. A nil
+// *Metrics records nothing.
+type Metrics struct {
+	lag       *prometheus.HistogramVec
+	reactions *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	retries   *prometheus.CounterVec
+	discards  *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them, plus a collector of
+// River job counts by kind and state read from pool at scrape time.
+//
+//   - factos_reaction_lag_seconds{reactor}: commit of a record to the start
+//     of its reaction (first attempt);
+//   - factos_reactions_total{reactor,outcome}: reacted, duplicate, error;
+//   - factos_effect_duration_seconds{kind,outcome}: one attempt of an effect;
+//   - factos_effect_retries_total{kind}: attempts after the first;
+//   - factos_effect_discards_total{kind,reason}: effects given up on
+//     (permanent error, or attempts exhausted);
+//   - factos_river_jobs{kind,state}: River jobs in the table.
+func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*Metrics, error) {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	m := &Metrics{
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "factos_reaction_lag_seconds",
+			Help: "Time from a record's commit to the start of its reaction.", Buckets: buckets}, []string{"reactor"}),
+		reactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "factos_reactions_total",
+			Help: "Reaction attempts by outcome."}, []string{"reactor", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "factos_effect_duration_seconds",
+			Help: "Duration of one effect attempt.", Buckets: buckets}, []string{"kind", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "factos_effect_retries_total",
+			Help: "Effect attempts after the first."}, []string{"kind"}),
+		discards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "factos_effect_discards_total",
+			Help: "Effects given up on."}, []string{"kind", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.lag, m.reactions, m.latency, m.retries, m.discards, &jobCollector{pool: pool}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observeLag(reactor string, d time.Duration) {
+	if m != nil {
+		m.lag.WithLabelValues(reactor).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) reaction(reactor, outcome string) {
+	if m != nil {
+		m.reactions.WithLabelValues(reactor, outcome).Inc()
+	}
+}
+
+func (m *Metrics) effectDone(kind, outcome string, d time.Duration) {
+	if m != nil {
+		m.latency.WithLabelValues(kind, outcome).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) effectRetry(kind string) {
+	if m != nil {
+		m.retries.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) effectDiscard(kind, reason string) {
+	if m != nil {
+		m.discards.WithLabelValues(kind, reason).Inc()
+	}
+}
+
+// jobCollector reports River job counts by kind and state at scrape time.
+type jobCollector struct{ pool *pgxpool.Pool }
+
+var jobsDesc = prometheus.NewDesc("factos_river_jobs", "River jobs by kind and state.", []string{"kind", "state"}, nil)
+
+func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc }
+
+func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
+	// A scrape must not hang on a sick database.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job GROUP BY 1, 2`)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, state string
+		var n int64
+		if err := rows.Scan(&kind, &state, &n); err != nil {
+			ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), kind, state)
+	}
+	if err := rows.Err(); err != nil {
+		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+	}
+}

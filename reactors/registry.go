@@ -1,0 +1,275 @@
+package reactors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/outbox"
+)
+
+// Defaults.
+const (
+	// DefaultEffectQueue is the River queue of effect jobs.
+	DefaultEffectQueue = "factos_effects"
+	// DefaultEffectMaxAttempts bounds an effect's attempts before River
+	// discards it (the dead letter).
+	DefaultEffectMaxAttempts = 10
+	// DefaultEffectTimeout bounds one attempt of an effect.
+	DefaultEffectTimeout = time.Minute
+)
+
+// EffectKindPrefix starts the River kind of every effect job.
+const EffectKindPrefix = "factos.effect."
+
+// Config configures a Registry. The zero value is usable.
+type Config struct {
+	// Metrics, if set, records reaction lag, effect latency, retries and
+	// discards. Default: none.
+	Metrics *Metrics
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// Registry holds the named reactors and the effect handlers of an
+// application, and registers their River workers.
+//
+// Wiring, in order: register reactors and effects; create the River client
+// with a river.Workers and Queues(...); build the outbox with Outbox(client)
+// and install it as a store hook; AddWorkers(workers, store); start the
+// client. The outbox needs the client and the workers need the store, so
+// the workers are added last (River reads its workers when it starts).
+type Registry struct {
+	cfg      Config
+	reactors map[string]*reactorEntry
+	order    []string
+	effects  map[string]*effectEntry
+
+	// fault, when set by tests, is called at each step of a reaction; an
+	// error aborts the reaction there, as a crash would.
+	fault func(step string, position int64) error
+}
+
+type reactorEntry struct {
+	sub   outbox.Subscription
+	react func(rec eventstore.RawRecord) ([]eventstore.Effect, error)
+}
+
+type effectEntry struct {
+	kind        string
+	queue       string
+	maxAttempts int
+	timeout     time.Duration
+	handle      func(ctx context.Context, args *EffectArgs, attempt int) error
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(cfg *Config) *Registry {
+	r := &Registry{reactors: map[string]*reactorEntry{}, effects: map[string]*effectEntry{}}
+	if cfg != nil {
+		r.cfg = *cfg
+	}
+	if r.cfg.Logger == nil {
+		r.cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return r
+}
+
+// Reactor describes a named reactor.
+type Reactor[E any] struct {
+	// Name identifies the reactor in job kinds, ledgers and metrics. Keep it
+	// stable: renaming a reactor makes replays treat history as new.
+	// Letters, digits, '_', '-' and '.'. Required.
+	Name string
+	// Codec decodes the records it receives. Required.
+	Codec eventstore.Codec[E]
+	// Subscribe selects the records it receives. Required.
+	Subscribe eventstore.Query
+	// React plans effects for a record. It must be pure. Required.
+	React eventstore.Reactor[E]
+	// Queue, MaxAttempts and Priority of its reaction jobs. Defaults: see
+	// outbox.Subscription.
+	Queue       string
+	MaxAttempts int
+	Priority    int
+}
+
+// AddReactor registers a reactor. It returns an error for a missing field
+// or a duplicate name.
+func AddReactor[E any](r *Registry, rc Reactor[E]) error {
+	switch {
+	case rc.Codec == nil || rc.React == nil:
+		return fmt.Errorf("reactors: reactor %q: Codec and React are required", rc.Name)
+	case rc.Subscribe.IsEmpty():
+		return fmt.Errorf("reactors: reactor %q: empty subscription", rc.Name)
+	}
+	if _, dup := r.reactors[rc.Name]; dup {
+		return fmt.Errorf("reactors: reactor %q registered twice", rc.Name)
+	}
+	sub := outbox.Subscription{Reactor: rc.Name, Query: rc.Subscribe, Queue: rc.Queue, MaxAttempts: rc.MaxAttempts, Priority: rc.Priority}
+	if err := sub.Validate(); err != nil {
+		return fmt.Errorf("reactors: %w", err)
+	}
+	sub = sub.WithDefaults()
+	r.reactors[rc.Name] = &reactorEntry{
+		sub: sub,
+		react: func(raw eventstore.RawRecord) ([]eventstore.Effect, error) {
+			ev, err := rc.Codec.Decode(raw)
+			if err != nil {
+				return nil, &eventstore.DecodeError{Position: raw.Position, Type: raw.Type, Version: raw.Version, Err: err}
+			}
+			return rc.React(eventstore.Record[E]{RawRecord: raw, Event: ev})
+		},
+	}
+	r.order = append(r.order, rc.Name)
+	return nil
+}
+
+// Effect is one effect as its handler receives it.
+type Effect[A any] struct {
+	// Kind of the effect.
+	Kind string
+	// Key is the effect's idempotency key, stable across retries and
+	// replays: use it to make the handler's IO idempotent (an insert with
+	// ON CONFLICT DO NOTHING, an Idempotency-Key header, a workflow id).
+	Key string
+	// Args as the reactor planned them.
+	Args A
+	// Reactor, Position and EventID say where the effect came from.
+	Reactor  string
+	Position eventstore.Position
+	EventID  string
+	// Attempt is 1 on the first try.
+	Attempt int
+}
+
+// EffectHandler performs one kind of effect.
+type EffectHandler[A any] struct {
+	// Kind matches eventstore.Effect.Kind. Letters, digits, '_', '-' and
+	// '.'. Required.
+	Kind string
+	// Handle performs the effect. Return nil when done, an error to retry
+	// with backoff, or Permanent(err) to give up at once. Required.
+	Handle func(ctx context.Context, e Effect[A]) error
+	// MaxAttempts before the job is discarded. Default: 10.
+	MaxAttempts int
+	// Timeout of one attempt. Default: 1 minute.
+	Timeout time.Duration
+	// Queue of its jobs. Default: DefaultEffectQueue.
+	Queue string
+}
+
+var kindPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// AddEffect registers an effect handler.
+func AddEffect[A any](r *Registry, h EffectHandler[A]) error {
+	switch {
+	case !kindPattern.MatchString(h.Kind):
+		return fmt.Errorf("reactors: effect kind %q must match %s", h.Kind, kindPattern)
+	case h.Handle == nil:
+		return fmt.Errorf("reactors: effect %q: Handle is required", h.Kind)
+	}
+	if _, dup := r.effects[h.Kind]; dup {
+		return fmt.Errorf("reactors: effect %q registered twice", h.Kind)
+	}
+	e := &effectEntry{kind: h.Kind, queue: h.Queue, maxAttempts: h.MaxAttempts, timeout: h.Timeout}
+	if e.queue == "" {
+		e.queue = DefaultEffectQueue
+	}
+	if e.maxAttempts == 0 {
+		e.maxAttempts = DefaultEffectMaxAttempts
+	}
+	if e.timeout == 0 {
+		e.timeout = DefaultEffectTimeout
+	}
+	e.handle = func(ctx context.Context, a *EffectArgs, attempt int) error {
+		var args A
+		if len(a.Args) > 0 {
+			if err := json.Unmarshal(a.Args, &args); err != nil {
+				return Permanent(fmt.Errorf("error decoding args of effect %s: %w", a.Key, err))
+			}
+		}
+		return h.Handle(ctx, Effect[A]{Kind: a.EffectKind, Key: a.Key, Args: args, Reactor: a.Reactor,
+			Position: eventstore.Position(a.Position), EventID: a.EventID, Attempt: attempt})
+	}
+	r.effects[h.Kind] = e
+	return nil
+}
+
+// Subscriptions are the outbox subscriptions of the registered reactors.
+func (r *Registry) Subscriptions() []outbox.Subscription {
+	out := make([]outbox.Subscription, 0, len(r.order))
+	for _, name := range r.order {
+		out = append(out, r.reactors[name].sub)
+	}
+	return out
+}
+
+// Outbox returns an outbox for the registered reactors, to be installed as
+// a store hook (eventstore.Config.Hooks).
+func (r *Registry) Outbox(client outbox.Inserter) (*outbox.Outbox, error) {
+	return outbox.New(client, r.Subscriptions())
+}
+
+// AddWorkers registers the River workers of every reactor and effect; the
+// reaction workers load records from store. It fails if workers already has
+// a worker for one of their kinds.
+func (r *Registry) AddWorkers(workers *river.Workers, store *eventstore.Store) (err error) {
+	if store == nil {
+		return errors.New("reactors: nil store")
+	}
+	// River reports a duplicate kind by panicking; turn that into an error
+	// at the one place applications wire workers.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("reactors: error adding workers: %v", p)
+		}
+	}()
+	for _, name := range r.order {
+		river.AddWorkerArgs(workers, outbox.ReactionArgs{Reactor: name}, &reactionWorker{reg: r, store: store, entry: r.reactors[name]})
+	}
+	for _, e := range r.effects {
+		river.AddWorkerArgs(workers, EffectArgs{EffectKind: e.kind}, &effectWorker{reg: r, entry: e})
+	}
+	return nil
+}
+
+// Queues returns River queue configs for every queue the registry uses,
+// with reactionWorkers and effectWorkers goroutines respectively.
+func (r *Registry) Queues(reactionWorkers, effectWorkers int) map[string]river.QueueConfig {
+	q := map[string]river.QueueConfig{}
+	for _, name := range r.order {
+		q[r.reactors[name].sub.Queue] = river.QueueConfig{MaxWorkers: reactionWorkers}
+	}
+	for _, e := range r.effects {
+		if _, ok := q[e.queue]; !ok {
+			q[e.queue] = river.QueueConfig{MaxWorkers: effectWorkers}
+		}
+	}
+	return q
+}
+
+// ErrPermanent marks an effect error that retrying cannot fix.
+var ErrPermanent = errors.New("permanent effect failure")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string        { return e.err.Error() }
+func (e *permanentError) Unwrap() error        { return e.err }
+func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// Permanent marks err as permanent: the effect job is cancelled at once
+// instead of retried, with err recorded on the job.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}

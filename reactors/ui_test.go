@@ -1,0 +1,161 @@
+package reactors_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/internal/testriver"
+	"github.com/factos-go/factos/reactors"
+)
+
+func TestRiverUIServesPageAndJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if err := tickets.RegisterReactions(b.reg, b.codec, b.pool); err != nil {
+		t.Fatal(err)
+	}
+	env := testriver.Start(t, b.pool, b.reg, nil)
+	b.sell(t, env.Store, "c1", 2)
+	testriver.WaitFor(t, waitLong, "effects to complete", func() (bool, error) {
+		return testriver.JobCounts(t, b.pool, reactors.EffectKindPrefix)["completed"] == 2, nil
+	})
+
+	if _, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{}); !errors.Is(err, reactors.ErrUIUnprotected) {
+		t.Fatalf("unprotected UI: err = %v, want ErrUIUnprotected", err)
+	}
+	if _, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{Username: "admin"}); err == nil {
+		t.Fatal("basic auth without a password accepted")
+	}
+	ui, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{Username: "admin", Password: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	t.Cleanup(cancel)
+	if err := ui.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/riverui/", ui)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	get := func(path, user, pass string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(b.ctx, http.MethodGet, srv.URL+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, creds := range [][2]string{{"", ""}, {"admin", "wrong"}, {"root", "s3cret"}} {
+		for _, path := range []string{"/riverui/", "/riverui/api/jobs?state=completed"} {
+			if code, _ := get(path, creds[0], creds[1]); code != http.StatusUnauthorized {
+				t.Errorf("GET %s as %q/%q: %d, want 401", path, creds[0], creds[1], code)
+			}
+		}
+	}
+	code, page := get("/riverui/", "admin", "s3cret")
+	if code != http.StatusOK || !strings.Contains(page, "<html") {
+		t.Fatalf("GET /riverui/: %d %.200s", code, page)
+	}
+	code, body := get("/riverui/api/jobs?state=completed&limit=100", "admin", "s3cret")
+	if code != http.StatusOK {
+		t.Fatalf("GET jobs: %d %s", code, body)
+	}
+	var list struct {
+		Data []struct {
+			Kind  string `json:"kind"`
+			State string `json:"state"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatalf("jobs JSON: %v: %.300s", err, body)
+	}
+	effects := 0
+	for _, j := range list.Data {
+		if j.Kind == reactors.EffectKindPrefix+tickets.EffectAnnounceTicketSale && j.State == "completed" {
+			effects++
+		}
+	}
+	if effects != 2 {
+		t.Errorf("River UI lists %d completed announce effects, want 2: %s", effects, body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	reg := prometheus.NewRegistry()
+	m, err := reactors.NewMetrics(reg, b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.reg = reactors.NewRegistry(&reactors.Config{Metrics: m})
+	if err := tickets.RegisterReactions(b.reg, b.codec, b.pool); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	addFlaky(t, b, "flaky", 2, func(reactors.Effect[string]) error {
+		attempts++
+		return errors.New("nope")
+	})
+	env := testriver.Start(t, b.pool, b.reg, nil)
+	b.sell(t, env.Store, "c1", 2)
+	dispatchNote(t, b, env.Store, "n")
+	testriver.WaitFor(t, waitLong, "jobs to finish", func() (bool, error) {
+		return b.count(t, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'discarded')`) == 0 &&
+			b.count(t, `SELECT count(*) FROM river_job WHERE state = 'discarded'`) == 1, nil
+	})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, mm := range f.GetMetric() {
+			labels := ""
+			for _, l := range mm.GetLabel() {
+				labels += "," + l.GetName() + "=" + l.GetValue()
+			}
+			key := f.GetName() + "{" + strings.TrimPrefix(labels, ",") + "}"
+			switch {
+			case mm.GetHistogram() != nil:
+				got[key] = float64(mm.GetHistogram().GetSampleCount())
+			case mm.GetCounter() != nil:
+				got[key] = mm.GetCounter().GetValue()
+			case mm.GetGauge() != nil:
+				got[key] = mm.GetGauge().GetValue()
+			}
+		}
+	}
+	for key, want := range map[string]float64{
+		"factos_reaction_lag_seconds{reactor=announce_sales}":                         2,
+		"factos_reactions_total{outcome=reacted,reactor=announce_sales}":              2,
+		"factos_effect_duration_seconds{kind=announce_ticket_sale,outcome=completed}": 2,
+		"factos_effect_retries_total{kind=flaky}":                                     1,
+		"factos_effect_discards_total{kind=flaky,reason=exhausted}":                   1,
+		"factos_river_jobs{kind=factos.effect.announce_ticket_sale,state=completed}":  2,
+		"factos_river_jobs{kind=factos.effect.flaky,state=discarded}":                 1,
+		"factos_river_jobs{kind=factos.reaction.announce_sales,state=completed}":      2,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+}
