@@ -1,0 +1,38 @@
+// Package reactors runs pure reactors on committed records and then the
+// effects they plan, as durable River jobs.
+//
+// # Flow
+//
+//	dispatch tx ── outbox ──▶ reaction job (kind factos.reaction.<reactor>)
+//	reaction job: load record → decode → reactor (pure) → effects
+//	  one tx: ledger row + effect-key rows + effect jobs + JobCompleteTx
+//	effect job (kind factos.effect.<kind>): handler does the IO, with retries
+//
+// A reaction either commits everything (its ledger row, its effect keys,
+// its effect jobs and its own completion) or nothing; River retries it
+// after a crash. Effect keys are recorded forever in factos_effects, so an
+// effect planned twice — by a retried reaction, a duplicate job or a replay —
+// is enqueued once. River's unique jobs alone would forget once its cleaner
+// deletes completed jobs.
+//
+// # Effects
+//
+// An EffectHandler receives the effect's Key: use it to make the IO
+// idempotent (an INSERT ... ON CONFLICT DO NOTHING keyed by it, an
+// Idempotency-Key header, a Temporal workflow id). A handler error is
+// retried with River's backoff; Permanent(err) cancels the job at once;
+// after MaxAttempts River discards the job, which stays visible, with every
+// error, in River UI: the dead letter. Requeue it from the UI once fixed.
+//
+// AddTemporalEffects registers effects that start or signal Temporal
+// workflows through the Workflows interface (the activities package adapts
+// a Temporal client), so this package itself never connects to Temporal.
+//
+// # Operating
+//
+// Replay enqueues a reactor's reactions over history in bounded, resumable
+// batches without duplicating reactions already done. NewUIHandler serves
+// River UI behind basic auth or a middleware; it refuses to run
+// unprotected unless told so. NewMetrics exports reaction lag, effect
+// latency, retries, discards and job counts to Prometheus.
+package reactors
