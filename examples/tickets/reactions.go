@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -10,8 +11,11 @@ import (
 	"github.com/factos-go/factos/reactors"
 )
 
-// ReactorAnnounceSales names the domain's reactor.
-const ReactorAnnounceSales = "announce_sales"
+// Reactor names.
+const (
+	ReactorAnnounceSales  = "announce_sales"
+	ReactorSignalPayments = "signal_payments"
+)
 
 // announcementsSchema is the example's own table: one row per announced
 // sale, keyed by the effect's idempotency key, so that running the effect
@@ -54,5 +58,34 @@ func RegisterReactions(reg *reactors.Registry, codec eventstore.Codec[Event], po
 				e.Key, e.Args.ConcertID, e.Args.BuyerID, e.Args.Seat)
 			return err
 		},
+	})
+}
+
+// SignalPayments signals a reservation's saga when its payment is
+// committed. The effect key is derived from the event id, and the signal
+// carries the amount.
+func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
+	p, ok := rec.Event.(PaymentReceived)
+	if !ok {
+		return nil, nil
+	}
+	payload, err := json.Marshal(p.AmountCents)
+	if err != nil {
+		return nil, err
+	}
+	return []eventstore.Effect{reactors.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), reactors.SignalWorkflow{
+		WorkflowID: ReservationWorkflowID(p.ReservationID), Signal: SignalPayment, Payload: payload,
+	})}, nil
+}
+
+// RegisterPaymentSignals adds the reactor that signals reservation sagas.
+// The registry must also have the Temporal effects
+// (reactors.AddTemporalEffects).
+func RegisterPaymentSignals(reg *reactors.Registry, codec eventstore.Codec[Event]) error {
+	return reactors.AddReactor(reg, reactors.Reactor[Event]{
+		Name:      ReactorSignalPayments,
+		Codec:     codec,
+		Subscribe: eventstore.NewQuery(eventstore.Types(TypePaymentReceived)),
+		React:     SignalPayments,
 	})
 }

@@ -25,6 +25,28 @@ type TicketSold struct {
 	ConcertID string `json:"concert_id"`
 	BuyerID   string `json:"buyer_id"`
 	Seat      int    `json:"seat"`
+	// ReservationID is set when the sale confirms a reservation.
+	ReservationID string `json:"reservation_id,omitempty"`
+}
+
+// TicketReserved holds a seat for a buyer until the reservation is
+// confirmed (a TicketSold with its id) or released.
+type TicketReserved struct {
+	ConcertID     string `json:"concert_id"`
+	BuyerID       string `json:"buyer_id"`
+	ReservationID string `json:"reservation_id"`
+}
+
+// ReservationReleased frees a held seat.
+type ReservationReleased struct {
+	ConcertID     string `json:"concert_id"`
+	ReservationID string `json:"reservation_id"`
+}
+
+// PaymentReceived records a payment for a reservation.
+type PaymentReceived struct {
+	ReservationID string `json:"reservation_id"`
+	AmountCents   int64  `json:"amount_cents"`
 }
 
 // UserRegistered claims a username for a user.
@@ -33,27 +55,35 @@ type UserRegistered struct {
 	Username string `json:"username"`
 }
 
-func (ConcertScheduled) isEvent() {}
-func (TicketSold) isEvent()       {}
-func (UserRegistered) isEvent()   {}
+func (ConcertScheduled) isEvent()    {}
+func (TicketSold) isEvent()          {}
+func (TicketReserved) isEvent()      {}
+func (ReservationReleased) isEvent() {}
+func (PaymentReceived) isEvent()     {}
+func (UserRegistered) isEvent()      {}
 
 // Event type names as stored.
 const (
-	TypeConcertScheduled = "ConcertScheduled"
-	TypeTicketSold       = "TicketSold"
-	TypeUserRegistered   = "UserRegistered"
+	TypeConcertScheduled    = "ConcertScheduled"
+	TypeTicketSold          = "TicketSold"
+	TypeTicketReserved      = "TicketReserved"
+	TypeReservationReleased = "ReservationReleased"
+	TypePaymentReceived     = "PaymentReceived"
+	TypeUserRegistered      = "UserRegistered"
 )
 
 // Tags.
-func ConcertTag(id string) string    { return "concert:" + id }
-func BuyerTag(id string) string      { return "buyer:" + id }
-func UserTag(id string) string       { return "user:" + id }
-func UsernameTag(name string) string { return "username:" + name }
+func ConcertTag(id string) string     { return "concert:" + id }
+func BuyerTag(id string) string       { return "buyer:" + id }
+func UserTag(id string) string        { return "user:" + id }
+func UsernameTag(name string) string  { return "username:" + name }
+func ReservationTag(id string) string { return "reservation:" + id }
 
 // Streams.
-func ConcertStream(id string) string { return "concert-" + id }
-func BuyerStream(id string) string   { return "buyer-" + id }
-func UserStream(id string) string    { return "user-" + id }
+func ConcertStream(id string) string            { return "concert-" + id }
+func BuyerStream(id string) string              { return "buyer-" + id }
+func UserStream(id string) string               { return "user-" + id }
+func PaymentStream(reservationID string) string { return "payment-" + reservationID }
 
 // Domain errors: a command rejected by a rule.
 var (
@@ -62,7 +92,24 @@ var (
 	ErrSoldOut         = errors.New("sold out")
 	ErrUsernameTaken   = errors.New("username taken")
 	ErrInvalidCommand  = errors.New("invalid command")
+	ErrReservationHeld = errors.New("reservation already exists")
+	ErrNoReservation   = errors.New("no such reservation held")
+	ErrAlreadyPaid     = errors.New("reservation already paid")
 )
+
+// DomainErrors names the domain errors for the trip through Temporal: an
+// activity reports a rejection by name, and the workflow side maps the name
+// back to the same error value.
+var DomainErrors = map[string]error{
+	"ConcertExists":   ErrConcertExists,
+	"ConcertNotFound": ErrConcertNotFound,
+	"SoldOut":         ErrSoldOut,
+	"UsernameTaken":   ErrUsernameTaken,
+	"InvalidCommand":  ErrInvalidCommand,
+	"ReservationHeld": ErrReservationHeld,
+	"NoReservation":   ErrNoReservation,
+	"AlreadyPaid":     ErrAlreadyPaid,
+}
 
 // NewCodec returns the JSON codec of the domain's events.
 func NewCodec() *eventstore.JSONCodec[Event] {
@@ -73,7 +120,29 @@ func NewCodec() *eventstore.JSONCodec[Event] {
 	})
 	eventstore.RegisterJSON(c, eventstore.JSONType[TicketSold]{
 		Name: TypeTicketSold, Version: 1,
-		Tags: func(e TicketSold) []string { return []string{ConcertTag(e.ConcertID), BuyerTag(e.BuyerID)} },
+		Tags: func(e TicketSold) []string {
+			tags := []string{ConcertTag(e.ConcertID), BuyerTag(e.BuyerID)}
+			if e.ReservationID != "" {
+				tags = append(tags, ReservationTag(e.ReservationID))
+			}
+			return tags
+		},
+	})
+	eventstore.RegisterJSON(c, eventstore.JSONType[TicketReserved]{
+		Name: TypeTicketReserved, Version: 1,
+		Tags: func(e TicketReserved) []string {
+			return []string{ConcertTag(e.ConcertID), BuyerTag(e.BuyerID), ReservationTag(e.ReservationID)}
+		},
+	})
+	eventstore.RegisterJSON(c, eventstore.JSONType[ReservationReleased]{
+		Name: TypeReservationReleased, Version: 1,
+		Tags: func(e ReservationReleased) []string {
+			return []string{ConcertTag(e.ConcertID), ReservationTag(e.ReservationID)}
+		},
+	})
+	eventstore.RegisterJSON(c, eventstore.JSONType[PaymentReceived]{
+		Name: TypePaymentReceived, Version: 1,
+		Tags: func(e PaymentReceived) []string { return []string{ReservationTag(e.ReservationID)} },
 	})
 	eventstore.RegisterJSON(c, eventstore.JSONType[UserRegistered]{
 		Name: TypeUserRegistered, Version: 1,
@@ -117,45 +186,172 @@ type BuyTicket struct {
 	BuyerID   string `json:"buyer_id"`
 }
 
-// Sale is the state of a concert's sale.
+// Sale is the state of a concert's sale: seats sold, and seats held by
+// reservations that are neither confirmed nor released.
 type Sale struct {
 	Scheduled bool
 	Capacity  int
 	Sold      int
+	// Held maps a held reservation's id to its buyer.
+	Held map[string]string
+	// Confirmed reservations, which can be neither held again nor released.
+	Confirmed map[string]bool
+}
+
+// Free is the number of seats neither sold nor held.
+func (s Sale) Free() int { return s.Capacity - s.Sold - len(s.Held) }
+
+// saleQuery is the context of every sale decision: the concert's schedule,
+// its sales and its reservations, whatever the buyer's stream.
+func saleQuery(concertID string) eventstore.Query {
+	return eventstore.NewQuery(eventstore.TypesAndTags(
+		[]string{TypeConcertScheduled, TypeTicketSold, TypeTicketReserved, TypeReservationReleased}, ConcertTag(concertID)))
+}
+
+// evolveSale folds the sale's events. The maps are created by newSale for
+// each decision, so updating them in place keeps the fold pure.
+func evolveSale(s Sale, e Event) Sale {
+	switch e := e.(type) {
+	case ConcertScheduled:
+		s.Scheduled, s.Capacity = true, e.Capacity
+	case TicketSold:
+		s.Sold++
+		if e.ReservationID != "" {
+			delete(s.Held, e.ReservationID)
+			s.Confirmed[e.ReservationID] = true
+		}
+	case TicketReserved:
+		s.Held[e.ReservationID] = e.BuyerID
+	case ReservationReleased:
+		delete(s.Held, e.ReservationID)
+	}
+	return s
+}
+
+func newSale() Sale { return Sale{Held: map[string]string{}, Confirmed: map[string]bool{}} }
+
+func saleDecider[C any](decide func(Sale, C) ([]Event, error)) eventstore.Decider[C, Event, Sale] {
+	return eventstore.Decider[C, Event, Sale]{Initial: newSale, Evolve: evolveSale, Decide: decide}
 }
 
 // BuyTicketHandler dispatches BuyTicket. Its context is the concert's
-// schedule and every ticket sold for it, whatever the buyer's stream, so two
+// schedule, sales and reservations, whatever the buyer's stream, so two
 // buyers racing for the last seat cannot both get it. The ticket is appended
 // to the buyer's stream.
 func BuyTicketHandler(codec eventstore.Codec[Event]) eventstore.Handler[BuyTicket, Event, Sale] {
 	return eventstore.Handler[BuyTicket, Event, Sale]{
 		Codec:  codec,
 		Stream: func(c BuyTicket) string { return BuyerStream(c.BuyerID) },
-		Query: func(c BuyTicket) eventstore.Query {
-			return eventstore.NewQuery(eventstore.TypesAndTags(
-				[]string{TypeConcertScheduled, TypeTicketSold}, ConcertTag(c.ConcertID)))
-		},
-		Decider: eventstore.Decider[BuyTicket, Event, Sale]{
-			Evolve: func(s Sale, e Event) Sale {
-				switch e := e.(type) {
-				case ConcertScheduled:
-					s.Scheduled, s.Capacity = true, e.Capacity
-				case TicketSold:
-					s.Sold++
-				}
-				return s
-			},
-			Decide: func(s Sale, c BuyTicket) ([]Event, error) {
+		Query:  func(c BuyTicket) eventstore.Query { return saleQuery(c.ConcertID) },
+		Decider: saleDecider(func(s Sale, c BuyTicket) ([]Event, error) {
+			switch {
+			case c.ConcertID == "" || c.BuyerID == "":
+				return nil, fmt.Errorf("%w: concert and buyer ids required", ErrInvalidCommand)
+			case !s.Scheduled:
+				return nil, ErrConcertNotFound
+			case s.Free() <= 0:
+				return nil, ErrSoldOut
+			}
+			return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: c.BuyerID, Seat: s.Sold + 1}}, nil
+		}),
+	}
+}
+
+// ReserveTicket holds a seat for a buyer.
+type ReserveTicket struct {
+	ConcertID     string `json:"concert_id"`
+	BuyerID       string `json:"buyer_id"`
+	ReservationID string `json:"reservation_id"`
+}
+
+// ReserveTicketHandler holds a seat if one is free.
+func ReserveTicketHandler(codec eventstore.Codec[Event]) eventstore.Handler[ReserveTicket, Event, Sale] {
+	return eventstore.Handler[ReserveTicket, Event, Sale]{
+		Codec:  codec,
+		Stream: func(c ReserveTicket) string { return BuyerStream(c.BuyerID) },
+		Query:  func(c ReserveTicket) eventstore.Query { return saleQuery(c.ConcertID) },
+		Decider: saleDecider(func(s Sale, c ReserveTicket) ([]Event, error) {
+			switch {
+			case c.ConcertID == "" || c.BuyerID == "" || c.ReservationID == "":
+				return nil, fmt.Errorf("%w: concert, buyer and reservation ids required", ErrInvalidCommand)
+			case !s.Scheduled:
+				return nil, ErrConcertNotFound
+			case s.Held[c.ReservationID] != "" || s.Confirmed[c.ReservationID]:
+				return nil, ErrReservationHeld
+			case s.Free() <= 0:
+				return nil, ErrSoldOut
+			}
+			return []Event{TicketReserved(c)}, nil
+		}),
+	}
+}
+
+// ConfirmReservation turns a held seat into a sold ticket.
+type ConfirmReservation struct {
+	ConcertID     string `json:"concert_id"`
+	ReservationID string `json:"reservation_id"`
+}
+
+// ConfirmReservationHandler sells the held seat.
+func ConfirmReservationHandler(codec eventstore.Codec[Event]) eventstore.Handler[ConfirmReservation, Event, Sale] {
+	return eventstore.Handler[ConfirmReservation, Event, Sale]{
+		Codec:  codec,
+		Stream: func(c ConfirmReservation) string { return "reservation-" + c.ReservationID },
+		Query:  func(c ConfirmReservation) eventstore.Query { return saleQuery(c.ConcertID) },
+		Decider: saleDecider(func(s Sale, c ConfirmReservation) ([]Event, error) {
+			buyer, held := s.Held[c.ReservationID]
+			if !held {
+				return nil, ErrNoReservation
+			}
+			return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: buyer, Seat: s.Sold + 1, ReservationID: c.ReservationID}}, nil
+		}),
+	}
+}
+
+// ReleaseReservation frees a held seat. Releasing a reservation that is
+// not held does nothing, so the saga can release without checking first.
+type ReleaseReservation struct {
+	ConcertID     string `json:"concert_id"`
+	ReservationID string `json:"reservation_id"`
+}
+
+// ReleaseReservationHandler frees the held seat.
+func ReleaseReservationHandler(codec eventstore.Codec[Event]) eventstore.Handler[ReleaseReservation, Event, Sale] {
+	return eventstore.Handler[ReleaseReservation, Event, Sale]{
+		Codec:  codec,
+		Stream: func(c ReleaseReservation) string { return "reservation-" + c.ReservationID },
+		Query:  func(c ReleaseReservation) eventstore.Query { return saleQuery(c.ConcertID) },
+		Decider: saleDecider(func(s Sale, c ReleaseReservation) ([]Event, error) {
+			if _, held := s.Held[c.ReservationID]; !held {
+				return nil, nil
+			}
+			return []Event{ReservationReleased(c)}, nil
+		}),
+	}
+}
+
+// RecordPayment records a payment for a reservation, once.
+type RecordPayment struct {
+	ReservationID string `json:"reservation_id"`
+	AmountCents   int64  `json:"amount_cents"`
+}
+
+// RecordPaymentHandler dispatches by stream revision: the reservation's
+// payment stream is the whole context.
+func RecordPaymentHandler(codec eventstore.Codec[Event]) eventstore.Handler[RecordPayment, Event, bool] {
+	return eventstore.Handler[RecordPayment, Event, bool]{
+		Codec:  codec,
+		Stream: func(c RecordPayment) string { return PaymentStream(c.ReservationID) },
+		Decider: eventstore.Decider[RecordPayment, Event, bool]{
+			Evolve: func(paid bool, e Event) bool { _, ok := e.(PaymentReceived); return paid || ok },
+			Decide: func(paid bool, c RecordPayment) ([]Event, error) {
 				switch {
-				case c.ConcertID == "" || c.BuyerID == "":
-					return nil, fmt.Errorf("%w: concert and buyer ids required", ErrInvalidCommand)
-				case !s.Scheduled:
-					return nil, ErrConcertNotFound
-				case s.Sold >= s.Capacity:
-					return nil, ErrSoldOut
+				case c.ReservationID == "" || c.AmountCents <= 0:
+					return nil, fmt.Errorf("%w: reservation id and a positive amount required", ErrInvalidCommand)
+				case paid:
+					return nil, ErrAlreadyPaid
 				}
-				return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: c.BuyerID, Seat: s.Sold + 1}}, nil
+				return []Event{PaymentReceived(c)}, nil
 			},
 		},
 	}

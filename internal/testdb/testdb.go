@@ -37,9 +37,11 @@ var (
 	templateErr  error
 )
 
-// Main starts (or finds) the server, runs the tests and cleans up.
-func Main(m *testing.M) {
-	code, err := run(m)
+// Main starts (or finds) the server, runs the tests and cleans up. Each
+// setup runs before the tests (to start more servers) and its teardown
+// after them.
+func Main(m *testing.M, setups ...func() (teardown func(), err error)) {
+	code, err := run(m, setups)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testdb:", err)
 		os.Exit(2)
@@ -47,7 +49,7 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-func run(m *testing.M) (int, error) {
+func run(m *testing.M, setups []func() (func(), error)) (int, error) {
 	ctx := context.Background()
 	adminURL = os.Getenv("FACTOS_TEST_DATABASE_URL")
 	if adminURL == "" {
@@ -62,10 +64,26 @@ func run(m *testing.M) (int, error) {
 		defer server.Destroy() //nolint:errcheck // best effort at exit
 		adminURL = server.URL()
 	}
+	var teardowns []func()
+	tearDown := func() {
+		for i := len(teardowns) - 1; i >= 0; i-- {
+			teardowns[i]()
+		}
+		teardowns = nil
+	}
+	defer tearDown()
+	for _, setup := range setups {
+		teardown, err := setup()
+		if err != nil {
+			return 0, err
+		}
+		teardowns = append(teardowns, teardown)
+	}
 	code := m.Run()
 	if templateName != "" {
 		_ = dropDatabase(ctx, templateName)
 	}
+	tearDown()
 	if code == 0 {
 		// Every test closed what it opened: pools, clients, servers.
 		if err := goleak.Find(); err != nil {

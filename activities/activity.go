@@ -1,0 +1,133 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/factos-go/factos/eventstore"
+)
+
+// DispatchActivity is the registered name of the dispatch activity.
+const DispatchActivity = "factos.Dispatch"
+
+// Application error types the activity returns. Only the top-level error
+// of an activity decides whether Temporal retries it, so the activity
+// returns *temporal.ApplicationError values themselves, never wrapped.
+const (
+	// ErrTypeRejected is the type of a rejection by an unnamed domain
+	// error. Named domain errors use their name (see Config.DomainErrors).
+	// Not retryable.
+	ErrTypeRejected = "factos.Rejected"
+	// ErrTypeConflict: concurrency conflicts outlasted the store's retries.
+	// Retryable.
+	ErrTypeConflict = "factos.Conflict"
+	// ErrTypeStore: the database failed. Retryable.
+	ErrTypeStore = "factos.StoreFailure"
+	// ErrTypeInvalidInput: an event or option failed validation. Not
+	// retryable.
+	ErrTypeInvalidInput = "factos.InvalidInput"
+	// ErrTypeCodec: a stored event could not be decoded or a decided one
+	// encoded. Not retryable: it needs a code or data fix.
+	ErrTypeCodec = "factos.Codec"
+	// ErrTypeUnknownCommand: no command of that name is registered. Not
+	// retryable.
+	ErrTypeUnknownCommand = "factos.UnknownCommand"
+	// ErrTypeBadPayload: the payload is not valid JSON for the command. Not
+	// retryable.
+	ErrTypeBadPayload = "factos.BadPayload"
+)
+
+// Request is the dispatch activity's input.
+type Request struct {
+	// Command names a registered command.
+	Command string `json:"command"`
+	// CommandID makes the dispatch exactly-once: a retried activity with
+	// the same id appends nothing and returns the first result. Required.
+	CommandID string `json:"command_id"`
+	// Payload is the command as JSON.
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Rejection are the details of a domain rejection.
+type Rejection struct {
+	Command string `json:"command"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
+}
+
+// Activities holds the dispatch activity.
+type Activities struct {
+	reg *Registry
+
+	// afterDispatch, when set by tests, runs after a dispatch committed and
+	// before the activity returns, to simulate a completion lost in transit.
+	afterDispatch func(ctx context.Context, res *Result) error
+}
+
+// Activities returns the registry's activities.
+func (r *Registry) Activities() *Activities { return &Activities{reg: r} }
+
+// Register registers the dispatch activity with a Temporal worker.
+func (a *Activities) Register(w worker.ActivityRegistry) {
+	w.RegisterActivityWithOptions(a.Dispatch, activity.RegisterOptions{Name: DispatchActivity})
+}
+
+// Dispatch runs a registered command through the event store, once per
+// command id, and records the workflow's ids on the appended events.
+func (a *Activities) Dispatch(ctx context.Context, req Request) (*Result, error) {
+	if req.CommandID == "" {
+		return nil, temporal.NewNonRetryableApplicationError("command id required: pass a deterministic id (activities.NewCommandID)", ErrTypeInvalidInput, nil)
+	}
+	md := eventstore.Metadata{"command": req.Command, "command_id": req.CommandID, "causation_id": req.CommandID}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		md["workflow_id"] = info.WorkflowExecution.ID
+		md["run_id"] = info.WorkflowExecution.RunID
+		md["activity_id"] = info.ActivityID
+		md["correlation_id"] = info.WorkflowExecution.ID
+	}
+	res, err := a.reg.Dispatch(ctx, req.Command, req.CommandID, req.Payload, md)
+	if err != nil {
+		return nil, a.reg.toTemporal(req.Command, err)
+	}
+	if a.afterDispatch != nil {
+		if err := a.afterDispatch(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// toTemporal maps a dispatch error to the application error Temporal acts
+// on. Rejections, bad input and codec failures would fail again: not
+// retryable. Conflicts and store failures may pass: retryable.
+func (r *Registry) toTemporal(cmd string, err error) error {
+	var (
+		rej     *eventstore.RejectedError
+		unknown *UnknownCommandError
+		payload *PayloadError
+	)
+	switch {
+	case errors.As(err, &rej):
+		name := r.errors.Name(rej.Err)
+		return temporal.NewNonRetryableApplicationError(rej.Err.Error(), name, nil,
+			Rejection{Command: cmd, Name: name, Message: rej.Err.Error()})
+	case errors.As(err, &unknown):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnknownCommand, nil)
+	case errors.As(err, &payload):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadPayload, nil)
+	case errors.Is(err, eventstore.ErrInvalidInput):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
+	case errors.Is(err, eventstore.ErrDecode), errors.Is(err, eventstore.ErrEncode):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCodec, nil)
+	case errors.Is(err, eventstore.ErrConflict):
+		return temporal.NewApplicationError(err.Error(), ErrTypeConflict)
+	}
+	return temporal.NewApplicationError(fmt.Sprintf("command %q: %v", cmd, err), ErrTypeStore)
+}

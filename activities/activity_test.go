@@ -1,0 +1,157 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/internal/testdb"
+)
+
+type bundle struct {
+	ctx   context.Context
+	store *eventstore.Store
+	reg   *activities.Registry
+	acts  *activities.Activities
+}
+
+func setup(t *testing.T, hooks ...eventstore.Hook) *bundle {
+	t.Helper()
+	pool := testdb.New(t)
+	store, err := eventstore.New(pool, &eventstore.Config{Hooks: hooks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := activities.NewRegistry(store, &activities.Config{DomainErrors: tickets.DomainErrors})
+	if err := tickets.RegisterCommands(reg, tickets.NewCodec()); err != nil {
+		t.Fatal(err)
+	}
+	b := &bundle{ctx: context.Background(), store: store, reg: reg, acts: reg.Activities()}
+	if _, err := reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-c1", []byte(`{"concert_id":"c1","capacity":1}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func payload(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// The activity's error mapping, seen exactly as Temporal sees it.
+func TestDispatchActivityMapsErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	env := quietSuite().NewTestActivityEnvironment()
+	b.acts.Register(env)
+
+	val, err := env.ExecuteActivity(activities.DispatchActivity, activities.Request{
+		Command: tickets.CmdBuyTicket, CommandID: "buy-1", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res activities.Result
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.CommandID != "buy-1" || res.Duplicate || len(res.Records) != 1 || res.Records[0].Type != tickets.TypeTicketSold || res.Stream != "buyer-ada" || res.Revision != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	recs, err := b.store.ReadPositions(b.ctx, eventstore.Position(res.Records[0].Position))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := recs[0].Metadata
+	if md["command_id"] != "buy-1" || md["command"] != tickets.CmdBuyTicket || md["workflow_id"] == "" || md["activity_id"] == "" || md["correlation_id"] != md["workflow_id"] {
+		t.Errorf("metadata %v lacks the correlation and causation ids", md)
+	}
+
+	cases := []struct {
+		name      string
+		req       activities.Request
+		errType   string
+		retryable bool
+	}{
+		{"domain rejection", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-2", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "bob"})}, "SoldOut", false},
+		{"unnamed domain error", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-3", Payload: payload(tickets.BuyTicket{ConcertID: "", BuyerID: "bob"})}, "InvalidCommand", false},
+		{"unknown command", activities.Request{Command: "tickets.Nope", CommandID: "x-1", Payload: payload(1)}, activities.ErrTypeUnknownCommand, false},
+		{"unknown field", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-2", Payload: json.RawMessage(`{"concert_id":"c1","buyer":"typo"}`)}, activities.ErrTypeBadPayload, false},
+		{"wrong type", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-3", Payload: json.RawMessage(`{"concert_id":7}`)}, activities.ErrTypeBadPayload, false},
+		{"empty payload", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-5"}, activities.ErrTypeBadPayload, false},
+		{"missing command id", activities.Request{Command: tickets.CmdBuyTicket, Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false},
+		{"invalid tag from input", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-6", Payload: payload(tickets.BuyTicket{ConcertID: "c\x001", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := env.ExecuteActivity(activities.DispatchActivity, tc.req)
+			var app *temporal.ApplicationError
+			if !errors.As(err, &app) {
+				t.Fatalf("err = %v, want an application error", err)
+			}
+			if app.Type() != tc.errType || app.NonRetryable() == tc.retryable {
+				t.Errorf("type %q retryable %v, want %q retryable %v (%v)", app.Type(), !app.NonRetryable(), tc.errType, tc.retryable, err)
+			}
+		})
+	}
+
+	// Invalid JSON cannot cross Temporal's data converter; the registry
+	// refuses it on the direct path too.
+	for _, bad := range []string{`{"concert_id":"c1","buyer_id":"z"} {}`, `{"concert_id":"c1",`, `null x`} {
+		_, err := b.reg.Dispatch(b.ctx, tickets.CmdBuyTicket, "x-9", []byte(bad), nil)
+		var perr *activities.PayloadError
+		if !errors.As(err, &perr) {
+			t.Errorf("payload %q: err = %v, want *PayloadError", bad, err)
+		}
+	}
+
+	// Rejection details carry the domain error.
+	_, err = env.ExecuteActivity(activities.DispatchActivity, cases[0].req)
+	var app *temporal.ApplicationError
+	var rej activities.Rejection
+	if !errors.As(err, &app) || app.Details(&rej) != nil || rej.Name != "SoldOut" || rej.Message != tickets.ErrSoldOut.Error() || rej.Command != tickets.CmdBuyTicket {
+		t.Errorf("rejection details %+v (%v)", rej, err)
+	}
+
+	// The same command id again: the first result, nothing appended.
+	val, err = env.ExecuteActivity(activities.DispatchActivity, activities.Request{
+		Command: tickets.CmdBuyTicket, CommandID: "buy-1", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again activities.Result
+	if err := val.Get(&again); err != nil || !again.Duplicate || again.Records[0].Position != res.Records[0].Position {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+}
+
+// Store failures are retryable: the database may come back.
+func TestStoreFailureIsRetryable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.store.Pool().Close()
+	env := quietSuite().NewTestActivityEnvironment()
+	b.acts.Register(env)
+	_, err := env.ExecuteActivity(activities.DispatchActivity, activities.Request{
+		Command: tickets.CmdBuyTicket, CommandID: "buy-1", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"})})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrTypeStore || app.NonRetryable() {
+		t.Fatalf("err = %v, want a retryable store failure", err)
+	}
+}
+
+// quietSuite is a test suite whose SDK logs are discarded: the expected
+// activity failures would otherwise flood the test output.
+func quietSuite() *testsuite.WorkflowTestSuite {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	return &s
+}

@@ -1,0 +1,69 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/factos-go/factos/reactors"
+)
+
+// Workflows adapts a Temporal client to reactors.Workflows, for the
+// built-in start and signal effects.
+type Workflows struct {
+	Client client.Client
+	// TaskQueue of started workflows that name none.
+	TaskQueue string
+}
+
+// StartWorkflow starts a workflow, idempotent by workflow id: if a
+// workflow with the id is running or has run (the id is never reused), the
+// start counts as done.
+func (w Workflows) StartWorkflow(ctx context.Context, req reactors.StartWorkflow) error {
+	queue := req.TaskQueue
+	if queue == "" {
+		queue = w.TaskQueue
+	}
+	var args []any
+	if len(req.Input) > 0 {
+		// Decode to a generic value so the data converter sends JSON the
+		// workflow can decode into its own type (a json.RawMessage would
+		// travel as bytes).
+		var v any
+		if err := json.Unmarshal(req.Input, &v); err != nil {
+			return reactors.Permanent(fmt.Errorf("workflow input is not JSON: %w", err))
+		}
+		args = append(args, v)
+	}
+	_, err := w.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    req.WorkflowID,
+		TaskQueue:             queue,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, req.WorkflowType, args...)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil
+	}
+	return err
+}
+
+// SignalWorkflow signals a running workflow.
+func (w Workflows) SignalWorkflow(ctx context.Context, req reactors.SignalWorkflow) error {
+	var arg any
+	if len(req.Payload) > 0 {
+		if err := json.Unmarshal(req.Payload, &arg); err != nil {
+			return reactors.Permanent(fmt.Errorf("signal payload is not JSON: %w", err))
+		}
+	}
+	err := w.Client.SignalWorkflow(ctx, req.WorkflowID, req.RunID, req.Signal, arg)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("signal %s to %s: %w", req.Signal, req.WorkflowID, reactors.ErrWorkflowNotFound)
+	}
+	return err
+}

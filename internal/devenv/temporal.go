@@ -1,0 +1,237 @@
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+)
+
+// TemporalVersion is the pinned version of the temporal CLI whose dev
+// server tests and `make dev` run. CLI v1.6 and later cannot be built with
+// `go install`, so this is the newest one the Go module proxy can build.
+const TemporalVersion = "v1.5.1"
+
+// TemporalBinary returns the path of the pinned temporal CLI: the one named
+// by FACTOS_TEMPORAL_BIN, else the one in the tools cache
+// (~/.cache/factos/bin/temporal-<version>/temporal), building it there with
+// `go install` from the Go module proxy if it is missing (minutes, once).
+func TemporalBinary(ctx context.Context) (string, error) {
+	if p := os.Getenv("FACTOS_TEMPORAL_BIN"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	dir, err := ToolsDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "temporal-"+TemporalVersion)
+	path := filepath.Join(bin, "temporal")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	cmd := exec.CommandContext(ctx, "go", "install", "github.com/temporalio/cli/cmd/temporal@"+TemporalVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("error building the temporal CLI %s: %w: %s", TemporalVersion, err, tail(string(out), 2000))
+	}
+	return path, nil
+}
+
+// ToolsDir is the cache of pinned tools: FACTOS_TOOLS, else
+// ~/.cache/factos/bin.
+func ToolsDir() (string, error) {
+	if d := os.Getenv("FACTOS_TOOLS"); d != "" {
+		return d, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no tools cache directory: %w", err)
+	}
+	return filepath.Join(cache, "factos", "bin"), nil
+}
+
+// TemporalOpts configures a dev server. The zero value is usable.
+type TemporalOpts struct {
+	// Bin is the temporal CLI. Default: TemporalBinary.
+	Bin string
+	// Port of the frontend (gRPC). Default: a free port.
+	Port int
+	// DBFile persists the server's state, so that a restarted server keeps
+	// its workflows. Default: a file in a temporary directory.
+	DBFile string
+	// Namespace created at start. Default: "default".
+	Namespace string
+	// LogFile receives the server's output. Default: a file next to DBFile.
+	LogFile string
+}
+
+// Temporal is a running Temporal dev server.
+type Temporal struct {
+	opts    TemporalOpts
+	tmpDir  string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	ports   [2]int // http, metrics
+	started bool
+}
+
+// StartTemporal starts a dev server on loopback and waits until its
+// namespace answers.
+func StartTemporal(ctx context.Context, opts TemporalOpts) (*Temporal, error) {
+	if opts.Bin == "" {
+		bin, err := TemporalBinary(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts.Bin = bin
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	t := &Temporal{opts: opts}
+	if t.opts.DBFile == "" || t.opts.LogFile == "" {
+		dir, err := os.MkdirTemp("", "factos-temporal-")
+		if err != nil {
+			return nil, err
+		}
+		t.tmpDir = dir
+		if t.opts.DBFile == "" {
+			t.opts.DBFile = filepath.Join(dir, "temporal.db")
+		}
+		if t.opts.LogFile == "" {
+			t.opts.LogFile = filepath.Join(dir, "server.log")
+		}
+	}
+	var err error
+	for _, p := range []*int{&t.opts.Port, &t.ports[0], &t.ports[1]} {
+		if *p == 0 {
+			if *p, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := t.Start(ctx); err != nil {
+		t.Destroy()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Address is the frontend's host:port.
+func (t *Temporal) Address() string { return "127.0.0.1:" + strconv.Itoa(t.opts.Port) }
+
+// Namespace the server was started with.
+func (t *Temporal) Namespace() string { return t.opts.Namespace }
+
+// Start (re)starts the server process with the same ports and database
+// file, and waits until it answers.
+func (t *Temporal) Start(ctx context.Context) error {
+	if t.started {
+		return errors.New("temporal dev server already running")
+	}
+	logf, err := os.OpenFile(t.opts.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	t.cmd = exec.Command(t.opts.Bin, "server", "start-dev", "--headless",
+		"--ip", "127.0.0.1", "--port", strconv.Itoa(t.opts.Port),
+		"--http-port", strconv.Itoa(t.ports[0]), "--metrics-port", strconv.Itoa(t.ports[1]),
+		"--db-filename", t.opts.DBFile, "--namespace", t.opts.Namespace,
+		"--log-level", "warn",
+		"--dynamic-config-value", "frontend.enableServerVersionCheck=false")
+	t.cmd.Stdout, t.cmd.Stderr = logf, logf
+	// Its own process group, so that a signal to the test's group (^C)
+	// does not race our orderly stop.
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := t.cmd.Start(); err != nil {
+		return fmt.Errorf("error starting the temporal dev server: %w", err)
+	}
+	t.started = true
+	t.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(t.cmd, t.exited)
+	if err := t.waitReady(ctx); err != nil {
+		_ = t.Stop()
+		logText, _ := os.ReadFile(t.opts.LogFile)
+		return fmt.Errorf("%w: %s", err, tail(string(logText), 2000))
+	}
+	return nil
+}
+
+func (t *Temporal) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-t.exited:
+			return errors.New("temporal dev server exited during start")
+		default:
+		}
+		if err := CheckTemporal(ctx, t.Address(), t.opts.Namespace); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("temporal dev server not ready: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// CheckTemporal reports whether a Temporal frontend answers at address
+// and serves namespace.
+func CheckTemporal(ctx context.Context, address, namespace string) error {
+	conn, err := net.DialTimeout("tcp", address, time.Second)
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: address, Namespace: namespace, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	return err
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after 10s) and keeps its
+// database file.
+func (t *Temporal) Stop() error {
+	if !t.started {
+		return nil
+	}
+	t.started = false
+	_ = t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+		<-t.exited
+	}
+	return nil
+}
+
+// Destroy stops the server and removes its temporary files.
+func (t *Temporal) Destroy() {
+	_ = t.Stop()
+	if t.tmpDir != "" {
+		_ = os.RemoveAll(t.tmpDir)
+	}
+}
