@@ -45,3 +45,7 @@ $(HELM):
 	GOBIN=$(dir $@) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 $(STATICCHECK):
 	GOBIN=$(dir $@) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: dev
+dev: ## Start PostgreSQL and Temporal if needed, migrate, run the worker and the demo; ^C cleans up
+	go run ./internal/devenv/dev

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/reactors"
+)
+
+// DemoSummary is what `worker demo tickets` prints.
+type DemoSummary struct {
+	Concert          string  `json:"concert"`
+	Mode             string  `json:"mode"`
+	Capacity         int     `json:"capacity"`
+	Buyers           int     `json:"buyers"`
+	Concurrency      int     `json:"concurrency"`
+	Accepted         int64   `json:"accepted"`
+	SoldOut          int64   `json:"sold_out"`
+	Errors           int64   `json:"errors"`
+	EventsRecorded   int     `json:"events_recorded"`
+	EffectsCompleted int     `json:"effects_completed"`
+	Seconds          float64 `json:"seconds"`
+	CommandsPerSec   float64 `json:"commands_per_second"`
+	OK               bool    `json:"ok"`
+}
+
+// runDemo runs a concurrent ticket sale against a migrated database and a
+// running worker (which executes the workflows and the effects), and
+// prints a JSON summary. It exits 1 unless exactly min(capacity, buyers)
+// tickets sold and every sale's effect completed.
+func runDemo(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] != "tickets" {
+		fmt.Fprintln(os.Stderr, "usage: worker demo tickets [-capacity N] [-buyers M] [-concurrency K] [-direct] [-wait D]")
+		return 2
+	}
+	fs := flag.NewFlagSet("demo tickets", flag.ContinueOnError)
+	capacity := fs.Int("capacity", 100, "seats for sale")
+	buyers := fs.Int("buyers", 300, "buyers racing for them")
+	concurrency := fs.Int("concurrency", 32, "buyers at once")
+	direct := fs.Bool("direct", false, "dispatch straight through the store instead of through Temporal workflows")
+	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the effects to complete (0: do not wait)")
+	concert := fs.String("concert", "", "concert id (default: a new random one)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *capacity < 0 || *buyers < 1 || *concurrency < 1 {
+		fmt.Fprintln(os.Stderr, "worker demo tickets: -capacity >= 0, -buyers >= 1 and -concurrency >= 1")
+		return 2
+	}
+	cfg := loadConfig()
+	if cfg == nil {
+		return 2
+	}
+	if *concert == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		*concert = "demo-" + hex.EncodeToString(b[:])
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker demo: DATABASE_URL cannot be parsed as a connection string")
+		return 2
+	}
+	defer pool.Close()
+
+	// The demo dispatches like the worker does: through a store whose
+	// outbox enqueues reaction jobs (an insert-only River client), so the
+	// running worker reacts and runs the effects.
+	codec := tickets.NewCodec()
+	reg := reactors.NewRegistry(nil)
+	if err := tickets.RegisterReactions(reg, codec, pool); err != nil {
+		return fail(err)
+	}
+	if cfg.TemporalEnabled {
+		if err := tickets.RegisterPaymentSignals(reg, codec); err != nil {
+			return fail(err)
+		}
+	}
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fail(err)
+	}
+	ob, err := reg.Outbox(rc)
+	if err != nil {
+		return fail(err)
+	}
+	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy, Hooks: []eventstore.Hook{ob}})
+	if err != nil {
+		return fail(err)
+	}
+	cmds := activities.NewRegistry(store, &activities.Config{DomainErrors: tickets.DomainErrors})
+	if err := tickets.RegisterCommands(cmds, codec); err != nil {
+		return fail(err)
+	}
+	sched, _ := json.Marshal(tickets.ScheduleConcert{ConcertID: *concert, Capacity: *capacity})
+	if _, err := cmds.Dispatch(ctx, tickets.CmdScheduleConcert, *concert+"/schedule", sched, nil); err != nil {
+		return fail(err)
+	}
+
+	var buy func(ctx context.Context, i int) (bool, error)
+	mode := "temporal"
+	if *direct {
+		mode = "direct"
+		buy = func(ctx context.Context, i int) (bool, error) {
+			payload, _ := json.Marshal(tickets.BuyTicket{ConcertID: *concert, BuyerID: fmt.Sprint("buyer-", i)})
+			_, err := cmds.Dispatch(ctx, tickets.CmdBuyTicket, fmt.Sprintf("%s/buy/%d", *concert, i), payload, nil)
+			if errors.Is(err, tickets.ErrSoldOut) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+	} else {
+		tc, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+			Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+		if err != nil {
+			return fail(fmt.Errorf("error connecting to Temporal at %s: %w", cfg.TemporalAddress, err))
+		}
+		defer tc.Close()
+		buy = func(ctx context.Context, i int) (bool, error) {
+			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-buy-%d", *concert, i), TaskQueue: cfg.TemporalTaskQueue},
+				tickets.BuyTicketWorkflow, tickets.BuyTicket{ConcertID: *concert, BuyerID: fmt.Sprint("buyer-", i)})
+			if err != nil {
+				return false, err
+			}
+			var p tickets.Purchase
+			err = run.Get(ctx, &p)
+			return p.Sold, err
+		}
+	}
+
+	sum := DemoSummary{Concert: *concert, Mode: mode, Capacity: *capacity, Buyers: *buyers, Concurrency: *concurrency}
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range *concurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= *buyers {
+					return
+				}
+				sold, err := buy(ctx, i)
+				switch {
+				case err != nil:
+					atomic.AddInt64(&sum.Errors, 1)
+					fmt.Fprintf(os.Stderr, "buyer %d: %v\n", i, err)
+				case sold:
+					atomic.AddInt64(&sum.Accepted, 1)
+				default:
+					atomic.AddInt64(&sum.SoldOut, 1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sum.Seconds = time.Since(start).Seconds()
+	sum.CommandsPerSec = float64(*buyers) / sum.Seconds
+
+	counts := func() error {
+		return pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM factos_event_tags WHERE tag = $1 AND type = $2),
+			(SELECT count(*) FROM river_job WHERE kind = $3 AND args->'args'->>'concert_id' = $4 AND state = 'completed')`,
+			tickets.ConcertTag(*concert), tickets.TypeTicketSold, reactors.EffectKindPrefix+tickets.EffectAnnounceTicketSale, *concert,
+		).Scan(&sum.EventsRecorded, &sum.EffectsCompleted)
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		if err := counts(); err != nil {
+			return fail(err)
+		}
+		if int64(sum.EffectsCompleted) >= sum.Accepted || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := int64(min(*capacity, *buyers))
+	sum.OK = sum.Errors == 0 && sum.Accepted == want && int64(sum.EventsRecorded) == want &&
+		(*wait == 0 || int64(sum.EffectsCompleted) == want)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(sum)
+	if !sum.OK {
+		return 1
+	}
+	return 0
+}
+
+func fail(err error) int {
+	fmt.Fprintln(os.Stderr, "worker demo:", err)
+	return 1
+}

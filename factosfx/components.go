@@ -1,0 +1,116 @@
+package factosfx
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.uber.org/fx"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/reactors"
+)
+
+// NewTemporalClient returns a lazy Temporal client, or nil when Temporal
+// is disabled. Lazy, so that the process starts (and reports itself not
+// ready) while Temporal is down, instead of crash-looping.
+func NewTemporalClient(lc fx.Lifecycle, cfg *Config, l *slog.Logger) (client.Client, error) {
+	if !cfg.TemporalEnabled {
+		return nil, nil
+	}
+	c, err := client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    log.NewStructuredLogger(l.With("component", "temporal")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error creating the Temporal client: %w", err)
+	}
+	lc.Append(fx.StopHook(c.Close))
+	return c, nil
+}
+
+// NewReactorRegistry registers the built-in Temporal effects (when
+// Temporal is enabled) and the domain's reactors.
+func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metrics, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
+	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l})
+	if tc != nil {
+		if err := reactors.AddTemporalEffects(reg, activities.Workflows{Client: tc, TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
+			return nil, err
+		}
+	}
+	if domain.Reactors != nil {
+		if err := domain.Reactors(reg, DomainEnv{Pool: pool, Temporal: tc != nil}); err != nil {
+			return nil, fmt.Errorf("error registering reactors: %w", err)
+		}
+	}
+	return reg, nil
+}
+
+// River is the River client and the workers it runs.
+type River struct {
+	Client  *river.Client[pgx.Tx]
+	Workers *river.Workers
+	// Works is false when no reactor or effect is registered: the client
+	// then only inserts.
+	Works bool
+}
+
+// NewRiver creates the River client for the registry's queues. Its workers
+// are added by NewStore, which River allows until the client starts.
+func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.Logger) (*River, error) {
+	workers := river.NewWorkers()
+	queues := reg.Queues(cfg.ReactionWorkers, cfg.EffectWorkers)
+	rc := &river.Config{Logger: l.With("component", "river")}
+	if len(queues) > 0 {
+		rc.Queues, rc.Workers = queues, workers
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("error creating the River client: %w", err)
+	}
+	return &River{Client: c, Workers: workers, Works: len(queues) > 0}, nil
+}
+
+// NewStore creates the event store with the outbox installed, and gives
+// the reactor workers the store they load records from.
+func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River, m *Metrics, l *slog.Logger) (*eventstore.Store, error) {
+	ob, err := reg.Outbox(rv.Client)
+	if err != nil {
+		return nil, err
+	}
+	store, err := eventstore.New(pool, &eventstore.Config{
+		LockStrategy: cfg.LockStrategy,
+		Hooks:        []eventstore.Hook{ob},
+		Observer:     m.ObserveDispatch,
+		Logger:       l.With("component", "eventstore"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.AddWorkers(rv.Workers, store); err != nil {
+		return nil, err
+	}
+	return store, nil
+}
+
+// NewCommandRegistry registers the domain's commands.
+func NewCommandRegistry(store *eventstore.Store, domain Domain) (*activities.Registry, error) {
+	reg := activities.NewRegistry(store, &activities.Config{DomainErrors: domain.DomainErrors})
+	if domain.Commands != nil {
+		if err := domain.Commands(reg); err != nil {
+			return nil, fmt.Errorf("error registering commands: %w", err)
+		}
+	}
+	if len(reg.Commands()) == 0 && domain.Workflows != nil {
+		return nil, errors.New("the domain registers workflows but no commands")
+	}
+	return reg, nil
+}

@@ -1,0 +1,231 @@
+package factosfx
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/factos-go/factos/eventstore"
+)
+
+// Config is the worker's configuration, read from the environment by
+// LoadConfig. Every variable, its default and its meaning are in Vars.
+type Config struct {
+	DatabaseURL      string
+	DatabaseMaxConns int32
+
+	TemporalEnabled   bool
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTaskQueue string
+
+	HTTPAddr  string
+	LogLevel  slog.Level
+	LogFormat string
+
+	ReactionWorkers int
+	EffectWorkers   int
+
+	RiverUIEnabled              bool
+	RiverUIUsername             string
+	RiverUIPassword             string
+	RiverUIAllowUnauthenticated bool
+
+	LockStrategy    eventstore.LockStrategy
+	ShutdownTimeout time.Duration
+}
+
+// Var describes one environment variable of the worker.
+type Var struct {
+	Name        string `json:"name"`
+	Default     string `json:"default,omitempty"`
+	Required    bool   `json:"required,omitempty"`
+	Secret      bool   `json:"secret,omitempty"`
+	Description string `json:"description"`
+
+	set func(c *Config, v string) error
+}
+
+// Vars are the worker's environment variables. `worker spec` prints them,
+// and the Helm chart's tests check the chart against that output.
+var Vars = []Var{
+	{Name: "DATABASE_URL", Required: true, Secret: true,
+		Description: "PostgreSQL connection string (postgres://user:pass@host:5432/db).",
+		set: func(c *Config, v string) error {
+			if _, err := url.Parse(v); err != nil || !(strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://") || strings.Contains(v, "host=")) {
+				return errors.New("must be a postgres:// URL or a key=value connection string")
+			}
+			c.DatabaseURL = v
+			return nil
+		}},
+	{Name: "DATABASE_MAX_CONNS", Default: "20", Description: "Maximum connections in the pool.",
+		set: func(c *Config, v string) error { n, err := positive(v, 1000); c.DatabaseMaxConns = int32(n); return err }},
+	{Name: "TEMPORAL_ENABLED", Default: "true", Description: "Run the Temporal worker (dispatch activity and workflows).",
+		set: func(c *Config, v string) (err error) { c.TemporalEnabled, err = strconv.ParseBool(v); return err }},
+	{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Description: "Temporal frontend host:port.",
+		set: func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("must be host:port")
+			}
+			c.TemporalAddress = v
+			return nil
+		}},
+	{Name: "TEMPORAL_NAMESPACE", Default: "default", Description: "Temporal namespace.",
+		set: func(c *Config, v string) error { c.TemporalNamespace = v; return nonEmpty(v) }},
+	{Name: "TEMPORAL_TASK_QUEUE", Default: "factos", Description: "Temporal task queue of the worker's activities and workflows.",
+		set: func(c *Config, v string) error { c.TemporalTaskQueue = v; return nonEmpty(v) }},
+	{Name: "HTTP_ADDR", Default: ":8080", Description: "Listen address of /healthz, /readyz, /metrics and /riverui/.",
+		set: func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("must be [host]:port")
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
+	{Name: "LOG_LEVEL", Default: "info", Description: "debug, info, warn or error.",
+		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{Name: "LOG_FORMAT", Default: "json", Description: "json or text.",
+		set: func(c *Config, v string) error {
+			if v != "json" && v != "text" {
+				return errors.New("must be json or text")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{Name: "RIVER_REACTION_WORKERS", Default: "10", Description: "Concurrent reaction jobs per process.",
+		set: func(c *Config, v string) (err error) { c.ReactionWorkers, err = positive(v, 10_000); return err }},
+	{Name: "RIVER_EFFECT_WORKERS", Default: "10", Description: "Concurrent effect jobs per process.",
+		set: func(c *Config, v string) (err error) { c.EffectWorkers, err = positive(v, 10_000); return err }},
+	{Name: "RIVERUI_ENABLED", Default: "false", Description: "Serve River UI under /riverui/.",
+		set: func(c *Config, v string) (err error) { c.RiverUIEnabled, err = strconv.ParseBool(v); return err }},
+	{Name: "RIVERUI_USERNAME", Secret: true, Description: "River UI basic-auth user (required with RIVERUI_ENABLED unless unauthenticated access is allowed).",
+		set: func(c *Config, v string) error { c.RiverUIUsername = v; return nil }},
+	{Name: "RIVERUI_PASSWORD", Secret: true, Description: "River UI basic-auth password.",
+		set: func(c *Config, v string) error { c.RiverUIPassword = v; return nil }},
+	{Name: "RIVERUI_ALLOW_UNAUTHENTICATED", Default: "false", Description: "Serve River UI without credentials (local development only).",
+		set: func(c *Config, v string) (err error) { c.RiverUIAllowUnauthenticated, err = strconv.ParseBool(v); return err }},
+	{Name: "LOCK_STRATEGY", Default: "keys", Description: "Event store lock strategy: keys, table or serializable. All processes must agree.",
+		set: func(c *Config, v string) (err error) { c.LockStrategy, err = eventstore.ParseLockStrategy(v); return err }},
+	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Description: "How long running jobs and activities may take to finish after SIGTERM.",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return errors.New("must be a positive duration such as 30s")
+			}
+			c.ShutdownTimeout = d
+			return nil
+		}},
+}
+
+// ConfigError names the variable that is wrong and why.
+type ConfigError struct {
+	Var    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("invalid configuration: %s: %s", e.Var, e.Reason) }
+
+// LoadConfig reads the configuration from getenv (os.Getenv if nil). It
+// reports every invalid or missing variable at once.
+func LoadConfig(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{}
+	var errs []error
+	for _, v := range Vars {
+		val := getenv(v.Name)
+		if val == "" {
+			if v.Required {
+				errs = append(errs, &ConfigError{Var: v.Name, Reason: "required"})
+				continue
+			}
+			val = v.Default
+		}
+		if val == "" {
+			continue
+		}
+		if err := v.set(c, val); err != nil {
+			reason := err.Error()
+			if !v.Secret {
+				reason = fmt.Sprintf("%q %s", val, reason)
+			}
+			errs = append(errs, &ConfigError{Var: v.Name, Reason: reason})
+		}
+	}
+	if c.RiverUIEnabled && !c.RiverUIAllowUnauthenticated && (c.RiverUIUsername == "" || c.RiverUIPassword == "") {
+		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME", Reason: "RIVERUI_ENABLED needs RIVERUI_USERNAME and RIVERUI_PASSWORD (or RIVERUI_ALLOW_UNAUTHENTICATED=true)"})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// Redacted returns the configuration as printable key/value pairs with
+// secrets replaced, for the start-up log line.
+func (c *Config) Redacted() []any {
+	out := []any{
+		"database", redactURL(c.DatabaseURL), "lock_strategy", c.LockStrategy,
+		"temporal_enabled", c.TemporalEnabled, "temporal_address", c.TemporalAddress,
+		"temporal_namespace", c.TemporalNamespace, "temporal_task_queue", c.TemporalTaskQueue,
+		"http_addr", c.HTTPAddr, "riverui_enabled", c.RiverUIEnabled,
+		"reaction_workers", c.ReactionWorkers, "effect_workers", c.EffectWorkers,
+		"shutdown_timeout", c.ShutdownTimeout.String(),
+	}
+	return out
+}
+
+// redactURL keeps what helps an operator (host, port, database, user) and
+// drops the password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(redacted)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "pass") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func positive(v string, max int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, fmt.Errorf("must be an integer from 1 to %d", max)
+	}
+	return n, nil
+}
+
+func nonEmpty(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+// VarNames lists the variable names, sorted.
+func VarNames() []string {
+	out := make([]string, len(Vars))
+	for i, v := range Vars {
+		out[i] = v.Name
+	}
+	sort.Strings(out)
+	return out
+}

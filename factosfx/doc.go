@@ -1,0 +1,20 @@
+// Package factosfx wires a factos worker process with go.uber.org/fx: the
+// pgx pool, the event store with its outbox, the reactor registry and River
+// client, the command registry and Temporal worker, and an HTTP server for
+// health, readiness, metrics and River UI.
+//
+// The worker binary (cmd/worker) is Module plus the ticket example domain;
+// an application supplies its own Domain and Config:
+//
+//	fx.New(
+//		factosfx.Module,
+//		fx.Supply(cfg, myDomain),
+//	).Run()
+//
+// Start-up is ordered so that the process refuses work until it can do it
+// right: the HTTP server answers at once (/healthz), but River and the
+// Temporal worker start only once the database answers and its migrations
+// are current, and /readyz says so. On SIGTERM the process stops taking
+// work, lets running jobs and activities finish within SHUTDOWN_TIMEOUT,
+// and closes the pool last.
+package factosfx

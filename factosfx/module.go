@@ -1,0 +1,91 @@
+package factosfx
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/reactors"
+)
+
+// Domain is what an application plugs into the worker.
+type Domain struct {
+	// Name appears in logs. Default: "app".
+	Name string
+	// Migrate creates the application's own tables; `worker migrate` runs
+	// it after the factos and River migrations. Optional.
+	Migrate func(ctx context.Context, pool *pgxpool.Pool) error
+	// Reactors registers reactors and effect handlers. When Temporal is
+	// enabled, the built-in workflow effects are registered before it runs.
+	// Optional.
+	Reactors func(reg *reactors.Registry, env DomainEnv) error
+	// Commands registers the commands workflows may send. Optional.
+	Commands func(reg *activities.Registry) error
+	// Workflows registers the application's workflows. Optional.
+	Workflows func(w worker.WorkflowRegistry)
+	// DomainErrors names domain errors for Temporal (see activities.Config).
+	DomainErrors map[string]error
+}
+
+// DomainEnv is what a domain's registration may use.
+type DomainEnv struct {
+	Pool *pgxpool.Pool
+	// Temporal reports whether the Temporal effects are available.
+	Temporal bool
+}
+
+// Module is every part of the worker. It needs a *Config and a Domain
+// supplied (fx.Supply).
+var Module = fx.Module("factos",
+	fx.Provide(
+		NewLogger,
+		NewPool,
+		NewMetrics,
+		NewTemporalClient,
+		NewReactorRegistry,
+		NewRiver,
+		NewStore,
+		NewCommandRegistry,
+		NewReadiness,
+		NewRunner,
+	),
+	fx.Invoke(
+		func(l *slog.Logger, cfg *Config, d Domain) {
+			l.Info("starting factos worker", append([]any{"domain", d.Name}, cfg.Redacted()...)...)
+		},
+		registerHTTP,
+		func(*Runner) {}, // the runner starts River and Temporal
+	),
+)
+
+// Options are the fx options of the worker process: Module, the supplied
+// configuration and domain, fx logging through slog at debug level, and a
+// stop timeout that leaves room for SHUTDOWN_TIMEOUT.
+func Options(cfg *Config, domain Domain) fx.Option {
+	return fx.Options(
+		Module,
+		fx.Supply(cfg, domain),
+		fx.StopTimeout(cfg.ShutdownTimeout+10*time.Second),
+		fx.WithLogger(func(l *slog.Logger) fxevent.Logger {
+			fl := &fxevent.SlogLogger{Logger: l}
+			fl.UseLogLevel(slog.LevelDebug)
+			return fl
+		}),
+	)
+}
+
+// NewLogger returns the process logger: JSON (default) or text on stderr.
+func NewLogger(cfg *Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}

@@ -1,0 +1,178 @@
+package factosfx
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/fx"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/migrations"
+)
+
+// Runner starts River and the Temporal worker once the database is
+// reachable and migrated, and stops them gracefully.
+type Runner struct {
+	cfg    *Config
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	river  *River
+	tc     client.Client
+	cmds   *activities.Registry
+	domain Domain
+	ready  *Readiness
+	sd     fx.Shutdowner
+
+	cancelStart context.CancelFunc
+	done        chan struct{} // closed when the start sequence has ended
+
+	mu       sync.Mutex
+	tworker  worker.Worker
+	riverRun context.CancelFunc
+}
+
+// NewRunner registers the runner's start and stop hooks.
+func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, rv *River,
+	tc client.Client, cmds *activities.Registry, domain Domain, ready *Readiness) *Runner {
+	r := &Runner{cfg: cfg, log: l, pool: pool, river: rv, tc: tc, cmds: cmds, domain: domain, ready: ready, sd: sd}
+	lc.Append(fx.Hook{
+		// Start returns at once: waiting for the database or Temporal here
+		// would make fx give up on start-up. The sequence runs in the
+		// background and /readyz reports its progress.
+		OnStart: func(context.Context) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			r.cancelStart, r.done = cancel, make(chan struct{})
+			go r.start(ctx)
+			return nil
+		},
+		OnStop: r.stop,
+	})
+	return r
+}
+
+func (r *Runner) start(ctx context.Context) {
+	defer close(r.done)
+	if !r.waitForMigrations(ctx) {
+		return
+	}
+	if r.river.Works {
+		// River gets its own context: cancelling it is a hard stop, which
+		// only stop may decide (never fx's start context).
+		riverCtx, cancel := context.WithCancel(context.Background())
+		if err := r.river.Client.Start(riverCtx); err != nil {
+			cancel()
+			r.log.Error("River did not start; shutting down", "error", err)
+			_ = r.sd.Shutdown(fx.ExitCode(1))
+			return
+		}
+		r.mu.Lock()
+		r.riverRun = cancel
+		r.mu.Unlock()
+	}
+	r.ready.set(componentRiver, true)
+	r.log.Info("River started", "works", r.river.Works)
+
+	if r.tc == nil {
+		return
+	}
+	w := worker.New(r.tc, r.cfg.TemporalTaskQueue, worker.Options{
+		WorkerStopTimeout: r.cfg.ShutdownTimeout,
+		// A worker that cannot go on (its namespace deleted, say) ends the
+		// process, so that the orchestrator restarts it visibly.
+		OnFatalError: func(err error) {
+			r.log.Error("Temporal worker failed; shutting down", "error", err)
+			_ = r.sd.Shutdown(fx.ExitCode(1))
+		},
+	})
+	r.cmds.Activities().Register(w)
+	if r.domain.Workflows != nil {
+		r.domain.Workflows(w)
+	}
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := w.Start()
+		if err == nil {
+			break
+		}
+		r.log.Warn("Temporal worker not started; retrying", "error", err, "address", r.cfg.TemporalAddress, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+	r.mu.Lock()
+	r.tworker = w
+	r.mu.Unlock()
+	r.ready.set(componentTemporal, true)
+	r.log.Info("Temporal worker started", "task_queue", r.cfg.TemporalTaskQueue, "namespace", r.cfg.TemporalNamespace)
+}
+
+// waitForMigrations polls until the schema is current. A worker must not
+// run against a schema it does not know.
+func (r *Runner) waitForMigrations(ctx context.Context) bool {
+	var lastLog time.Time
+	for {
+		st, err := migrations.ReadStatus(ctx, r.pool, nil)
+		if err == nil && st.Current() {
+			r.ready.set(componentMigrations, true)
+			return true
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			lastLog = time.Now()
+			if err != nil {
+				r.log.Warn("waiting for the database", "error", err)
+			} else {
+				r.log.Warn("waiting for migrations; run `worker migrate`", "pending", st.Pending())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// stop stops taking work and lets running work finish: the Temporal worker
+// and River stop in parallel, each waiting for its running activities or
+// jobs up to SHUTDOWN_TIMEOUT; jobs still running then are cancelled and
+// River retries them later.
+func (r *Runner) stop(ctx context.Context) error {
+	r.ready.stopping()
+	r.cancelStart()
+	<-r.done
+	r.mu.Lock()
+	tw, riverRun := r.tworker, r.riverRun
+	r.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var riverErr error
+	if tw != nil {
+		wg.Go(tw.Stop)
+	}
+	if riverRun != nil {
+		wg.Go(func() {
+			defer riverRun()
+			if err := r.river.Client.Stop(ctx); err != nil {
+				r.log.Warn("River jobs did not finish in time; cancelling them", "error", err)
+				hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer hardCancel()
+				riverErr = r.river.Client.StopAndCancel(hardCtx)
+			}
+		})
+	}
+	wg.Wait()
+	r.log.Info("workers stopped")
+	if errors.Is(riverErr, context.DeadlineExceeded) {
+		return nil // reported above; the pool closes next either way
+	}
+	return riverErr
+}

@@ -1,0 +1,63 @@
+package factosfx
+
+// HTTP paths the worker serves on HTTP_ADDR.
+const (
+	PathHealth  = "/healthz"  // process alive
+	PathReady   = "/readyz"   // database reachable, migrations current, workers started
+	PathMetrics = "/metrics"  // Prometheus
+	PathRiverUI = "/riverui/" // River UI, when enabled
+)
+
+// DefaultHTTPPort is the port of the default HTTP_ADDR.
+const DefaultHTTPPort = 8080
+
+// Spec describes what the worker binary reads and serves. `worker spec`
+// prints it as JSON; deployment tooling (the Helm chart's tests) checks
+// itself against it instead of against a copy that could drift.
+type Spec struct {
+	Binary   string        `json:"binary"`
+	Commands []CommandSpec `json:"commands"`
+	Env      []Var         `json:"env"`
+	HTTP     HTTPSpec      `json:"http"`
+	// ShutdownTimeoutVar bounds the graceful stop; a pod's termination
+	// grace period must be longer.
+	ShutdownTimeoutVar string `json:"shutdown_timeout_var"`
+}
+
+// CommandSpec is a subcommand and the arguments that select it.
+type CommandSpec struct {
+	Name        string   `json:"name"`
+	Args        []string `json:"args"`
+	Description string   `json:"description"`
+}
+
+// HTTPSpec is the worker's HTTP surface.
+type HTTPSpec struct {
+	AddrVar     string `json:"addr_var"`
+	DefaultPort int    `json:"default_port"`
+	Liveness    string `json:"liveness"`
+	Readiness   string `json:"readiness"`
+	Metrics     string `json:"metrics"`
+	RiverUI     string `json:"riverui"`
+}
+
+// Commands of the worker binary.
+var Commands = []CommandSpec{
+	{Name: "run", Args: []string{"run"}, Description: "Run the Temporal worker, the River workers and the HTTP server until SIGINT/SIGTERM (the default)."},
+	{Name: "migrate", Args: []string{"migrate"}, Description: "Apply the event store, River and application migrations, then exit."},
+	{Name: "migrate status", Args: []string{"migrate", "status"}, Description: "Print which migrations are applied."},
+	{Name: "demo tickets", Args: []string{"demo", "tickets"}, Description: "Run a concurrent ticket sale and print a JSON summary."},
+	{Name: "spec", Args: []string{"spec"}, Description: "Print this description as JSON."},
+}
+
+// WorkerSpec returns the worker's spec.
+func WorkerSpec() Spec {
+	return Spec{
+		Binary:   "worker",
+		Commands: Commands,
+		Env:      Vars,
+		HTTP: HTTPSpec{AddrVar: "HTTP_ADDR", DefaultPort: DefaultHTTPPort, Liveness: PathHealth,
+			Readiness: PathReady, Metrics: PathMetrics, RiverUI: PathRiverUI},
+		ShutdownTimeoutVar: "SHUTDOWN_TIMEOUT",
+	}
+}
