@@ -66,7 +66,11 @@ var Vars = []Var{
 			return nil
 		}},
 	{Name: "DATABASE_MAX_CONNS", Default: "20", Description: "Maximum connections in the pool.",
-		set: func(c *Config, v string) error { n, err := positive(v, 1000); c.DatabaseMaxConns = int32(n); return err }},
+		set: func(c *Config, v string) error {
+			n, err := positive(v, 1000)
+			c.DatabaseMaxConns = int32(n)
+			return err
+		}},
 	{Name: "TEMPORAL_ENABLED", Default: "true", Description: "Run the Temporal worker (dispatch activity and workflows).",
 		set: func(c *Config, v string) (err error) { c.TemporalEnabled, err = strconv.ParseBool(v); return err }},
 	{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Description: "Temporal frontend host:port.",
@@ -110,9 +114,15 @@ var Vars = []Var{
 	{Name: "RIVERUI_PASSWORD", Secret: true, Description: "River UI basic-auth password.",
 		set: func(c *Config, v string) error { c.RiverUIPassword = v; return nil }},
 	{Name: "RIVERUI_ALLOW_UNAUTHENTICATED", Default: "false", Description: "Serve River UI without credentials (local development only).",
-		set: func(c *Config, v string) (err error) { c.RiverUIAllowUnauthenticated, err = strconv.ParseBool(v); return err }},
+		set: func(c *Config, v string) (err error) {
+			c.RiverUIAllowUnauthenticated, err = strconv.ParseBool(v)
+			return err
+		}},
 	{Name: "LOCK_STRATEGY", Default: "keys", Description: "Event store lock strategy: keys, table or serializable. All processes must agree.",
-		set: func(c *Config, v string) (err error) { c.LockStrategy, err = eventstore.ParseLockStrategy(v); return err }},
+		set: func(c *Config, v string) (err error) {
+			c.LockStrategy, err = eventstore.ParseLockStrategy(v)
+			return err
+		}},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Description: "How long running jobs and activities may take to finish after SIGTERM.",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -130,7 +140,9 @@ type ConfigError struct {
 	Reason string
 }
 
-func (e *ConfigError) Error() string { return fmt.Sprintf("invalid configuration: %s: %s", e.Var, e.Reason) }
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid configuration: %s: %s", e.Var, e.Reason)
+}
 
 // LoadConfig reads the configuration from getenv (os.Getenv if nil). It
 // reports every invalid or missing variable at once.
