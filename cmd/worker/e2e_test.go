@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/factos-go/factos/internal/devenv"
+	"github.com/factos-go/factos/internal/testdb"
+	"github.com/factos-go/factos/internal/testtemporal"
+)
+
+// These tests run the real worker binary as a child process against a
+// real PostgreSQL and a real Temporal server.
+
+var workerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "factos-worker-test-")
+	if err != nil {
+		panic(err)
+	}
+	workerBin = filepath.Join(dir, "worker")
+	if out, err := exec.Command("go", "build", "-o", workerBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the worker: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	testdb.Main(m, testtemporal.Setup, func() (func(), error) { return func() { os.RemoveAll(dir) }, nil })
+}
+
+// proc is a running worker.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	logs   *syncBuffer
+	exited chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func workerEnv(dbURL, temporalAddr, taskQueue, httpAddr string, extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"DATABASE_URL=" + dbURL, "TEMPORAL_ADDRESS=" + temporalAddr, "TEMPORAL_TASK_QUEUE=" + taskQueue,
+		"HTTP_ADDR=" + httpAddr, "SHUTDOWN_TIMEOUT=10s", "LOG_LEVEL=debug",
+	}, extra...)
+}
+
+// command runs the worker binary to completion.
+func command(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(workerBin, args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+func startWorker(t *testing.T, env []string) *proc {
+	t.Helper()
+	p := &proc{t: t, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	for _, kv := range env {
+		if a, ok := strings.CutPrefix(kv, "HTTP_ADDR="); ok {
+			p.addr = a
+		}
+	}
+	p.cmd = exec.Command(workerBin, "run")
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("worker logs:\n%s", p.logs.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) get(path string, auth ...string) (int, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+path, nil)
+	if len(auth) == 2 {
+		req.SetBasicAuth(auth[0], auth[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// waitReady waits until /readyz answers want (200 or 503).
+func (p *proc) waitReady(want int, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			p.t.Fatalf("worker exited: %v", err)
+		default:
+		}
+		code, body := p.get("/readyz")
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("readyz is %d %s after %s, want %d", code, body, timeout, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *proc) stop(timeout time.Duration) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			p.t.Fatalf("worker exited with %v after SIGTERM", err)
+		}
+	case <-time.After(timeout):
+		p.t.Fatalf("worker did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+func demo(t *testing.T, env []string, args ...string) DemoSummary {
+	t.Helper()
+	out, errOut, code := command(t, env, append([]string{"demo", "tickets"}, args...)...)
+	var sum DemoSummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("demo output %q (%s): %v", out, errOut, err)
+	}
+	if code != 0 || !sum.OK {
+		t.Fatalf("demo failed (exit %d): %+v\n%s", code, sum, errOut)
+	}
+	return sum
+}
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.NewEmptyURL(t)
+	queue := testtemporal.UniqueID("e2e")
+	env := workerEnv(dbURL, testtemporal.Address(), queue, freeAddr(t),
+		"RIVERUI_ENABLED=true", "RIVERUI_USERNAME=admin", "RIVERUI_PASSWORD=pa55-e2e", "LOG_FORMAT=json")
+
+	// Not migrated yet: the worker runs but refuses work.
+	p := startWorker(t, env)
+	p.waitReady(http.StatusServiceUnavailable, 30*time.Second)
+	if code, _ := p.get("/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz %d while waiting for migrations", code)
+	}
+	if out, errOut, code := command(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %d %s %s", code, out, errOut)
+	}
+	if out, _, code := command(t, env, "migrate", "status"); code != 0 || !strings.Contains(out, "current") {
+		t.Fatalf("migrate status: %d %s", code, out)
+	}
+	p.waitReady(http.StatusOK, 60*time.Second)
+
+	sum := demo(t, env, "-capacity", "20", "-buyers", "60", "-concurrency", "12", "-wait", "90s")
+	if sum.Accepted != 20 || sum.SoldOut != 40 || sum.Mode != "temporal" {
+		t.Fatalf("demo %+v", sum)
+	}
+
+	// Exactly capacity tickets in the event table.
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var sold int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM factos_events WHERE type = 'TicketSold' AND $1 = ANY(tags)`, "concert:"+sum.Concert).Scan(&sold); err != nil {
+		t.Fatal(err)
+	}
+	if sold != 20 {
+		t.Fatalf("%d tickets in the event table, want 20", sold)
+	}
+
+	// Every effect completed, as River UI's API shows it; and it is
+	// protected.
+	if code, _ := p.get("/riverui/api/jobs?state=completed"); code != http.StatusUnauthorized {
+		t.Fatalf("River UI without credentials: %d", code)
+	}
+	code, body := p.get("/riverui/api/jobs?state=completed&kinds=factos.effect.announce_ticket_sale&limit=1000", "admin", "pa55-e2e")
+	if code != http.StatusOK {
+		t.Fatalf("River UI jobs: %d %s", code, body)
+	}
+	var list struct {
+		Data []struct {
+			Args string `json:"args"` // River UI sends the args as a JSON string
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	completed := 0
+	for _, j := range list.Data {
+		var args struct {
+			Args struct {
+				ConcertID string `json:"concert_id"`
+			} `json:"args"`
+		}
+		if err := json.Unmarshal([]byte(j.Args), &args); err != nil {
+			t.Fatal(err)
+		}
+		if args.Args.ConcertID == sum.Concert {
+			completed++
+		}
+	}
+	if completed != 20 {
+		t.Fatalf("River UI lists %d completed announce effects for the concert, want 20", completed)
+	}
+
+	if code, body := p.get("/readyz"); code != http.StatusOK || !strings.Contains(body, `"temporal":"ok"`) {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	code, metrics := p.get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("metrics %d", code)
+	}
+	for _, m := range []string{
+		`factos_dispatches_total{op="dispatch",outcome="committed",strategy="keys"}`,
+		`factos_dispatches_total{op="dispatch",outcome="rejected",strategy="keys"}`,
+		`factos_dispatch_duration_seconds_bucket`,
+		`factos_river_jobs{kind="factos.effect.announce_ticket_sale",state="completed"}`,
+		`factos_reaction_lag_seconds_count{reactor="announce_sales"}`,
+		`factos_effect_duration_seconds_count{kind="announce_ticket_sale",outcome="completed"}`,
+		`factos_pool_connections{state="total"}`,
+	} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+
+	p.stop(30 * time.Second)
+	logs := p.logs.String()
+	for _, secret := range []string{"pa55-e2e"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain the secret %q", secret)
+		}
+	}
+	if !strings.Contains(logs, `"msg":"workers stopped"`) || !strings.Contains(logs, `"msg":"database pool closed"`) {
+		t.Errorf("no graceful stop in the logs")
+	}
+}
+
+func TestBadConfigurationFailsFast(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		name string
+	}{
+		{[]string{"PATH=" + os.Getenv("PATH")}, "DATABASE_URL"},
+		{[]string{"DATABASE_URL=postgres://app:hunter2@127.0.0.1:1/x", "HTTP_ADDR=nope"}, "HTTP_ADDR"},
+		{[]string{"DATABASE_URL=postgres://app:hunter2@127.0.0.1:1/x", "LOCK_STRATEGY=global"}, "LOCK_STRATEGY"},
+		{[]string{"DATABASE_URL=postgres://app:hunter2@127.0.0.1:1/x", "RIVERUI_ENABLED=true"}, "RIVERUI_USERNAME"},
+	} {
+		for _, args := range [][]string{{"run"}, {"migrate"}, {"demo", "tickets"}} {
+			_, stderr, code := command(t, tc.env, args...)
+			if code != 2 || !strings.Contains(stderr, tc.name) {
+				t.Errorf("%v with %v: exit %d, stderr %q; want exit 2 naming %s", args, tc.env, code, stderr, tc.name)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("%v: stderr leaks the database password: %s", args, stderr)
+			}
+		}
+	}
+}
+
+// The worker keeps running through a PostgreSQL restart: it reports itself
+// not ready while the database is down and works again when it is back.
+func TestRecoversFromPostgresRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOpts{MaxConnections: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Destroy() })
+	env := workerEnv(pg.URL(), testtemporal.Address(), testtemporal.UniqueID("pgrestart"), freeAddr(t))
+	if _, errOut, code := command(t, env, "migrate"); code != 0 {
+		t.Fatal(errOut)
+	}
+	p := startWorker(t, env)
+	p.waitReady(http.StatusOK, 60*time.Second)
+	demo(t, env, "-direct", "-capacity", "5", "-buyers", "10", "-wait", "60s")
+
+	if err := pg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.waitReady(http.StatusServiceUnavailable, 30*time.Second)
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.waitReady(http.StatusOK, 60*time.Second)
+	demo(t, env, "-direct", "-capacity", "5", "-buyers", "10", "-wait", "60s")
+	demo(t, env, "-capacity", "3", "-buyers", "6", "-wait", "60s")
+	p.stop(30 * time.Second)
+}
+
+// The worker keeps running through a Temporal restart and serves workflows
+// again when the server is back.
+func TestRecoversFromTemporalRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tmp, err := devenv.StartTemporal(ctx, devenv.TemporalOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tmp.Destroy)
+	env := workerEnv(testdb.NewEmptyURL(t), tmp.Address(), "restart", freeAddr(t))
+	if _, errOut, code := command(t, env, "migrate"); code != 0 {
+		t.Fatal(errOut)
+	}
+	p := startWorker(t, env)
+	p.waitReady(http.StatusOK, 60*time.Second)
+	demo(t, env, "-capacity", "3", "-buyers", "6", "-wait", "60s")
+
+	if err := tmp.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	demo(t, env, "-capacity", "3", "-buyers", "6", "-wait", "60s")
+	select {
+	case err := <-p.exited:
+		t.Fatalf("worker exited during the Temporal restart: %v", err)
+	default:
+	}
+	p.stop(30 * time.Second)
+}
