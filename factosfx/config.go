@@ -32,6 +32,8 @@ type Config struct {
 
 	ReactionWorkers int
 	EffectWorkers   int
+	JobTimeout      time.Duration
+	RescueAfter     time.Duration
 
 	RiverUIEnabled              bool
 	RiverUIUsername             string
@@ -107,6 +109,10 @@ var Vars = []Var{
 		set: func(c *Config, v string) (err error) { c.ReactionWorkers, err = positive(v, 10_000); return err }},
 	{Name: "RIVER_EFFECT_WORKERS", Default: "10", Description: "Concurrent effect jobs per process.",
 		set: func(c *Config, v string) (err error) { c.EffectWorkers, err = positive(v, 10_000); return err }},
+	{Name: "RIVER_JOB_TIMEOUT", Default: "1m", Description: "Default timeout of one River job attempt (effect handlers may set their own).",
+		set: func(c *Config, v string) (err error) { c.JobTimeout, err = positiveDuration(v); return err }},
+	{Name: "RIVER_RESCUE_AFTER", Default: "1h", Description: "A job still running after this long is presumed lost with its worker (a killed process) and retried. Must exceed every job's timeout.",
+		set: func(c *Config, v string) (err error) { c.RescueAfter, err = positiveDuration(v); return err }},
 	{Name: "RIVERUI_ENABLED", Default: "false", Description: "Serve River UI under /riverui/.",
 		set: func(c *Config, v string) (err error) { c.RiverUIEnabled, err = strconv.ParseBool(v); return err }},
 	{Name: "RIVERUI_USERNAME", Secret: true, Description: "River UI basic-auth user (required with RIVERUI_ENABLED unless unauthenticated access is allowed).",
@@ -124,14 +130,7 @@ var Vars = []Var{
 			return err
 		}},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Description: "How long running jobs and activities may take to finish after SIGTERM.",
-		set: func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return errors.New("must be a positive duration such as 30s")
-			}
-			c.ShutdownTimeout = d
-			return nil
-		}},
+		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
 }
 
 // ConfigError names the variable that is wrong and why.
@@ -174,6 +173,9 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	}
 	if c.RiverUIEnabled && !c.RiverUIAllowUnauthenticated && (c.RiverUIUsername == "" || c.RiverUIPassword == "") {
 		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME", Reason: "RIVERUI_ENABLED needs RIVERUI_USERNAME and RIVERUI_PASSWORD (or RIVERUI_ALLOW_UNAUTHENTICATED=true)"})
+	}
+	if c.RescueAfter != 0 && c.RescueAfter <= c.JobTimeout {
+		errs = append(errs, &ConfigError{Var: "RIVER_RESCUE_AFTER", Reason: "must be longer than RIVER_JOB_TIMEOUT, or running jobs would be rescued while they run"})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -223,6 +225,14 @@ func positive(v string, max int) (int, error) {
 		return 0, fmt.Errorf("must be an integer from 1 to %d", max)
 	}
 	return n, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New("must be a positive duration such as 30s")
+	}
+	return d, nil
 }
 
 func nonEmpty(v string) error {
