@@ -1,0 +1,7 @@
+// Package reliability holds the fault-injection suite: dispatch connections
+// killed at chosen points, PostgreSQL and Temporal restarted, the worker
+// SIGKILLed, effects that hang or keep failing — each under concurrent load
+// and each ending in an invariant check. The package has no code of its
+// own beyond the test worker in testworker/; `make test` runs the short
+// profile and `make reliability` the long one (FACTOS_RELIABILITY=long).
+package reliability

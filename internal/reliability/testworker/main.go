@@ -1,0 +1,113 @@
+// Command testworker is the worker of the reliability suite: the factosfx
+// modules with the ticket domain plus a chaos reactor whose effects are
+// slow (CHAOS_SLOW_MS), hang past their timeout, or keep failing, so that
+// the suite can kill and restart workers while effects run.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/fx"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/factosfx"
+	"github.com/factos-go/factos/reactors"
+)
+
+// Schema of the chaos effects' ledger: one row per effect key, and how many
+// times the handler ran for it.
+const Schema = `CREATE TABLE IF NOT EXISTS chaos_effects (
+    key  text PRIMARY KEY,
+    runs integer NOT NULL DEFAULT 1
+)`
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(migrate())
+	}
+	cfg, err := factosfx.LoadConfig(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	slow, _ := strconv.Atoi(os.Getenv("CHAOS_SLOW_MS"))
+	fx.New(factosfx.Options(cfg, domain(time.Duration(slow)*time.Millisecond))).Run()
+}
+
+func migrate() int {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, Schema); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func domain(slow time.Duration) factosfx.Domain {
+	codec := tickets.NewCodec()
+	return factosfx.Domain{
+		Name: "chaos",
+		Reactors: func(reg *reactors.Registry, env factosfx.DomainEnv) error {
+			if err := tickets.RegisterReactions(reg, codec, env.Pool); err != nil {
+				return err
+			}
+			if err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
+				Name: "chaos", Codec: codec, Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
+				React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+					buyer := rec.Event.(tickets.TicketSold).BuyerID
+					kind := "chaos.slow"
+					switch {
+					case strings.HasPrefix(buyer, "hang"):
+						kind = "chaos.hang"
+					case strings.HasPrefix(buyer, "fail"):
+						kind = "chaos.fail"
+					}
+					return []eventstore.Effect{{Kind: kind, Key: kind + ":" + rec.ID.String(), Args: buyer}}, nil
+				},
+			}); err != nil {
+				return err
+			}
+			record := func(ctx context.Context, key string) error {
+				_, err := env.Pool.Exec(ctx, `INSERT INTO chaos_effects (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET runs = chaos_effects.runs + 1`, key)
+				return err
+			}
+			if err := reactors.AddEffect(reg, reactors.EffectHandler[string]{Kind: "chaos.slow", MaxAttempts: 25,
+				Handle: func(ctx context.Context, e reactors.Effect[string]) error {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(slow):
+					}
+					return record(ctx, e.Key)
+				}}); err != nil {
+				return err
+			}
+			if err := reactors.AddEffect(reg, reactors.EffectHandler[string]{Kind: "chaos.hang", MaxAttempts: 2, Timeout: 300 * time.Millisecond,
+				Handle: func(ctx context.Context, e reactors.Effect[string]) error {
+					<-ctx.Done() // hangs until River's timeout cancels it
+					return ctx.Err()
+				}}); err != nil {
+				return err
+			}
+			return reactors.AddEffect(reg, reactors.EffectHandler[string]{Kind: "chaos.fail", MaxAttempts: 3,
+				Handle: func(context.Context, reactors.Effect[string]) error { return fmt.Errorf("downstream refuses") }})
+		},
+		Commands:     func(reg *activities.Registry) error { return tickets.RegisterCommands(reg, codec) },
+		Workflows:    tickets.RegisterWorkflows,
+		DomainErrors: tickets.DomainErrors,
+	}
+}
