@@ -170,7 +170,7 @@ func TestDispatchConnectionsKilledAtEveryPoint(t *testing.T) {
 			wg.Wait()
 			close(stop)
 
-			sold := checkSale(t, ctx, clean, l, concert, capacity)
+			sold := checkSale(t, ctx, clean, l, concert, capacity, nil)
 			if sold != capacity {
 				t.Errorf("%d sold of %d with %d buyers", sold, capacity, buyers)
 			}
