@@ -22,7 +22,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: tools lint ## Run every test; starts PostgreSQL and Temporal itself
+test: tools lint test/deploy ## Run every test; starts PostgreSQL and Temporal itself
 	go test -race -count=1 ./...
 	go test -count=$(REPEAT) -run 'Concurrent|CatchUp' ./eventstore
 
@@ -30,11 +30,18 @@ test: tools lint ## Run every test; starts PostgreSQL and Temporal itself
 test/short: ## Run the Go tests once, without the race detector or repeats
 	go test -count=1 ./...
 
+# The chart tests live in their own module (deploy/go.mod) so the Kubernetes
+# API types stay out of factos' dependencies; they need helm, no cluster.
+.PHONY: test/deploy
+test/deploy: $(HELM) ## Offline Helm chart tests
+	cd deploy && go test -count=1 ./...
+
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(STATICCHECK) ./...
+	cd deploy && go vet ./... && $(STATICCHECK) ./...
 
 .PHONY: tools
 tools: $(TEMPORAL) $(HELM) $(STATICCHECK) ## Build the pinned tools into $(TOOLS)
@@ -49,3 +56,7 @@ $(STATICCHECK):
 .PHONY: dev
 dev: ## Start PostgreSQL and Temporal if needed, migrate, run the worker and the demo; ^C cleans up
 	go run ./internal/devenv/dev
+
+.PHONY: reliability
+reliability: tools ## Fault-injection suite, long profile (larger loads)
+	FACTOS_RELIABILITY=long go test -count=1 -timeout 30m -v -run . ./internal/reliability
