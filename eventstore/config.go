@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -53,6 +54,10 @@ const (
 	DefaultMaxQueryItems        = 64
 	DefaultMaxCommandIDBytes    = 256
 	DefaultReadLimit            = 1000
+
+	// MaxVersion is the largest EventData.Version the store accepts: the
+	// version column is a PostgreSQL integer.
+	MaxVersion = math.MaxInt32
 )
 
 // Limits bound what one dispatch may write. Inputs over a limit are refused

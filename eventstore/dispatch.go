@@ -43,7 +43,9 @@ type DispatchOpts struct {
 	// CommandID makes the dispatch idempotent: it is stored, unique, in the
 	// dispatch transaction, and a later dispatch with the same id appends
 	// nothing and returns the records of the first (Result.Duplicate).
-	// Use a deterministic id, such as one a workflow derived. Default: none.
+	// Use a deterministic id, such as one a workflow derived. An id names
+	// one command: reused for a dispatch to another stream it is refused
+	// with an *InvalidInputError. Default: none.
 	CommandID string
 
 	// Metadata is added to every appended event's metadata (it wins over
@@ -363,11 +365,14 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome,
 	keys, excl := held.ordered()
 	b.Queue(lockSQL, keys, excl)
 
-	var prior []int64
+	var (
+		prior       []int64
+		priorStream string
+	)
 	priorFound := false
 	if p.commandID != "" {
 		b.Queue(commandSQL, p.commandID).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&prior)
+			err := row.Scan(&prior, &priorStream)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}
@@ -406,6 +411,13 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome,
 	}
 
 	if priorFound {
+		// A command id names one command. Reused for another stream it
+		// belongs to a different command, whose stored records this
+		// dispatch's codec may not even decode: refuse rather than answer
+		// with someone else's result.
+		if priorStream != p.stream {
+			return nil, &InvalidInputError{Field: "command id", Reason: fmt.Sprintf("already used by a dispatch to stream %q, not %q", priorStream, p.stream)}
+		}
 		records, err := readPositions(ctx, tx, prior)
 		if err != nil {
 			return nil, s.classify(ctx, "reading the command's earlier records", err)

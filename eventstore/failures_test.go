@@ -261,6 +261,20 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 					t.Fatalf("noop %d: %+v %v", i, res, err)
 				}
 			}
+
+			// The same id sent with another command (another stream, whose
+			// codec may not decode the first command's records) is refused,
+			// not answered with the first command's result.
+			before := b.counts(t)
+			_, err := eventstore.Dispatch(b.ctx, b.store, tickets.RegisterUserHandler(b.codec), tickets.RegisterUser{UserID: "u1", Username: "ada"},
+				&eventstore.DispatchOpts{CommandID: "cmd-1"})
+			var inv *eventstore.InvalidInputError
+			if !errors.As(err, &inv) || inv.Field != "command id" {
+				t.Fatalf("command id reused by another command: err = %v, want an *InvalidInputError naming the command id", err)
+			}
+			if after := b.counts(t); after != before {
+				t.Errorf("refused dispatch wrote rows: %+v -> %+v", before, after)
+			}
 		})
 	}
 }

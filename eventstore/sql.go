@@ -20,7 +20,7 @@ const lockTableSQL = `LOCK TABLE factos_events IN EXCLUSIVE MODE`
 
 const streamHeadSQL = `SELECT coalesce(max(revision), 0) FROM factos_events WHERE stream = $1`
 
-const commandSQL = `SELECT positions FROM factos_commands WHERE id = $1`
+const commandSQL = `SELECT positions, stream FROM factos_commands WHERE id = $1`
 
 const streamReadSQL = `SELECT ` + recordColumns + ` FROM factos_events e WHERE e.stream = $1 AND e.revision > $2 ORDER BY e.revision`
 

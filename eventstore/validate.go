@@ -69,6 +69,11 @@ func (l Limits) checkEvents(events []EventData) error {
 		if ev.Version < 0 {
 			return &InvalidInputError{Field: at + ".version", Reason: "negative"}
 		}
+		// The column is an int4: a larger version would be stored as a
+		// different number, so it is refused rather than truncated.
+		if ev.Version > MaxVersion {
+			return &InvalidInputError{Field: at + ".version", Reason: fmt.Sprintf("too large (%d, limit %d)", ev.Version, MaxVersion)}
+		}
 		if err := l.checkTags(at+".tags", ev.Tags, true); err != nil {
 			return err
 		}

@@ -63,6 +63,14 @@ func run(m *testing.M, setups []func() (func(), error)) (int, error) {
 		}
 		defer server.Destroy() //nolint:errcheck // best effort at exit
 		adminURL = server.URL()
+		// Fuzz workers are child processes of this one that run TestMain
+		// again: they find the cluster here instead of starting their own.
+		// A worker's own cluster would inherit the fuzzing coordinator's
+		// pipes, and when the coordinator kills a slow-to-exit worker the
+		// orphaned server would hold them open and hang the fuzzing run.
+		if err := os.Setenv("FACTOS_TEST_DATABASE_URL", adminURL); err != nil {
+			return 0, err
+		}
 	}
 	var teardowns []func()
 	tearDown := func() {

@@ -47,6 +47,12 @@ func Setup() (func(), error) {
 		return nil, fmt.Errorf("no Temporal server at %s and none could be started: %w", candidate, err)
 	}
 	address = srv.Address()
+	// Child processes that run TestMain again (fuzz workers) reuse it; see
+	// testdb.Main.
+	if err := os.Setenv("TEMPORAL_ADDRESS", address); err != nil {
+		srv.Destroy()
+		return nil, err
+	}
 	return srv.Destroy, nil
 }
 
