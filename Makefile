@@ -25,6 +25,17 @@ help: ## List the targets
 test: tools lint test/deploy ## Run every test; starts PostgreSQL and Temporal itself
 	go test -race -count=1 ./...
 	go test -count=$(REPEAT) -run 'Concurrent|CatchUp' ./eventstore
+	$(MAKE) --no-print-directory test/fuzz
+
+# How long each fuzz target runs in `make test/fuzz` (and so in CI). The
+# seed corpus (f.Add and testdata/fuzz) runs in every plain `go test`.
+FUZZTIME ?= 15s
+
+.PHONY: test/fuzz
+test/fuzz: ## Run every fuzz target for FUZZTIME (15s) each
+	go test -run '^$$' -fuzz '^FuzzValidateEvents$$' -fuzztime $(FUZZTIME) ./eventstore
+	go test -run '^$$' -fuzz '^FuzzQueryMatchesSQL$$' -fuzztime $(FUZZTIME) ./eventstore
+	go test -run '^$$' -fuzz '^FuzzCommandPayload$$' -fuzztime $(FUZZTIME) ./activities
 
 .PHONY: test/short
 test/short: ## Run the Go tests once, without the race detector or repeats
