@@ -28,7 +28,10 @@ type Metrics struct {
 //   - factos_effect_retries_total{kind}: attempts after the first;
 //   - factos_effect_discards_total{kind,reason}: effects given up on
 //     (permanent error, or attempts exhausted);
-//   - factos_river_jobs{kind,state}: River jobs in the table.
+//   - factos_river_jobs{kind,state}: River jobs in the table;
+//   - factos_river_jobs_collect_errors_total: scrapes that could not read
+//     the job counts (the database unreachable); the scrape then goes on
+//     without factos_river_jobs rather than failing as a whole.
 func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*Metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 	m := &Metrics{
@@ -43,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*Metrics, error)
 		discards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "factos_effect_discards_total",
 			Help: "Effects given up on."}, []string{"kind", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.lag, m.reactions, m.latency, m.retries, m.discards, &jobCollector{pool: pool}} {
+	for _, c := range []prometheus.Collector{m.lag, m.reactions, m.latency, m.retries, m.discards, newJobCollector(pool)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -82,32 +85,59 @@ func (m *Metrics) effectDiscard(kind, reason string) {
 }
 
 // jobCollector reports River job counts by kind and state at scrape time.
-type jobCollector struct{ pool *pgxpool.Pool }
+//
+// A failed read is counted, not reported as an invalid metric: promhttp
+// answers a scrape with any invalid metric with HTTP 500 and the error's
+// text, so a database outage would hide every other metric (the pool, the
+// dispatch failures) exactly when they matter, and show the database's
+// user and name to whoever scrapes.
+type jobCollector struct {
+	pool   *pgxpool.Pool
+	errors prometheus.Counter
+}
 
 var jobsDesc = prometheus.NewDesc("factos_river_jobs", "River jobs by kind and state.", []string{"kind", "state"}, nil)
 
-func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc }
+func newJobCollector(pool *pgxpool.Pool) *jobCollector {
+	return &jobCollector{pool: pool, errors: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "factos_river_jobs_collect_errors_total",
+		Help: "Scrapes that could not read the River job counts from the database.",
+	})}
+}
+
+func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- jobsDesc
+	c.errors.Describe(ch)
+}
 
 func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
+	defer func() { ch <- c.errors }()
 	// A scrape must not hang on a sick database.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	rows, err := c.pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job GROUP BY 1, 2`)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+		c.errors.Inc()
 		return
 	}
 	defer rows.Close()
+	// Counts are sent only once all are read, so that a failure midway
+	// reports none rather than some.
+	var metrics []prometheus.Metric
 	for rows.Next() {
 		var kind, state string
 		var n int64
 		if err := rows.Scan(&kind, &state, &n); err != nil {
-			ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+			c.errors.Inc()
 			return
 		}
-		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), kind, state)
+		metrics = append(metrics, prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), kind, state))
 	}
-	if err := rows.Err(); err != nil {
-		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+	if rows.Err() != nil {
+		c.errors.Inc()
+		return
+	}
+	for _, m := range metrics {
+		ch <- m
 	}
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/internal/testriver"
@@ -157,5 +161,52 @@ func TestMetrics(t *testing.T) {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
 		}
+	}
+}
+
+// A scrape while the database is unreachable still answers, with every
+// metric but the job counts, and counts the failed read: a database outage
+// is when the pool and failure metrics matter most.
+func TestMetricsScrapeSurvivesAnUnreachableDatabase(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	dead, err := pgxpool.New(context.Background(), "postgres://factos@"+closed+"/factos?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	b := setup(t)
+	for _, tc := range []struct {
+		name   string
+		pool   *pgxpool.Pool
+		errors float64
+	}{
+		{"reachable", b.pool, 0},
+		{"unreachable", dead, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := prometheus.NewRegistry()
+			if _, err := reactors.NewMetrics(reg, tc.pool); err != nil {
+				t.Fatal(err)
+			}
+			// promhttp's default error handling fails the whole scrape on
+			// any collector error; the job collector must not cause one.
+			rec := httptest.NewRecorder()
+			promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			body := rec.Body.String()
+			if rec.Code != http.StatusOK {
+				t.Fatalf("scrape: %d %s", rec.Code, body)
+			}
+			want := fmt.Sprintf("factos_river_jobs_collect_errors_total %g\n", tc.errors)
+			if !strings.Contains(body, want) {
+				t.Errorf("scrape lacks %q:\n%s", want, body)
+			}
+		})
 	}
 }
