@@ -47,6 +47,17 @@ test/short: ## Run the Go tests once, without the race detector or repeats
 test/deploy: $(HELM) ## Offline Helm chart tests
 	cd deploy && go test -count=1 ./...
 
+# Extra flags for the benchmark, e.g. BENCH_FLAGS='-scenarios hot -clients 16'.
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: $(TEMPORAL) ## Benchmark every scenario (~30 min, quiet machine); writes docs/benchmarks.{json,md,svg}
+	go run ./cmd/factos-bench -out docs $(BENCH_FLAGS)
+
+.PHONY: bench/quick
+bench/quick: $(TEMPORAL) ## Smoke-run every benchmark scenario in seconds; writes to $TMPDIR/factos-bench
+	go run ./cmd/factos-bench -quick -out $${TMPDIR:-/tmp}/factos-bench $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

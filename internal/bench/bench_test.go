@@ -1,0 +1,244 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/factos-go/factos/internal/bench"
+	"github.com/factos-go/factos/internal/testdb"
+	"github.com/factos-go/factos/internal/testtemporal"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m, testtemporal.Setup) }
+
+// testDatabases are testdb's migrated databases, cloned through the test
+// server's admin connection.
+type testDatabases struct{}
+
+func (testDatabases) Create(ctx context.Context) (string, func() error, error) {
+	return testdb.Create(ctx)
+}
+
+func (testDatabases) Clone(ctx context.Context, url string) (string, func() error, error) {
+	return bench.CloneDatabase(ctx, testdb.AdminURL(), url)
+}
+
+// TestQuickRun runs every scenario in quick mode so the benchmark cannot
+// rot: every cell must have measured commands and sane figures, and the
+// reports must render. It asserts nothing about speed.
+func TestQuickRun(t *testing.T) {
+	cfg := bench.QuickConfig()
+	cfg.Databases = testDatabases{}
+	cfg.TemporalAddress = testtemporal.Address()
+	cfg.TemporalNamespace = testtemporal.Namespace()
+	cfg.Log = testLog{t}
+	res, err := bench.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	strategies := []string{"keys", "table", "serializable"}
+	want := map[string][]string{
+		bench.ScenarioDisjoint: append(slices.Clone(strategies), "ceiling", "ceiling+tx"),
+		bench.ScenarioHot:      strategies,
+		bench.ScenarioMix:      strategies,
+		bench.ScenarioStream:   strategies,
+		bench.ScenarioOutbox:   {"keys", "keys+outbox"},
+		bench.ScenarioTemporal: {"direct", "temporal"},
+	}
+	type cellKey struct {
+		scenario, strategy string
+		clients, history   int
+	}
+	got := map[cellKey]bench.Cell{}
+	for _, c := range res.Cells {
+		got[cellKey{c.Scenario, c.Strategy, c.Clients, c.History}] = c
+	}
+	for _, n := range cfg.Clients {
+		for scenario, names := range want {
+			for _, s := range names {
+				if _, ok := got[cellKey{scenario, s, n, 0}]; !ok {
+					t.Errorf("no cell %s/%s/%d clients", scenario, s, n)
+				}
+			}
+		}
+		for _, size := range cfg.HistorySizes {
+			for _, s := range strategies {
+				if _, ok := got[cellKey{bench.ScenarioHistory, s, n, size}]; !ok {
+					t.Errorf("no history cell %s/%d clients/%d events", s, n, size)
+				}
+			}
+		}
+	}
+
+	for _, c := range res.Cells {
+		where := c.Scenario + "/" + c.Strategy
+		if len(c.Runs) == 0 {
+			t.Errorf("%s/%d: no runs", where, c.Clients)
+		}
+		for _, m := range c.Runs {
+			checkMeasurement(t, where, c.Clients, m)
+		}
+		if c.PerSecond <= 0 || c.PerSecondMin > c.PerSecond || c.PerSecond > c.PerSecondMax {
+			t.Errorf("%s/%d: summary %v not within its runs [%v, %v]", where, c.Clients, c.PerSecond, c.PerSecondMin, c.PerSecondMax)
+		}
+	}
+
+	if n := len(res.CatchUp); n != 2*2*len(strategies) {
+		t.Errorf("%d catch-up results, want %d (2 filters x 2 writer counts x %d strategies)", n, 2*2*len(strategies), len(strategies))
+	}
+	for _, cu := range res.CatchUp {
+		if cu.Records <= 0 || cu.Pages <= 0 || cu.Seconds <= 0 || cu.Errors != 0 || cu.FirstError != "" {
+			t.Errorf("catch-up %s/%s/%d writers: %+v", cu.Strategy, cu.Filter, cu.Writers, cu)
+		}
+		if cu.Writers > 0 && cu.WriterPerS <= 0 {
+			t.Errorf("catch-up %s/%s: writers ran no commands", cu.Strategy, cu.Filter)
+		}
+	}
+	if len(res.Effects) != len(cfg.EffectRates) {
+		t.Errorf("%d effects results, want one per rate %v", len(res.Effects), cfg.EffectRates)
+	}
+	for _, e := range res.Effects {
+		// Exactly one effect per committed command: the outbox, the
+		// reaction and the effect job lost nothing and doubled nothing.
+		if e.Commands <= 0 || e.Effects != e.Commands || e.Duplicates != 0 || e.Missing != 0 || e.Errors != 0 {
+			t.Errorf("effects at %d/s: %+v", e.Rate, e)
+		}
+		if l := e.ToDone; l.P50 <= 0 || l.P50 > l.P99 || e.ToEffect.P50 > l.P50 || e.ToReaction.P50 > e.ToEffect.P50 {
+			t.Errorf("effects at %d/s: latencies not ordered: reaction %+v effect %+v done %+v", e.Rate, e.ToReaction, e.ToEffect, l)
+		}
+	}
+	if len(res.Plans) == 0 {
+		t.Error("no plans explained")
+	}
+	for _, p := range res.Plans {
+		if p.Text == "" || p.SQL == "" {
+			t.Errorf("empty plan %+v", p)
+		}
+	}
+	if len(res.Targets) != 6 {
+		t.Errorf("%d targets, want 6", len(res.Targets))
+	}
+	if res.Machine.CPUs == 0 || res.Machine.Postgres == "" || res.Machine.Settings["fsync"] == "" {
+		t.Errorf("machine not described: %+v", res.Machine)
+	}
+
+	checkRendering(t, res)
+}
+
+// checkMeasurement holds one measured window to sane figures.
+func checkMeasurement(t *testing.T, where string, clients int, m bench.Measurement) {
+	t.Helper()
+	at := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf("%s/%d clients: "+format, append([]any{where, clients}, args...)...)
+	}
+	if m.Commands <= 0 || m.Seconds <= 0 || m.PerSecond <= 0 {
+		at("no commands measured: %+v", m)
+	}
+	if m.Errors != 0 || m.FirstError != "" {
+		at("%d errors, first: %s", m.Errors, m.FirstError)
+	}
+	for reason := range m.Rejections {
+		if reason != "sold out" {
+			at("unexpected rejection %q", reason)
+		}
+	}
+	if m.Commands != m.Committed+m.Rejected || m.Dispatches < m.Commands+m.Conflicts {
+		at("counts do not add up: %+v", m)
+	}
+	if l := m.Latency; l.P50 <= 0 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
+		at("latency not ordered: %+v", l)
+	}
+	// The temporal path dispatches in the worker's context, which the
+	// client's round-trip counter does not reach.
+	if !strings.HasSuffix(where, "/temporal") && (m.RoundTripsPer < 1 || m.StatementsPer < 1) {
+		at("round trips %.2f, statements %.2f per dispatch", m.RoundTripsPer, m.StatementsPer)
+	}
+	if m.Retries < 0 || m.RetriesPerCommand < 0 {
+		at("negative retries: %+v", m)
+	}
+}
+
+func checkRendering(t *testing.T, res *bench.Results) {
+	t.Helper()
+	var js bytes.Buffer
+	if err := bench.WriteJSON(&js, res); err != nil {
+		t.Fatal(err)
+	}
+	var back bench.Results
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("results JSON does not read back: %v", err)
+	}
+	if len(back.Cells) != len(res.Cells) {
+		t.Errorf("JSON has %d cells, want %d", len(back.Cells), len(res.Cells))
+	}
+
+	var md bytes.Buffer
+	if err := bench.WriteMarkdown(&md, res, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, heading := range []string{"## Machine", "## Targets", "## Disjoint contexts", "## One hot context", "## Mix", "## Stream-revision dispatch", "## History", "## Catch-up reads", "## Outbox", "## From commit to effect", "## Commands through Temporal", "## Evidence", "## Analysis"} {
+		if !strings.Contains(md.String(), heading) {
+			t.Errorf("report lacks %q", heading)
+		}
+	}
+
+	var svg bytes.Buffer
+	if err := bench.WriteSVG(&svg, res); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(&svg)
+	for {
+		_, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed XML: %v", err)
+		}
+	}
+}
+
+// TestAnalysisIsKept checks that a rewritten report keeps the hand-written
+// analysis of the earlier one, and flags it when the run changed.
+func TestAnalysisIsKept(t *testing.T) {
+	res := &bench.Results{Run: bench.RunInfo{ID: "run-b"}}
+	block := "<!-- analysis:begin run=run-a -->\nWhy keys wins.\n<!-- analysis:end -->"
+	old := "# old report\n\n" + block + "\n"
+	if got := bench.Analysis(old); got != block {
+		t.Fatalf("Analysis = %q, want %q", got, block)
+	}
+	var md bytes.Buffer
+	if err := bench.WriteMarkdown(&md, res, bench.Analysis(old)); err != nil {
+		t.Fatal(err)
+	}
+	out := md.String()
+	if !strings.Contains(out, block) {
+		t.Error("analysis block not kept")
+	}
+	if !strings.Contains(out, "written for run `run-a`") {
+		t.Error("no note that the analysis belongs to another run")
+	}
+	md.Reset()
+	if err := bench.WriteMarkdown(&md, res, ""); err != nil {
+		t.Fatal(err)
+	}
+	if bench.Analysis(md.String()) == "" {
+		t.Error("a report without analysis has no block to write one in")
+	}
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,326 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/factos-go/factos/eventstore"
+)
+
+// Scenario names, as accepted by Config.Scenarios and the -scenarios flag.
+const (
+	// ScenarioDisjoint: every command decides on a context of its own
+	// (RegisterUser with a fresh username).
+	ScenarioDisjoint = "disjoint"
+	// ScenarioHot: every buyer races for the capacity of the same concert.
+	ScenarioHot = "hot"
+	// ScenarioMix: MixHotPercent of the commands are hot, the rest disjoint.
+	ScenarioMix = "mix"
+	// ScenarioStream: stream-revision dispatch (a Handler without Query) on
+	// a new stream per command.
+	ScenarioStream = "stream"
+	// ScenarioHistory: one selective command with HistorySizes events
+	// already stored.
+	ScenarioHistory = "history"
+	// ScenarioCeiling: the disjoint scenario's events and tag rows inserted
+	// with the store's INSERT statement and nothing else: no lock, no read,
+	// no check. It runs inside the disjoint scenario, next to the
+	// strategies.
+	ScenarioCeiling = "ceiling"
+	// ScenarioCatchUp: Store.ReadAfter throughput over a stored log,
+	// unfiltered and filtered, with and without concurrent writers.
+	ScenarioCatchUp = "catchup"
+	// ScenarioOutbox: the disjoint command with and without the outbox
+	// (one River reaction job inserted in every dispatch transaction).
+	ScenarioOutbox = "outbox"
+	// ScenarioEffects: commands at fixed rates (EffectRates) with River
+	// running reactions and effects; latency from commit to effect.
+	ScenarioEffects = "effects"
+	// ScenarioTemporal: the disjoint command sent from a Temporal workflow
+	// through the dispatch activity, against the same command dispatched
+	// in process. Needs TemporalAddress.
+	ScenarioTemporal = "temporal"
+)
+
+// AllScenarios lists every scenario in the order a run takes them.
+var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioOutbox, ScenarioEffects, ScenarioTemporal}
+
+// AllStrategies are the lock strategies compared by default.
+var AllStrategies = []eventstore.LockStrategy{eventstore.LockKeys, eventstore.LockTable, eventstore.LockSerializable}
+
+// Defaults of Config.
+const (
+	DefaultDuration       = 3 * time.Second
+	DefaultWarmup         = 500 * time.Millisecond
+	DefaultHighClients    = 64
+	DefaultHighRepeats    = 3
+	DefaultHotEpoch       = 100
+	DefaultMixHotPercent  = 10
+	DefaultCatchUpEvents  = 200_000
+	DefaultCatchUpWriters = 4
+	DefaultSampleInterval = 100 * time.Millisecond
+	// DefaultMaxRate bounds the commands per second the hot scenario plans
+	// concerts for. A run faster than this sees "concert not found"
+	// rejections, which the report flags.
+	DefaultMaxRate = 50_000
+	// DefaultMaxOther and DefaultRemeasure: see Config.
+	DefaultMaxOther  = 0.25
+	DefaultRemeasure = 2
+)
+
+// DefaultClients are the client counts of every scenario.
+var DefaultClients = []int{1, 4, 16, 64}
+
+// DefaultEffectRates are the offered rates of the effects scenario,
+// commands per second.
+var DefaultEffectRates = []int{50, 200, 800}
+
+// DefaultHistorySizes are the numbers of events stored before the history
+// scenario's cells.
+var DefaultHistorySizes = []int{1_000, 100_000, 1_000_000}
+
+// Config configures a run. Databases is required; every other zero field
+// takes its default.
+type Config struct {
+	// Databases hands out the databases the run works in: one per strategy
+	// per scenario, and clones of the history templates. Required.
+	Databases Databases
+
+	// Scenarios to run, from AllScenarios. Default: all of them.
+	Scenarios []string
+
+	// Strategies compared in every scenario. Default: AllStrategies.
+	Strategies []eventstore.LockStrategy
+
+	// Clients are the client counts every scenario runs at.
+	// Default: DefaultClients (1, 4, 16, 64).
+	Clients []int
+
+	// Duration of one measured cell. Default: DefaultDuration (3s).
+	Duration time.Duration
+
+	// Warmup runs before every measured cell and is not counted: it opens
+	// the pool's connections, prepares statements and warms caches.
+	// Default: DefaultWarmup (500ms).
+	Warmup time.Duration
+
+	// Repeats is how often every cell is measured; the report gives the
+	// median and the spread. Default: 1.
+	Repeats int
+
+	// HighClients and HighRepeats: cells with at least HighClients clients
+	// are measured HighRepeats times instead, because on a small machine
+	// they swing from one run to the next. Defaults: DefaultHighClients
+	// (64) and DefaultHighRepeats (3).
+	HighClients int
+	HighRepeats int
+
+	// HistorySizes are the event counts stored before the history cells.
+	// Default: DefaultHistorySizes (1k, 100k, 1M).
+	HistorySizes []int
+
+	// HotEpoch is how many tickets the hot scenario sells for one concert
+	// before every buyer moves on to the next one. It keeps the hot
+	// context (which the decider reads in full) the same size from the
+	// first cell to the last, so cells and strategies compare fairly.
+	// Default: DefaultHotEpoch (100).
+	HotEpoch int
+
+	// MixHotPercent is the share of hot commands in the mix scenario.
+	// Default: DefaultMixHotPercent (10).
+	MixHotPercent int
+
+	// CatchUpEvents are stored before the catch-up reads.
+	// Default: DefaultCatchUpEvents (200,000).
+	CatchUpEvents int
+
+	// CatchUpWriters dispatch disjoint commands while the catch-up reader
+	// runs, in the "with writers" cases. Default: DefaultCatchUpWriters (4).
+	CatchUpWriters int
+
+	// EffectRates are the offered rates (commands per second) of the
+	// effects scenario. Default: DefaultEffectRates (50, 200, 800).
+	EffectRates []int
+
+	// TemporalAddress is the Temporal frontend of the temporal scenario,
+	// required when it runs; TemporalNamespace its namespace.
+	// Default namespace: "default".
+	TemporalAddress   string
+	TemporalNamespace string
+
+	// MaxOther is how many cores other processes may keep busy during a
+	// measured window before the window counts as disturbed and is
+	// measured again (see Remeasure). It applies only when the server's
+	// processes are visible, so that their CPU is not taken for another's.
+	// Negative: never. Default: DefaultMaxOther (0.25).
+	MaxOther float64
+
+	// Remeasure bounds how often a disturbed window is measured again.
+	// Negative: never. Default: DefaultRemeasure (2).
+	Remeasure int
+
+	// MaxAttempts is the stores' Config.MaxAttempts.
+	// Default: eventstore.DefaultMaxAttempts, as an application runs.
+	MaxAttempts int
+
+	// SampleInterval is how often pg_stat_activity is sampled for wait
+	// events during a cell. Negative: never. Default: DefaultSampleInterval
+	// (100ms).
+	SampleInterval time.Duration
+
+	// Statements collects the top statements of every cell from
+	// pg_stat_statements when the server has it loaded. Default: false.
+	Statements bool
+
+	// Explain runs EXPLAIN (ANALYZE, BUFFERS) on the statements a history
+	// dispatch sent, at every history size. Default: false.
+	Explain bool
+
+	// MaxRate bounds the commands per second the hot scenario schedules
+	// concerts for. Default: DefaultMaxRate.
+	MaxRate int
+
+	// ServerPID is the PostgreSQL postmaster's process id, to account the
+	// server's CPU time per cell. 0: found from a backend's parent process
+	// when the server runs on this machine, else not accounted.
+	ServerPID int
+
+	// Command is the command line recorded in the results. Default: none.
+	Command string
+
+	// Log receives progress lines. Default: discard.
+	Log io.Writer
+}
+
+// QuickConfig returns a configuration for a smoke run that takes seconds:
+// short cells, two client counts, small histories, no repeats. It keeps
+// every scenario, so a quick run exercises all of the code.
+func QuickConfig() Config {
+	return Config{
+		Duration:       200 * time.Millisecond,
+		Warmup:         50 * time.Millisecond,
+		Clients:        []int{1, 4},
+		HighRepeats:    1,
+		HistorySizes:   []int{100, 2_000},
+		EffectRates:    []int{100},
+		CatchUpEvents:  3_000,
+		CatchUpWriters: 2,
+		SampleInterval: 20 * time.Millisecond,
+		Remeasure:      -1,
+		Statements:     true,
+		Explain:        true,
+	}
+}
+
+// WithDefaults returns a copy with defaults filled in.
+func (c Config) WithDefaults() Config {
+	if len(c.Scenarios) == 0 {
+		c.Scenarios = slices.Clone(AllScenarios)
+	}
+	if len(c.Strategies) == 0 {
+		c.Strategies = slices.Clone(AllStrategies)
+	}
+	if len(c.Clients) == 0 {
+		c.Clients = slices.Clone(DefaultClients)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Repeats, 1)
+	def(&c.HighClients, DefaultHighClients)
+	def(&c.HighRepeats, DefaultHighRepeats)
+	def(&c.HotEpoch, DefaultHotEpoch)
+	def(&c.MixHotPercent, DefaultMixHotPercent)
+	def(&c.CatchUpEvents, DefaultCatchUpEvents)
+	def(&c.CatchUpWriters, DefaultCatchUpWriters)
+	def(&c.MaxAttempts, eventstore.DefaultMaxAttempts)
+	def(&c.MaxRate, DefaultMaxRate)
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	if c.SampleInterval == 0 {
+		c.SampleInterval = DefaultSampleInterval
+	}
+	if len(c.HistorySizes) == 0 {
+		c.HistorySizes = slices.Clone(DefaultHistorySizes)
+	}
+	if len(c.EffectRates) == 0 {
+		c.EffectRates = slices.Clone(DefaultEffectRates)
+	}
+	if c.TemporalNamespace == "" {
+		c.TemporalNamespace = "default"
+	}
+	if c.MaxOther == 0 {
+		c.MaxOther = DefaultMaxOther
+	}
+	def(&c.Remeasure, DefaultRemeasure)
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Databases == nil {
+		errs = append(errs, errors.New("field Databases is required"))
+	}
+	for _, s := range c.Scenarios {
+		if !slices.Contains(AllScenarios, s) {
+			errs = append(errs, fmt.Errorf("field Scenarios: unknown scenario %q (want one of %v)", s, AllScenarios))
+		}
+	}
+	for _, s := range c.Strategies {
+		if _, err := eventstore.ParseLockStrategy(string(s)); err != nil {
+			errs = append(errs, fmt.Errorf("field Strategies: %w", err))
+		}
+	}
+	for _, n := range c.Clients {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("field Clients: %d is not a client count", n))
+		}
+	}
+	for _, n := range c.EffectRates {
+		if n < 1 || n > 1_000_000 {
+			errs = append(errs, fmt.Errorf("field EffectRates: %d is not a rate (1..1000000 per second)", n))
+		}
+	}
+	if c.has(ScenarioTemporal) && c.TemporalAddress == "" {
+		errs = append(errs, errors.New("field TemporalAddress is required by the temporal scenario"))
+	}
+	for _, n := range c.HistorySizes {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("field HistorySizes: %d is negative", n))
+		}
+	}
+	for name, v := range map[string]int{"Repeats": c.Repeats, "HighRepeats": c.HighRepeats, "HotEpoch": c.HotEpoch, "MaxAttempts": c.MaxAttempts, "MaxRate": c.MaxRate} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("field %s must be at least 1, got %d", name, v))
+		}
+	}
+	if c.MixHotPercent < 0 || c.MixHotPercent > 100 {
+		errs = append(errs, fmt.Errorf("field MixHotPercent must be 0..100, got %d", c.MixHotPercent))
+	}
+	if c.Duration < 0 || c.Warmup < 0 {
+		errs = append(errs, errors.New("fields Duration and Warmup must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// repeats is how often a cell with n clients is measured.
+func (c Config) repeats(n int) int {
+	if n >= c.HighClients {
+		return max(c.HighRepeats, c.Repeats)
+	}
+	return c.Repeats
+}
+
+func (c Config) has(scenario string) bool { return slices.Contains(c.Scenarios, scenario) }

@@ -1,0 +1,14 @@
+// Package bench measures the event store: throughput, latency, conflicts,
+// retries and database round trips of dispatches under each lock strategy,
+// side by side in one run so that their ratios hold on a noisy machine.
+//
+// A run is a list of scenarios (disjoint contexts, one hot context, a mix of
+// both, stream-revision dispatch, growing history, an insert-only ceiling and
+// catch-up reads). Each scenario runs in cells: one client count and one
+// strategy, each strategy in a database of its own. Strategies run back to
+// back per client count, so a slow minute of the machine hits all of them.
+//
+// Run does the measuring and returns Results; WriteJSON, WriteMarkdown and
+// WriteSVG render them. cmd/factos-bench is the command around it, and
+// docs/benchmarks.md explains a run's numbers.
+package bench

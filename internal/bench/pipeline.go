@@ -1,0 +1,436 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/reactors"
+)
+
+// The pipeline scenarios measure what surrounds a dispatch in a worker:
+// the outbox's job inserts inside the dispatch transaction (outbox), the
+// way from a commit through River to an executed effect (effects), and a
+// command sent from a Temporal workflow rather than dispatched in process
+// (temporal). All run the default strategy, keys.
+
+// Pseudo-strategies of the pipeline scenarios.
+const (
+	// strategyOutbox is keys with the outbox installed: every dispatch
+	// also inserts a River reaction job in its transaction.
+	strategyOutbox = "keys+outbox"
+	// strategyDirect dispatches through the activities registry in the
+	// client's goroutine: JSON payload, command id, the same handler.
+	strategyDirect = "direct"
+	// strategyTemporal runs a workflow per command whose activity
+	// dispatches through the same registry; the client waits for the
+	// workflow's result.
+	strategyTemporal = "temporal"
+)
+
+// benchReactor is the reactor of the outbox and effects scenarios: one
+// welcome effect per registered user.
+const (
+	benchReactor = "bench_welcome"
+	benchEffect  = "bench.welcome"
+)
+
+// welcome is the effect's args. RecordedAt travels with it so the handler
+// can tell how long after the event's insert it ran, whichever process
+// runs it.
+type welcome struct {
+	UserID     string    `json:"user_id"`
+	RecordedAt time.Time `json:"recorded_at"`
+}
+
+// welcomesSchema is the effect's table, keyed by effect key: a handler run
+// twice for one key inserts once, and the scenario counts the duplicates.
+const welcomesSchema = `CREATE TABLE IF NOT EXISTS bench_welcomes (
+	effect_key text PRIMARY KEY,
+	user_id    text NOT NULL
+)`
+
+// welcomeReactor plans the welcome effect of a UserRegistered record.
+func welcomeReactor(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+	u, ok := rec.Event.(tickets.UserRegistered)
+	if !ok {
+		return nil, nil
+	}
+	return []eventstore.Effect{{Kind: benchEffect, Key: "welcome:" + rec.ID.String(), Args: welcome{UserID: u.UserID, RecordedAt: rec.RecordedAt}}}, nil
+}
+
+// outboxHook returns the outbox of a registry holding the welcome reactor,
+// inserting through an insert-only River client on the target's pool.
+func outboxHook(t *target) (eventstore.Hook, error) {
+	reg := reactors.NewRegistry(nil)
+	if err := addWelcomeReactor(reg, t.codec, welcomeReactor); err != nil {
+		return nil, err
+	}
+	rc, err := river.NewClient(riverpgxv5.New(t.pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("error creating the River client: %w", err)
+	}
+	return reg.Outbox(rc)
+}
+
+func addWelcomeReactor(reg *reactors.Registry, codec eventstore.Codec[tickets.Event], react eventstore.Reactor[tickets.Event]) error {
+	return reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
+		Name:      benchReactor,
+		Codec:     codec,
+		Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeUserRegistered)),
+		React:     react,
+	})
+}
+
+// temporalWindow is the shortest measured window of the temporal path: a
+// workflow takes tens of milliseconds or more, and a quick run's window
+// would hold none.
+const temporalWindow = 2 * time.Second
+
+// commandPath is the workload of the temporal scenario on one target.
+type commandPath struct {
+	reg    *activities.Registry
+	tc     client.Client
+	queue  string
+	worker worker.Worker
+	warm   bool
+}
+
+// benchWorkflow is the workflow of the temporal scenario: one command,
+// with the library's default activity options.
+func benchWorkflow(ctx workflow.Context, cmd tickets.RegisterUser) (*activities.Result, error) {
+	return activities.ExecuteCommand(ctx, tickets.CmdRegisterUser, cmd, &activities.CommandOptions{
+		CommandID:    activities.CommandIDFor(ctx, "register"),
+		DomainErrors: tickets.DomainErrors,
+	})
+}
+
+const benchWorkflowName = "bench.RegisterUser"
+
+// newCommandPath registers the ticket commands on t's store and, for the
+// temporal pseudo-strategy, starts a Temporal worker on a task queue of
+// its own in this process.
+func newCommandPath(t *target, tc client.Client) (*commandPath, error) {
+	reg := activities.NewRegistry(t.store, &activities.Config{DomainErrors: tickets.DomainErrors})
+	if err := tickets.RegisterCommands(reg, t.codec); err != nil {
+		return nil, err
+	}
+	p := &commandPath{reg: reg, tc: tc}
+	if t.name != strategyTemporal {
+		return p, nil
+	}
+	p.queue = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	p.worker = worker.New(tc, p.queue, worker.Options{})
+	reg.Activities().Register(p.worker)
+	p.worker.RegisterWorkflowWithOptions(benchWorkflow, workflow.RegisterOptions{Name: benchWorkflowName})
+	if err := p.worker.Start(); err != nil {
+		return nil, fmt.Errorf("error starting the Temporal worker: %w", err)
+	}
+	return p, nil
+}
+
+// prepare runs one workflow to completion before the first phase: a new
+// worker's pollers take a moment to reach the server, which a short
+// warm-up would otherwise measure.
+func (p *commandPath) prepare(ctx context.Context, _ time.Duration) error {
+	if p.worker == nil || p.warm {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := p.command(ctx, 0, 0, "warm"); err != nil {
+		return fmt.Errorf("error running a first workflow: %w", err)
+	}
+	p.warm = true
+	return nil
+}
+
+func (p *commandPath) close() {
+	if p.worker != nil {
+		p.worker.Stop()
+	}
+}
+
+// command registers a fresh username, directly or through a workflow.
+func (p *commandPath) command(ctx context.Context, clientNo, seq int, prefix string) (string, error) {
+	id := name(prefix, clientNo, seq)
+	cmd := tickets.RegisterUser{UserID: id, Username: id}
+	if p.worker == nil {
+		payload, err := json.Marshal(cmd)
+		if err != nil {
+			return "", err
+		}
+		_, err = p.reg.Dispatch(ctx, tickets.CmdRegisterUser, "register-"+id, payload, nil)
+		return "", err
+	}
+	opts := client.StartWorkflowOptions{ID: "bench-" + p.queue + "-" + id, TaskQueue: p.queue}
+	run, err := p.tc.ExecuteWorkflow(ctx, opts, benchWorkflowName, cmd)
+	if err != nil {
+		return "", err
+	}
+	var res activities.Result
+	return "", run.Get(ctx, &res)
+}
+
+// dialTemporal connects to the run's Temporal server.
+func dialTemporal(cfg *Config) (client.Client, error) {
+	if cfg.TemporalAddress == "" {
+		return nil, errors.New("the temporal scenario needs Config.TemporalAddress")
+	}
+	tc, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+		Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return nil, fmt.Errorf("error connecting to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	return tc, nil
+}
+
+// EffectRun is the effects scenario at one offered rate: commands
+// dispatched at a fixed rate with the outbox installed, River running the
+// reactions and the effects in this process, and how long after each
+// event's insert its effect ran.
+type EffectRun struct {
+	// Rate is the offered rate, commands per second.
+	Rate int `json:"rate_per_s"`
+	// PerSecond is the rate achieved: commands committed per second of the
+	// window.
+	PerSecond float64 `json:"commands_per_s"`
+	Seconds   float64 `json:"seconds"`
+	Commands  int64   `json:"commands"`
+	// Effects is how many distinct effects ran; Duplicates how many
+	// handler runs found their key already recorded; Missing how many
+	// commands had no effect by the drain deadline. Exactly one effect per
+	// command is the invariant.
+	Effects    int64  `json:"effects"`
+	Duplicates int64  `json:"duplicates"`
+	Missing    int64  `json:"missing"`
+	Errors     int64  `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+
+	// Dispatch is the dispatch's latency with the outbox.
+	Dispatch Latency `json:"dispatch"`
+	// ToReaction, ToEffect and ToDone are measured from the event's
+	// recorded_at (its insert, just before commit) to the reactor's run,
+	// to the effect handler's start and to the end of the handler's own
+	// committed insert.
+	ToReaction Latency `json:"to_reaction"`
+	ToEffect   Latency `json:"to_effect"`
+	ToDone     Latency `json:"to_done"`
+}
+
+// effectTimes collects the effects scenario's observations.
+type effectTimes struct {
+	mu                 sync.Mutex
+	reaction           map[string]time.Duration // by user id, first run only
+	effect, done       []time.Duration
+	effects, duplicate atomic.Int64
+}
+
+func (e *effectTimes) reset() {
+	e.mu.Lock()
+	e.reaction = map[string]time.Duration{}
+	e.effect, e.done = nil, nil
+	e.mu.Unlock()
+	e.effects.Store(0)
+	e.duplicate.Store(0)
+}
+
+// effects runs the effects scenario: one database, keys with the outbox,
+// a River client with the worker's defaults (10 reaction and 10 effect
+// workers, River's default fetch settings), each rate for Duration.
+func (r *runner) effects(ctx context.Context, res *Results) (err error) {
+	url, drop, err := r.cfg.Databases.Create(ctx)
+	if err != nil {
+		return err
+	}
+	t, err := openTarget(ctx, r.cfg, keys, url, drop, 64)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, t.close()) }()
+	if _, err := t.pool.Exec(ctx, welcomesSchema); err != nil {
+		return err
+	}
+
+	times := &effectTimes{}
+	times.reset()
+	reg := reactors.NewRegistry(nil)
+	// The reactor is pure but for one thing: it notes when it ran, which
+	// is what this scenario measures. A retried reaction keeps the first.
+	react := func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+		if u, ok := rec.Event.(tickets.UserRegistered); ok {
+			lag := time.Since(rec.RecordedAt)
+			times.mu.Lock()
+			if _, seen := times.reaction[u.UserID]; !seen {
+				times.reaction[u.UserID] = lag
+			}
+			times.mu.Unlock()
+		}
+		return welcomeReactor(rec)
+	}
+	if err := addWelcomeReactor(reg, t.codec, react); err != nil {
+		return err
+	}
+	err = reactors.AddEffect(reg, reactors.EffectHandler[welcome]{
+		Kind: benchEffect,
+		Handle: func(ctx context.Context, e reactors.Effect[welcome]) error {
+			start := time.Since(e.Args.RecordedAt)
+			tag, err := t.pool.Exec(ctx, `INSERT INTO bench_welcomes (effect_key, user_id) VALUES ($1, $2) ON CONFLICT (effect_key) DO NOTHING`, e.Key, e.Args.UserID)
+			if err != nil {
+				return err
+			}
+			done := time.Since(e.Args.RecordedAt)
+			if tag.RowsAffected() == 0 {
+				times.duplicate.Add(1)
+				return nil
+			}
+			times.mu.Lock()
+			times.effect = append(times.effect, start)
+			times.done = append(times.done, done)
+			times.mu.Unlock()
+			times.effects.Add(1)
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	workers := river.NewWorkers()
+	rc, err := river.NewClient(riverpgxv5.New(t.pool), &river.Config{
+		Queues:  reg.Queues(10, 10),
+		Workers: workers,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	ob, err := reg.Outbox(rc)
+	if err != nil {
+		return err
+	}
+	store, err := eventstore.New(t.pool, &eventstore.Config{Hooks: []eventstore.Hook{ob}, MaxAttempts: r.cfg.MaxAttempts})
+	if err != nil {
+		return err
+	}
+	if err := reg.AddWorkers(workers, store); err != nil {
+		return err
+	}
+	// River's own context: not the run's, whose cancellation would stop
+	// it before Stop could let running jobs finish.
+	riverCtx, cancelRiver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRiver()
+	if err := rc.Start(riverCtx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		err = errors.Join(err, rc.Stop(stopCtx))
+	}()
+
+	h := tickets.RegisterUserHandler(t.codec)
+	for i, rate := range r.cfg.EffectRates {
+		times.reset()
+		run, err := r.effectRate(ctx, store, h, times, fmt.Sprintf("e%d", i), rate)
+		if err != nil {
+			return fmt.Errorf("effects at %d/s: %w", rate, err)
+		}
+		res.Effects = append(res.Effects, run)
+		fmt.Fprintf(r.cfg.Log, "effects rate=%-5d %7.0f cmd/s  effects %d dup %d missing %d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms\n",
+			rate, run.PerSecond, run.Effects, run.Duplicates, run.Missing, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99)
+	}
+	return nil
+}
+
+// effectRate offers rate commands a second for Duration, each on its own
+// goroutine (so a slow dispatch does not delay the next one's start), then
+// waits up to a minute for every effect.
+func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
+	run := EffectRun{Rate: rate}
+	interval := time.Second / time.Duration(rate)
+	n := int(r.cfg.Duration / interval)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		lat      []time.Duration
+		errCount atomic.Int64
+		firstErr atomic.Pointer[string]
+	)
+	// At most 256 dispatches in flight: past that the store is the
+	// bottleneck and the achieved rate says so.
+	sem := make(chan struct{}, 256)
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			select {
+			case <-ctx.Done():
+				return run, ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			id := fmt.Sprintf("%s-%d", prefix, i)
+			t0 := time.Now()
+			_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
+			if err != nil {
+				errCount.Add(1)
+				s := err.Error()
+				firstErr.CompareAndSwap(nil, &s)
+				return
+			}
+			d := time.Since(t0)
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	run.Seconds = elapsed.Seconds()
+	run.Commands = int64(len(lat))
+	run.PerSecond = float64(run.Commands) / run.Seconds
+	run.Errors = errCount.Load()
+	if s := firstErr.Load(); s != nil {
+		run.FirstError = *s
+	}
+	run.Dispatch = latencyOf(lat)
+
+	deadline := time.Now().Add(time.Minute)
+	for times.effects.Load() < run.Commands && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	run.Effects = times.effects.Load()
+	run.Duplicates = times.duplicate.Load()
+	run.Missing = max(0, run.Commands-run.Effects)
+	times.mu.Lock()
+	defer times.mu.Unlock()
+	reaction := make([]time.Duration, 0, len(times.reaction))
+	for _, d := range times.reaction {
+		reaction = append(reaction, d)
+	}
+	run.ToReaction = latencyOf(reaction)
+	run.ToEffect = latencyOf(times.effect)
+	run.ToDone = latencyOf(times.done)
+	return run, nil
+}

@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/factos-go/factos/eventstore"
+)
+
+// The goals the store is measured against, each judged from cells of the
+// same run so that the machine's speed cancels out.
+
+// Target is one goal and how the run fared.
+type Target struct {
+	Name string `json:"name"`
+	// Goal states the goal.
+	Goal string `json:"goal"`
+	// Checks are the comparisons the goal was judged on, one per client
+	// count or history size.
+	Checks []Check `json:"checks"`
+	// Met is set when every check passed; a target without checks (its
+	// cells did not run) is not met.
+	Met bool `json:"met"`
+}
+
+// Check is one comparison: a measured value against its bound.
+type Check struct {
+	Where string  `json:"where"`
+	Value float64 `json:"value"`
+	// Bound is what Value must reach (at least, or at most: see Goal).
+	Bound float64 `json:"bound"`
+	Pass  bool    `json:"pass"`
+	// Detail gives the figures the value came from.
+	Detail string `json:"detail"`
+}
+
+const (
+	keys  = string(eventstore.LockKeys)
+	table = string(eventstore.LockTable)
+	ser   = string(eventstore.LockSerializable)
+)
+
+// evaluate judges the targets from the results' cells.
+func (r *Results) evaluate() {
+	r.Targets = nil
+	add := func(t Target) {
+		t.Met = len(t.Checks) > 0
+		for _, c := range t.Checks {
+			t.Met = t.Met && c.Pass
+		}
+		r.Targets = append(r.Targets, t)
+	}
+
+	// 1. keys at least twice table on disjoint contexts, 16 clients up.
+	t := Target{Name: "disjoint: keys >= 2x table", Goal: "commands/s of keys divided by table's on the disjoint scenario is at least 2 at every client count from 16 up"}
+	for _, n := range r.clientCounts(ScenarioDisjoint) {
+		k, tb := r.find(ScenarioDisjoint, keys, n, 0), r.find(ScenarioDisjoint, table, n, 0)
+		if n < 16 || k == nil || tb == nil || tb.PerSecond == 0 {
+			continue
+		}
+		ratio := k.PerSecond / tb.PerSecond
+		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 2, Pass: ratio >= 2,
+			Detail: fmt.Sprintf("keys %.0f/s, table %.0f/s", k.PerSecond, tb.PerSecond)})
+	}
+	add(t)
+
+	// 2. keys within 10% of table on the hot context.
+	t = Target{Name: "hot: keys within 10% of table", Goal: "commands/s of keys divided by table's on the hot scenario is at least 0.9 at every client count (faster is fine)"}
+	for _, n := range r.clientCounts(ScenarioHot) {
+		k, tb := r.find(ScenarioHot, keys, n, 0), r.find(ScenarioHot, table, n, 0)
+		if k == nil || tb == nil || tb.PerSecond == 0 {
+			continue
+		}
+		ratio := k.PerSecond / tb.PerSecond
+		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 0.9, Pass: ratio >= 0.9,
+			Detail: fmt.Sprintf("keys %.0f/s, table %.0f/s", k.PerSecond, tb.PerSecond)})
+	}
+	add(t)
+
+	// 3. keys never conflicts or retries on disjoint contexts.
+	t = Target{Name: "disjoint: keys without conflicts or retries", Goal: "keys has zero conflicts and zero retries on the disjoint scenario at every client count (serializable's false conflicts shown for comparison)"}
+	for _, n := range r.clientCounts(ScenarioDisjoint) {
+		k := r.find(ScenarioDisjoint, keys, n, 0)
+		if k == nil {
+			continue
+		}
+		var retries int64
+		for _, m := range k.Runs {
+			retries += m.Retries
+		}
+		detail := fmt.Sprintf("keys: %d conflicts, %d retries", k.Conflicts, retries)
+		if s := r.find(ScenarioDisjoint, ser, n, 0); s != nil {
+			var sr int64
+			for _, m := range s.Runs {
+				sr += m.Retries
+			}
+			detail += fmt.Sprintf("; serializable: %d conflicts, %d retries (%.3f per command)", s.Conflicts, sr, s.RetriesPerCommand)
+		}
+		v := float64(k.Conflicts + retries)
+		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: v, Bound: 0, Pass: v == 0, Detail: detail})
+	}
+	add(t)
+
+	// 4. keys on disjoint contexts at 16 clients reaches half the ceiling.
+	t = Target{Name: "disjoint: keys >= 1/2 insert ceiling at 16 clients", Goal: "commands/s of keys on the disjoint scenario at 16 clients divided by the insert-only ceiling's is at least 0.5"}
+	if k, c := r.find(ScenarioDisjoint, keys, 16, 0), r.find(ScenarioDisjoint, strategyCeiling, 16, 0); k != nil && c != nil && c.PerSecond > 0 {
+		ratio := k.PerSecond / c.PerSecond
+		detail := fmt.Sprintf("keys %.0f/s, ceiling %.0f/s", k.PerSecond, c.PerSecond)
+		if ct := r.find(ScenarioDisjoint, strategyCeilingTx, 16, 0); ct != nil {
+			detail += fmt.Sprintf(", ceiling+tx %.0f/s", ct.PerSecond)
+		}
+		t.Checks = append(t.Checks, Check{Where: "16 clients", Value: ratio, Bound: 0.5, Pass: ratio >= 0.5, Detail: detail})
+	}
+	add(t)
+
+	// 5. selective dispatch latency barely grows with history.
+	t = Target{Name: "history: p50 at largest <= 1.5x smallest", Goal: "p50 latency of the selective command under keys with the largest history divided by that with the smallest is at most 1.5, at every client count"}
+	if sizes := r.historySizes(); len(sizes) >= 2 {
+		lo, hi := sizes[0], sizes[len(sizes)-1]
+		for _, n := range r.clientCounts(ScenarioHistory) {
+			a, b := r.find(ScenarioHistory, keys, n, lo), r.find(ScenarioHistory, keys, n, hi)
+			if a == nil || b == nil || a.P50Ms == 0 {
+				continue
+			}
+			ratio := b.P50Ms / a.P50Ms
+			t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 1.5, Pass: ratio <= 1.5,
+				Detail: fmt.Sprintf("p50 %.3fms at %s events, %.3fms at %s events", b.P50Ms, count(hi), a.P50Ms, count(lo))})
+		}
+	}
+	add(t)
+
+	// 6. the outbox costs at most 30% of dispatch throughput.
+	t = Target{Name: "outbox: keys+outbox >= 0.7x keys", Goal: "commands/s with the outbox divided by commands/s without it (disjoint command, keys) is at least 0.7 at every client count"}
+	for _, n := range r.clientCounts(ScenarioOutbox) {
+		o, k := r.find(ScenarioOutbox, strategyOutbox, n, 0), r.find(ScenarioOutbox, keys, n, 0)
+		if o == nil || k == nil || k.PerSecond == 0 {
+			continue
+		}
+		ratio := o.PerSecond / k.PerSecond
+		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 0.7, Pass: ratio >= 0.7,
+			Detail: fmt.Sprintf("with outbox %.0f/s (%.2f rt/dispatch), without %.0f/s (%.2f rt/dispatch)", o.PerSecond, o.RoundTrips, k.PerSecond, k.RoundTrips)})
+	}
+	add(t)
+}
+
+// count renders an event count the way the report names sizes: 1k, 100k, 1M.
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000 && n%1_000 == 0:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
+}
+
+// ratioString renders a ratio with two significant decimals.
+func ratioString(v float64) string {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return "n/a"
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.2f", v), ".00") + "×"
+}
