@@ -170,7 +170,7 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 			}
 			w := workload{prepare: p.prepare, command: p.command, close: p.close}
 			if t.name == strategyTemporal {
-				w.minDuration = temporalWindow
+				w.minDuration, w.othersWork = temporalWindow, true
 			}
 			return w, nil
 		})

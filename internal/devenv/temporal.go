@@ -152,7 +152,21 @@ func (t *Temporal) Start(ctx context.Context) error {
 		"--http-port", strconv.Itoa(t.ports[0]), "--metrics-port", strconv.Itoa(t.ports[1]),
 		"--db-filename", t.opts.DBFile, "--namespace", t.opts.Namespace,
 		"--log-level", "warn",
-		"--dynamic-config-value", "frontend.enableServerVersionCheck=false")
+		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
+		// The dev server has one history shard, whose transfer-queue reader
+		// loads tasks at most 20 times a second by default: every hand-off
+		// of a workflow (start, activity, result) then waits for the next
+		// 50ms slot, and a one-activity workflow takes 150ms. Production
+		// clusters spread this over hundreds of shards.
+		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+		// One task-queue partition: with several, a poller waiting on one
+		// partition can miss a task written to another for seconds.
+		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+		// SQLite syncs every write by default (10ms each on this disk);
+		// WAL with normal sync keeps the file consistent across restarts,
+		// which is all a test server needs.
+		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	// Its own process group, so that a signal to the test's group (^C)
 	// does not race our orderly stop.
