@@ -6,7 +6,6 @@ import (
 	"errors"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,24 +43,12 @@ const cmdProbe = "fuzz.Probe"
 // payloadFuzz is the fuzz function's database and registry, made on first
 // use, with the commands the decider received in the current iteration.
 type payloadFuzz struct {
-	once     sync.Once
-	err      error
-	pool     *pgxpool.Pool
-	drop     func() error
 	reg      *activities.Registry
 	received []probeCmd
 }
 
-func (p *payloadFuzz) init(ctx context.Context) error {
-	url, drop, err := testdb.Create(ctx)
-	if err != nil {
-		return err
-	}
-	p.drop = drop
-	if p.pool, err = pgxpool.New(ctx, url); err != nil {
-		return err
-	}
-	store, err := eventstore.New(p.pool, nil)
+func (p *payloadFuzz) init(ctx context.Context, pool *pgxpool.Pool) error {
+	store, err := eventstore.New(pool, nil)
 	if err != nil {
 		return err
 	}
@@ -140,22 +127,10 @@ func FuzzCommandPayload(f *testing.F) {
 		f.Add(seed.name, seed.id, []byte(seed.payload))
 	}
 	p := &payloadFuzz{}
-	f.Cleanup(func() {
-		if p.pool != nil {
-			p.pool.Close()
-		}
-		if p.drop != nil {
-			if err := p.drop(); err != nil {
-				f.Errorf("error dropping the fuzz database: %v", err)
-			}
-		}
-	})
+	db := testdb.Lazy(f, p.init)
 	f.Fuzz(func(t *testing.T, name, commandID string, payload []byte) {
 		ctx := context.Background()
-		p.once.Do(func() { p.err = p.init(ctx) })
-		if p.err != nil {
-			t.Fatal(p.err)
-		}
+		db(t)
 		p.received = p.received[:0]
 		res, err := p.reg.Dispatch(ctx, name, commandID, payload, nil)
 

@@ -19,48 +19,6 @@ import (
 	"github.com/factos-go/factos/internal/testdb"
 )
 
-// fuzzDB is the one database of a fuzz function. Iterations of a fuzz
-// target run one after another within a process, so they share it; it is
-// created on first use (a fuzzing coordinator never runs the target) and
-// dropped when the fuzz function ends.
-type fuzzDB struct {
-	once sync.Once
-	pool *pgxpool.Pool
-	drop func() error
-	err  error
-}
-
-func newFuzzDB(f *testing.F) *fuzzDB {
-	d := &fuzzDB{}
-	f.Cleanup(func() {
-		if d.pool != nil {
-			d.pool.Close()
-		}
-		if d.drop != nil {
-			if err := d.drop(); err != nil {
-				f.Errorf("error dropping the fuzz database: %v", err)
-			}
-		}
-	})
-	return d
-}
-
-func (d *fuzzDB) get(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	d.once.Do(func() {
-		ctx := context.Background()
-		var url string
-		if url, d.drop, d.err = testdb.Create(ctx); d.err != nil {
-			return
-		}
-		d.pool, d.err = pgxpool.New(ctx, url)
-	})
-	if d.err != nil {
-		t.Fatal(d.err)
-	}
-	return d.pool
-}
-
 // fuzzLimits are small, so that the fuzzer reaches both sides of every
 // limit with short inputs.
 var fuzzLimits = eventstore.Limits{
@@ -135,7 +93,7 @@ func FuzzValidateEvents(f *testing.F) {
 	f.Add("T", "s", "a", "b", "k", "v", []byte{}, int64(1<<31), uint8(0))
 	f.Add("T", "s", "a", "b", "k", "v", []byte{}, int64(1<<32), uint8(0))
 
-	db := newFuzzDB(f)
+	db := testdb.Lazy(f, nil)
 	var (
 		storeOnce sync.Once
 		store     *eventstore.Store
@@ -143,7 +101,7 @@ func FuzzValidateEvents(f *testing.F) {
 	)
 	f.Fuzz(func(t *testing.T, typ, stream, tagA, tagB, mdKey, mdVal string, data []byte, version int64, shape uint8) {
 		ctx := context.Background()
-		pool := db.get(t)
+		pool := db(t)
 		storeOnce.Do(func() { store, storeErr = eventstore.New(pool, &eventstore.Config{Limits: fuzzLimits}) })
 		if storeErr != nil {
 			t.Fatal(storeErr)

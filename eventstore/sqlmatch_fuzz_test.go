@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -85,10 +84,6 @@ func (in *fuzzInput) query() Query {
 // fuzzMatchDB is the matcher fuzz test's database: events stored once, and
 // the records Go compares the SQL's answers with.
 type fuzzMatchDB struct {
-	once   sync.Once
-	err    error
-	pool   *pgxpool.Pool
-	drop   func() error
 	store  *Store
 	stored []RawRecord
 	n      int // iterations so far, for unique stream names
@@ -98,16 +93,9 @@ type fuzzMatchDB struct {
 // stay fast however long the fuzzer runs.
 const fuzzStoredCap = 600
 
-func (d *fuzzMatchDB) init(ctx context.Context) error {
-	url, drop, err := testdb.Create(ctx)
-	if err != nil {
-		return err
-	}
-	d.drop = drop
-	if d.pool, err = pgxpool.New(ctx, url); err != nil {
-		return err
-	}
-	if d.store, err = New(d.pool, nil); err != nil {
+func (d *fuzzMatchDB) init(ctx context.Context, pool *pgxpool.Pool) error {
+	var err error
+	if d.store, err = New(pool, nil); err != nil {
 		return err
 	}
 	// The same events on every run: fixed seeds.
@@ -194,22 +182,10 @@ func FuzzQueryMatchesSQL(f *testing.F) {
 		f.Add(b)
 	}
 	d := &fuzzMatchDB{}
-	f.Cleanup(func() {
-		if d.pool != nil {
-			d.pool.Close()
-		}
-		if d.drop != nil {
-			if err := d.drop(); err != nil {
-				f.Errorf("error dropping the fuzz database: %v", err)
-			}
-		}
-	})
+	db := testdb.Lazy(f, d.init)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
-		d.once.Do(func() { d.err = d.init(ctx) })
-		if d.err != nil {
-			t.Fatal(d.err)
-		}
+		db(t)
 		s, in := d.store, &fuzzInput{b: data}
 		d.n++
 

@@ -230,3 +230,47 @@ func randomSuffix() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Lazy gives a fuzz target a migrated database of its own: created, and
+// set up by init when it is not nil, on the first call of the returned
+// function, and dropped when f ends. A fuzz target's iterations run one
+// after another in a process and share it; a fuzzing coordinator, which
+// never runs the target, never creates one.
+func Lazy(f *testing.F, init func(context.Context, *pgxpool.Pool) error) func(testing.TB) *pgxpool.Pool {
+	var (
+		once sync.Once
+		pool *pgxpool.Pool
+		drop func() error
+		err  error
+	)
+	f.Cleanup(func() {
+		if pool != nil {
+			pool.Close()
+		}
+		if drop != nil {
+			if err := drop(); err != nil {
+				f.Errorf("error dropping the fuzz database: %v", err)
+			}
+		}
+	})
+	return func(t testing.TB) *pgxpool.Pool {
+		t.Helper()
+		once.Do(func() {
+			ctx := context.Background()
+			var url string
+			if url, drop, err = Create(ctx); err != nil {
+				return
+			}
+			if pool, err = pgxpool.New(ctx, url); err != nil {
+				return
+			}
+			if init != nil {
+				err = init(ctx, pool)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pool
+	}
+}
