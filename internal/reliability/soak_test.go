@@ -280,9 +280,9 @@ load:
 	}
 	checkSoakLog(t, ctx, pool, accepted.Load(), tailed)
 
-	// Stability: the last third of the run holds no more than the first,
-	// within generous bounds (the first third includes the warm-up, the
-	// race detector inflates the heap, and GC timing makes it jumpy).
+	// Stability: the last third of the run holds no more heap and no more
+	// goroutines than the first, within generous bounds (the first third
+	// includes the warm-up, and GC timing makes the heap jumpy).
 	if len(samples) < 3 {
 		t.Fatalf("%d samples: the soak was too short", len(samples))
 	}
@@ -309,16 +309,20 @@ load:
 		{"heap_in_use_mib", 2, 32},
 		{"heap_live_mib", 2, 32},
 		{"goroutines", 1.5, 20},
-		{"pool_total", 1.5, 4},
-		{"pool_acquired", 2, 8},
 	} {
 		if s := stats[b.name]; s.LastThird > s.FirstThird*b.factor+b.add {
 			t.Errorf("%s grows: first third %.1f, last third %.1f (bound %.1f)", b.name, s.FirstThird, s.LastThird, s.FirstThird*b.factor+b.add)
 		}
 	}
+	// The pool may grow to its size under load; that is not a leak. A
+	// leaked connection is one never released: once the work is drained,
+	// none may stay acquired.
 	if s := stats["pool_total"]; s.Max > float64(pool.Config().MaxConns) {
 		t.Errorf("pool opened %v connections, more than its %d", s.Max, pool.Config().MaxConns)
 	}
+	testriver.WaitFor(t, 30*time.Second, "every pool connection to be released", func() (bool, error) {
+		return pool.Stat().AcquiredConns() == 0, nil
+	})
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
