@@ -29,6 +29,7 @@ const (
 type Readiness struct {
 	pool     *pgxpool.Pool
 	temporal bool
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	started map[string]bool
@@ -40,8 +41,8 @@ type Readiness struct {
 }
 
 // NewReadiness returns the readiness tracker.
-func NewReadiness(cfg *Config, pool *pgxpool.Pool) *Readiness {
-	return &Readiness{pool: pool, temporal: cfg.TemporalEnabled, started: map[string]bool{}}
+func NewReadiness(cfg *Config, pool *pgxpool.Pool, l *slog.Logger) *Readiness {
+	return &Readiness{pool: pool, temporal: cfg.TemporalEnabled, log: l, started: map[string]bool{}}
 }
 
 func (r *Readiness) set(component string, ok bool) {
@@ -74,7 +75,14 @@ func (r *Readiness) Check(ctx context.Context) (map[string]string, bool) {
 	if time.Since(r.migChecked) > 5*time.Second {
 		r.mu.Unlock()
 		st, err := migrations.ReadStatus(ctx, r.pool, nil)
-		if err == nil && !st.Current() {
+		switch {
+		case err != nil:
+			// The probe's body is for anyone who can reach the port: the
+			// error, which names the database, role and host, goes to the
+			// log only.
+			r.log.WarnContext(ctx, "readiness: error reading the migration status", "err", err)
+			err = errors.New("status unreadable")
+		case !st.Current():
 			err = errors.New("pending")
 		}
 		r.mu.Lock()
