@@ -68,7 +68,7 @@ type River struct {
 func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.Logger) (*River, error) {
 	workers := river.NewWorkers()
 	queues := reg.Queues(cfg.ReactionWorkers, cfg.EffectWorkers)
-	rc := &river.Config{Logger: l.With("component", "river"), JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter}
+	rc := &river.Config{Logger: l.With("component", "river"), JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter, FetchCooldown: cfg.FetchCooldown}
 	if len(queues) > 0 {
 		rc.Queues, rc.Workers = queues, workers
 	}

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		DatabaseURL: "postgres://u:p@db:5432/factos", DatabaseMaxConns: 20,
 		TemporalEnabled: true, TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", TemporalTaskQueue: "factos",
 		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 10, EffectWorkers: 10,
-		JobTimeout: time.Minute, RescueAfter: time.Hour,
+		FetchCooldown: 10 * time.Millisecond, JobTimeout: time.Minute, RescueAfter: time.Hour,
 		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second,
 	}
 	if *cfg != want {
@@ -55,6 +55,8 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 		{map[string]string{"LOCK_STRATEGY": "global"}, "LOCK_STRATEGY"},
 		{map[string]string{"SHUTDOWN_TIMEOUT": "soon"}, "SHUTDOWN_TIMEOUT"},
 		{map[string]string{"RIVER_JOB_TIMEOUT": "0s"}, "RIVER_JOB_TIMEOUT"},
+		{map[string]string{"RIVER_FETCH_COOLDOWN": "500us"}, "RIVER_FETCH_COOLDOWN"},
+		{map[string]string{"RIVER_FETCH_COOLDOWN": "fast"}, "RIVER_FETCH_COOLDOWN"},
 		{map[string]string{"RIVER_JOB_TIMEOUT": "2m", "RIVER_RESCUE_AFTER": "1m"}, "RIVER_RESCUE_AFTER"},
 		{map[string]string{"RIVERUI_ENABLED": "true"}, "RIVERUI_USERNAME"},
 		{map[string]string{"RIVERUI_ENABLED": "true", "RIVERUI_USERNAME": "admin"}, "RIVERUI_USERNAME"},
