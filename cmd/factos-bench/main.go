@@ -26,7 +26,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -129,18 +128,17 @@ func run() error {
 	}
 	cfg.Databases = bench.ServerDatabases{AdminURL: adminURL}
 
-	if slices.Contains(cfg.Scenarios, bench.ScenarioTemporal) {
-		addr := o.temporalAddress
-		if addr == "" || devenv.CheckTemporal(ctx, addr, "default") != nil {
+	if addr := o.temporalAddress; addr != "" && devenv.CheckTemporal(ctx, addr, "default") == nil {
+		cfg.TemporalAddress = addr
+	} else {
+		cfg.StartTemporal = func(ctx context.Context) (string, func(), error) {
 			fmt.Fprintln(os.Stderr, "starting a Temporal dev server")
 			srv, err := devenv.StartTemporal(ctx, devenv.TemporalOpts{})
 			if err != nil {
-				return fmt.Errorf("the temporal scenario needs a Temporal server: %w", err)
+				return "", nil, err
 			}
-			defer srv.Destroy()
-			addr = srv.Address()
+			return srv.Address(), srv.Destroy, nil
 		}
-		cfg.TemporalAddress = addr
 	}
 
 	res, runErr := bench.Run(ctx, cfg)

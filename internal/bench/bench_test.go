@@ -102,8 +102,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("catch-up %s/%s: writers ran no commands", cu.Strategy, cu.Filter)
 		}
 	}
-	if len(res.Effects) != len(cfg.EffectRates) {
-		t.Errorf("%d effects results, want one per rate %v", len(res.Effects), cfg.EffectRates)
+	if len(res.Effects) != 2*len(cfg.EffectRates) {
+		t.Errorf("%d effects results, want one per rate %v and River variant (2)", len(res.Effects), cfg.EffectRates)
 	}
 	for _, e := range res.Effects {
 		// Exactly one effect per committed command: the outbox, the

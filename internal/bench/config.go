@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -145,11 +146,17 @@ type Config struct {
 	// effects scenario. Default: DefaultEffectRates (50, 200, 800).
 	EffectRates []int
 
-	// TemporalAddress is the Temporal frontend of the temporal scenario,
-	// required when it runs; TemporalNamespace its namespace.
-	// Default namespace: "default".
+	// TemporalAddress is the Temporal frontend of the temporal scenario;
+	// TemporalNamespace its namespace. Default namespace: "default".
 	TemporalAddress   string
 	TemporalNamespace string
+
+	// StartTemporal, when TemporalAddress is empty, starts a Temporal
+	// server for the temporal scenario when that scenario begins (a
+	// server starting up would disturb the scenarios before it) and
+	// returns its address and how to stop it. One of the two is required
+	// by the temporal scenario.
+	StartTemporal func(context.Context) (address string, stop func(), err error)
 
 	// MaxOther is how many cores other processes may keep busy during a
 	// measured window before the window counts as disturbed and is
@@ -293,8 +300,8 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("field EffectRates: %d is not a rate (1..1000000 per second)", n))
 		}
 	}
-	if c.has(ScenarioTemporal) && c.TemporalAddress == "" {
-		errs = append(errs, errors.New("field TemporalAddress is required by the temporal scenario"))
+	if c.has(ScenarioTemporal) && c.TemporalAddress == "" && c.StartTemporal == nil {
+		errs = append(errs, errors.New("field TemporalAddress or StartTemporal is required by the temporal scenario"))
 	}
 	for _, n := range c.HistorySizes {
 		if n < 0 {

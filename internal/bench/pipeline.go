@@ -187,17 +187,26 @@ func (p *commandPath) command(ctx context.Context, clientNo, seq int, prefix str
 	return "", run.Get(ctx, &res)
 }
 
-// dialTemporal connects to the run's Temporal server.
-func dialTemporal(cfg *Config) (client.Client, error) {
-	if cfg.TemporalAddress == "" {
-		return nil, errors.New("the temporal scenario needs Config.TemporalAddress")
+// dialTemporal connects to the run's Temporal server, starting one first
+// if the configuration says how. done closes the client and stops what
+// was started.
+func dialTemporal(ctx context.Context, cfg *Config) (tc client.Client, done func(), err error) {
+	addr, stop := cfg.TemporalAddress, func() {}
+	if addr == "" {
+		if cfg.StartTemporal == nil {
+			return nil, nil, errors.New("the temporal scenario needs Config.TemporalAddress or StartTemporal")
+		}
+		if addr, stop, err = cfg.StartTemporal(ctx); err != nil {
+			return nil, nil, fmt.Errorf("error starting Temporal: %w", err)
+		}
 	}
-	tc, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+	tc, err = client.Dial(client.Options{HostPort: addr, Namespace: cfg.TemporalNamespace,
 		Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
-		return nil, fmt.Errorf("error connecting to Temporal at %s: %w", cfg.TemporalAddress, err)
+		stop()
+		return nil, nil, fmt.Errorf("error connecting to Temporal at %s: %w", addr, err)
 	}
-	return tc, nil
+	return tc, func() { tc.Close(); stop() }, nil
 }
 
 // EffectRun is the effects scenario at one offered rate: commands
@@ -205,6 +214,12 @@ func dialTemporal(cfg *Config) (client.Client, error) {
 // reactions and the effects in this process, and how long after each
 // event's insert its effect ran.
 type EffectRun struct {
+	// Variant names the River configuration; Workers are its reaction and
+	// effect workers (each); FetchCooldownMs its fetch cooldown (0: River's
+	// default, 100ms).
+	Variant         string  `json:"variant"`
+	Workers         int     `json:"workers"`
+	FetchCooldownMs float64 `json:"fetch_cooldown_ms"`
 	// Rate is the offered rate, commands per second.
 	Rate int `json:"rate_per_s"`
 	// PerSecond is the rate achieved: commands committed per second of the
@@ -250,10 +265,34 @@ func (e *effectTimes) reset() {
 	e.duplicate.Store(0)
 }
 
-// effects runs the effects scenario: one database, keys with the outbox,
-// a River client with the worker's defaults (10 reaction and 10 effect
-// workers, River's default fetch settings), each rate for Duration.
-func (r *runner) effects(ctx context.Context, res *Results) (err error) {
+// riverVariant is a River configuration the effects scenario runs with.
+type riverVariant struct {
+	name          string
+	workers       int
+	fetchCooldown time.Duration // 0: River's default (100ms)
+}
+
+// riverVariants are compared side by side: River's own fetch default and
+// the worker's (RIVER_FETCH_COOLDOWN), both with the worker's default 10
+// reaction and 10 effect workers.
+var riverVariants = []riverVariant{
+	{name: "River default (fetch cooldown 100ms)", workers: 10},
+	{name: "worker default (fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
+}
+
+// effects runs the effects scenario: per River variant, one database with
+// keys and the outbox, a River client in this process running reactions
+// and effects, each rate for Duration.
+func (r *runner) effects(ctx context.Context, res *Results) error {
+	for _, v := range riverVariants {
+		if err := r.effectsVariant(ctx, res, v); err != nil {
+			return fmt.Errorf("effects (%s): %w", v.name, err)
+		}
+	}
+	return nil
+}
+
+func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVariant) (err error) {
 	url, drop, err := r.cfg.Databases.Create(ctx)
 	if err != nil {
 		return err
@@ -312,9 +351,10 @@ func (r *runner) effects(ctx context.Context, res *Results) (err error) {
 	}
 	workers := river.NewWorkers()
 	rc, err := river.NewClient(riverpgxv5.New(t.pool), &river.Config{
-		Queues:  reg.Queues(10, 10),
-		Workers: workers,
-		Logger:  slog.New(slog.DiscardHandler),
+		Queues:        reg.Queues(v.workers, v.workers),
+		Workers:       workers,
+		FetchCooldown: v.fetchCooldown,
+		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err
@@ -350,9 +390,10 @@ func (r *runner) effects(ctx context.Context, res *Results) (err error) {
 		if err != nil {
 			return fmt.Errorf("effects at %d/s: %w", rate, err)
 		}
+		run.Variant, run.Workers, run.FetchCooldownMs = v.name, v.workers, float64(v.fetchCooldown)/float64(time.Millisecond)
 		res.Effects = append(res.Effects, run)
-		fmt.Fprintf(r.cfg.Log, "effects rate=%-5d %7.0f cmd/s  effects %d dup %d missing %d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms\n",
-			rate, run.PerSecond, run.Effects, run.Duplicates, run.Missing, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99)
+		fmt.Fprintf(r.cfg.Log, "effects %-38s rate=%-5d %7.0f cmd/s  effects %d dup %d missing %d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms\n",
+			v.name, rate, run.PerSecond, run.Effects, run.Duplicates, run.Missing, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99)
 	}
 	return nil
 }

@@ -399,12 +399,12 @@ func (m *mdWriter) effects() {
 		return
 	}
 	m.p("## From commit to effect\n\n")
-	m.p("RegisterUser commands offered at a fixed rate, each on its own goroutine, with the outbox installed and a River client in the benchmark process running the reactions and the effects (10 workers each, River's default fetch settings, as `worker run` configures them). The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert. Every command must get exactly one effect.\n\n")
-	m.p("| offered /s | achieved /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms |\n")
-	m.p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	m.p("RegisterUser commands offered at a fixed rate, each on its own goroutine, with the outbox installed and a River client in the benchmark process running the reactions and the effects (10 workers each, as `worker run` has by default), once with River's default fetch cooldown (100ms) and once with the worker's (`RIVER_FETCH_COOLDOWN`, 10ms). The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert. Every command must get exactly one effect.\n\n")
+	m.p("| River | offered /s | achieved /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms |\n")
+	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, e := range m.res.Effects {
-		m.p("| %d | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f / %.1f |\n",
-			e.Rate, e.PerSecond, e.Commands, e.Effects, e.Duplicates, e.Missing, e.Dispatch.P50, e.Dispatch.P99,
+		m.p("| %s | %d | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f / %.1f |\n",
+			e.Variant, e.Rate, e.PerSecond, e.Commands, e.Effects, e.Duplicates, e.Missing, e.Dispatch.P50, e.Dispatch.P99,
 			e.ToReaction.P50, e.ToReaction.P99, e.ToEffect.P50, e.ToEffect.P99, e.ToDone.P50, e.ToDone.P99, e.ToDone.Max)
 	}
 	m.p("\n")

@@ -158,11 +158,11 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 		}
 	}
 	if cfg.has(ScenarioTemporal) {
-		tc, err := dialTemporal(cfg)
+		tc, closeTemporal, err := dialTemporal(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		defer tc.Close()
+		defer closeTemporal()
 		err = r.matrix(ctx, res, ScenarioTemporal, []string{strategyDirect, strategyTemporal}, func(t *target) (workload, error) {
 			p, err := newCommandPath(t, tc)
 			if err != nil {
