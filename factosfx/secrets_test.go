@@ -1,7 +1,6 @@
 package factosfx_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,27 +27,10 @@ import (
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/internal/testdb"
+	"github.com/factos-go/factos/internal/testlog"
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/reactors"
 )
-
-// syncBuffer collects log lines written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func randomHex(t *testing.T) string {
 	t.Helper()
@@ -216,7 +197,7 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			var emitted strings.Builder // everything else the process said
 			defer func() {

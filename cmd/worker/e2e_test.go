@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/factos-go/factos/internal/devenv"
 	"github.com/factos-go/factos/internal/testdb"
+	"github.com/factos-go/factos/internal/testlog"
 	"github.com/factos-go/factos/internal/testtemporal"
 )
 
@@ -47,21 +47,9 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	exited chan error
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -99,7 +87,7 @@ func command(t *testing.T, env []string, args ...string) (stdout, stderr string,
 
 func startWorker(t *testing.T, env []string) *proc {
 	t.Helper()
-	p := &proc{t: t, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{t: t, logs: &testlog.Buffer{}, exited: make(chan error, 1)}
 	for _, kv := range env {
 		if a, ok := strings.CutPrefix(kv, "HTTP_ADDR="); ok {
 			p.addr = a
