@@ -54,28 +54,16 @@ func (r *Results) evaluate() {
 
 	// 1. keys at least twice table on disjoint contexts, 16 clients up.
 	t := Target{Name: "disjoint: keys >= 2x table", Goal: "commands/s of keys divided by table's on the disjoint scenario is at least 2 at every client count from 16 up"}
-	for _, n := range r.clientCounts(ScenarioDisjoint) {
-		k, tb := r.find(ScenarioDisjoint, keys, n, 0), r.find(ScenarioDisjoint, table, n, 0)
-		if n < 16 || k == nil || tb == nil || tb.PerSecond == 0 {
-			continue
-		}
-		ratio := k.PerSecond / tb.PerSecond
-		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 2, Pass: ratio >= 2,
-			Detail: fmt.Sprintf("keys %.0f/s, table %.0f/s", k.PerSecond, tb.PerSecond)})
-	}
+	t.Checks = r.throughputRatios(ScenarioDisjoint, keys, table, 16, 2, func(k, tb *Cell) string {
+		return fmt.Sprintf("keys %.0f/s, table %.0f/s", k.PerSecond, tb.PerSecond)
+	})
 	add(t)
 
 	// 2. keys within 10% of table on the hot context.
 	t = Target{Name: "hot: keys within 10% of table", Goal: "commands/s of keys divided by table's on the hot scenario is at least 0.9 at every client count (faster is fine)"}
-	for _, n := range r.clientCounts(ScenarioHot) {
-		k, tb := r.find(ScenarioHot, keys, n, 0), r.find(ScenarioHot, table, n, 0)
-		if k == nil || tb == nil || tb.PerSecond == 0 {
-			continue
-		}
-		ratio := k.PerSecond / tb.PerSecond
-		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 0.9, Pass: ratio >= 0.9,
-			Detail: fmt.Sprintf("keys %.0f/s, table %.0f/s", k.PerSecond, tb.PerSecond)})
-	}
+	t.Checks = r.throughputRatios(ScenarioHot, keys, table, 0, 0.9, func(k, tb *Cell) string {
+		return fmt.Sprintf("keys %.0f/s, table %.0f/s", k.PerSecond, tb.PerSecond)
+	})
 	add(t)
 
 	// 3. keys never conflicts or retries on disjoint contexts.
@@ -132,16 +120,26 @@ func (r *Results) evaluate() {
 
 	// 6. the outbox costs at most 30% of dispatch throughput.
 	t = Target{Name: "outbox: keys+outbox >= 0.7x keys", Goal: "commands/s with the outbox divided by commands/s without it (disjoint command, keys) is at least 0.7 at every client count"}
-	for _, n := range r.clientCounts(ScenarioOutbox) {
-		o, k := r.find(ScenarioOutbox, strategyOutbox, n, 0), r.find(ScenarioOutbox, keys, n, 0)
-		if o == nil || k == nil || k.PerSecond == 0 {
+	t.Checks = r.throughputRatios(ScenarioOutbox, strategyOutbox, keys, 0, 0.7, func(o, k *Cell) string {
+		return fmt.Sprintf("with outbox %.0f/s (%.2f rt/dispatch), without %.0f/s (%.2f rt/dispatch)", o.PerSecond, o.RoundTrips, k.PerSecond, k.RoundTrips)
+	})
+	add(t)
+}
+
+// throughputRatios checks, at every client count of scenario from
+// minClients up where both cells ran, that a's commands/s divided by b's is
+// at least bound.
+func (r *Results) throughputRatios(scenario, a, b string, minClients int, bound float64, detail func(a, b *Cell) string) []Check {
+	var checks []Check
+	for _, n := range r.clientCounts(scenario) {
+		x, y := r.find(scenario, a, n, 0), r.find(scenario, b, n, 0)
+		if n < minClients || x == nil || y == nil || y.PerSecond == 0 {
 			continue
 		}
-		ratio := o.PerSecond / k.PerSecond
-		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: 0.7, Pass: ratio >= 0.7,
-			Detail: fmt.Sprintf("with outbox %.0f/s (%.2f rt/dispatch), without %.0f/s (%.2f rt/dispatch)", o.PerSecond, o.RoundTrips, k.PerSecond, k.RoundTrips)})
+		ratio := x.PerSecond / y.PerSecond
+		checks = append(checks, Check{Where: fmt.Sprintf("%d clients", n), Value: ratio, Bound: bound, Pass: ratio >= bound, Detail: detail(x, y)})
 	}
-	add(t)
+	return checks
 }
 
 // count renders an event count the way the report names sizes: 1k, 100k, 1M.
