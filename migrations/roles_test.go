@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -293,19 +292,7 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 // role's pool, as the worker serves it.
 func checkRiverUI(t *testing.T, env *testriver.Env) {
 	t.Helper()
-	ui, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{AllowUnauthenticated: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := ui.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/riverui/", ui)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := testriver.UIServer(t, env.Client, reactors.UIConfig{AllowUnauthenticated: true})
 	for _, tc := range []struct{ path, want string }{
 		{"/riverui/api/features", `"extensions"`},
 		{"/riverui/api/states", `"completed"`},

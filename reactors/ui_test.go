@@ -39,19 +39,7 @@ func TestRiverUIServesPageAndJobs(t *testing.T) {
 	if _, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{Username: "admin"}); err == nil {
 		t.Fatal("basic auth without a password accepted")
 	}
-	ui, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{Username: "admin", Password: "s3cret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(b.ctx)
-	t.Cleanup(cancel)
-	if err := ui.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/riverui/", ui)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := testriver.UIServer(t, env.Client, reactors.UIConfig{Username: "admin", Password: "s3cret"})
 
 	get := func(path, user, pass string) (int, string) {
 		t.Helper()

@@ -6,6 +6,8 @@ package testriver
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -137,4 +139,25 @@ func JobCounts(t testing.TB, pool *pgxpool.Pool, prefix string) map[string]int {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// UIServer serves River UI for client, protected as cfg says, under
+// /riverui/ on a test server; the handler and the server stop when the
+// test ends.
+func UIServer(t testing.TB, client *river.Client[pgx.Tx], cfg reactors.UIConfig) *httptest.Server {
+	t.Helper()
+	ui, err := reactors.NewUIHandler(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := ui.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/riverui/", ui)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }
