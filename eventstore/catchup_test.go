@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,4 +150,151 @@ func TestReadAfterAdvancesPastGaps(t *testing.T) {
 	if len(page.Records) != 0 || page.Next != 5 {
 		t.Fatalf("page = %d records, next %d; want 0 records, next 5", len(page.Records), page.Next)
 	}
+}
+
+// On a store where nothing was ever appended, the position sequence has
+// not been used: a reader must get Next 0, not the sequence's unused
+// last_value of 1, or it skips the first event forever.
+func TestReadAfterOnAnEmptyStoreKeepsTheFirstEvent(t *testing.T) {
+	t.Parallel()
+	forEachStrategy(t, func(t *testing.T, b *bundle) {
+		q := eventstore.NewQuery(eventstore.Types("A"))
+		for _, opts := range []*eventstore.ReadAfterOpts{nil, {Query: &q}} {
+			page, err := b.store.ReadAfter(b.ctx, 0, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Records) != 0 || page.Next != 0 {
+				t.Fatalf("empty store: %d records, next %d; want none, next 0", len(page.Records), page.Next)
+			}
+		}
+		if _, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: "s", Events: []eventstore.EventData{{Type: "A"}}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, opts := range []*eventstore.ReadAfterOpts{nil, {Query: &q}} {
+			page, err := b.store.ReadAfter(b.ctx, 0, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Records) != 1 || page.Records[0].Position != 1 || page.Next != 1 {
+				t.Fatalf("after the first append: %+v; want position 1, next 1", page)
+			}
+		}
+	})
+}
+
+// Readers that start on an empty database, before the first append, and
+// follow 10,000 events written by concurrent writers whose transactions
+// commit out of position order: each reader sees every event it selects
+// exactly once, in position order.
+func TestCatchUpFromAnEmptyStoreSeesEveryEventOnce(t *testing.T) {
+	t.Parallel()
+	forEachStrategy(t, func(t *testing.T, b *bundle) {
+		dawdle := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, _ []eventstore.RawRecord) error {
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+			return nil
+		})
+		filter := eventstore.NewQuery(eventstore.Tags("even"))
+		var done atomic.Bool
+		type result struct {
+			positions []eventstore.Position
+			err       error
+		}
+		started := make(chan struct{}, 2)
+		follow := func(q *eventstore.Query, limit int) <-chan result {
+			out := make(chan result, 1)
+			go func() {
+				var r result
+				var next eventstore.Position
+				for first := true; ; first = false {
+					finished := done.Load()
+					page, err := b.store.ReadAfter(b.ctx, next, &eventstore.ReadAfterOpts{Query: q, Limit: limit})
+					if err != nil {
+						r.err = err
+						break
+					}
+					if first {
+						if page.Next != 0 || len(page.Records) != 0 {
+							r.err = fmt.Errorf("first read of the empty store: %d records, next %d", len(page.Records), page.Next)
+							break
+						}
+						started <- struct{}{}
+					}
+					for _, rec := range page.Records {
+						r.positions = append(r.positions, rec.Position)
+					}
+					next = page.Next
+					if finished && len(page.Records) < limit {
+						break
+					}
+				}
+				out <- r
+			}()
+			return out
+		}
+		all := follow(nil, 97)
+		filtered := follow(&filter, 41)
+		<-started
+		<-started
+
+		const appends = 5000 // two events each
+		errs := race(appends, 16, func(i int) error {
+			var hooks []eventstore.Hook
+			if i%4 == 0 {
+				hooks = append(hooks, dawdle)
+			}
+			_, err := b.store.Append(b.ctx, eventstore.AppendRequest{
+				Stream: fmt.Sprint("w-", i),
+				Events: []eventstore.EventData{{Type: "E", Tags: []string{"even"}}, {Type: "O", Tags: []string{"odd"}}},
+				Hooks:  hooks,
+			})
+			return err
+		})
+		done.Store(true)
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("append %d: %v", i, err)
+			}
+		}
+		var want, wantFiltered []eventstore.Position
+		for next := eventstore.Position(0); ; {
+			page, err := b.store.ReadAfter(b.ctx, next, &eventstore.ReadAfterOpts{Limit: 5000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Records) == 0 {
+				break
+			}
+			for _, r := range page.Records {
+				want = append(want, r.Position)
+				if filter.Matches(r.Type, r.Tags) {
+					wantFiltered = append(wantFiltered, r.Position)
+				}
+			}
+			next = page.Next
+		}
+		if len(want) != 2*appends {
+			t.Fatalf("%d events stored, want %d", len(want), 2*appends)
+		}
+		for name, c := range map[string]struct {
+			got  result
+			want []eventstore.Position
+		}{"unfiltered": {<-all, want}, "filtered": {<-filtered, wantFiltered}} {
+			if c.got.err != nil {
+				t.Fatalf("%s reader: %v", name, c.got.err)
+			}
+			if !slices.Equal(c.got.positions, c.want) {
+				t.Errorf("%s reader saw %d positions, want %d; first difference at %d", name, len(c.got.positions), len(c.want), firstDifference(c.got.positions, c.want))
+			}
+		}
+	})
+}
+
+func firstDifference(a, b []eventstore.Position) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

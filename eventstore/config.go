@@ -5,13 +5,28 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
+
+	"github.com/factos-go/factos/internal/baseline"
 )
 
+func init() {
+	// The benchmark measures SERIALIZABLE isolation beside the offered
+	// strategies; only packages of this module can reach this door.
+	baseline.Serializable = func(cfg any) any {
+		c := *cfg.(*Config)
+		c.LockStrategy, c.baseline = lockSerializableBaseline, true
+		return &c
+	}
+}
+
 // LockStrategy selects how a dispatch keeps its context stable between the
-// read and the append. All strategies give the same guarantee and pass the
+// read and the append. Both strategies give the same guarantee and pass the
 // same concurrency suite; they differ in how much unrelated work they
-// serialize. See docs/consistency.md.
+// serialize. Every process writing to one database must use the same
+// strategy: the store records it in the database on first use and refuses
+// to run with another (see ErrStrategyMismatch). See docs/consistency.md.
 type LockStrategy string
 
 const (
@@ -23,20 +38,38 @@ const (
 	// LockTable locks the whole event table for every dispatch: every
 	// append waits for every other. A baseline.
 	LockTable LockStrategy = "table"
-
-	// LockSerializable runs each dispatch at SERIALIZABLE isolation and
-	// retries serialization failures. Correct, but it reports false
-	// conflicts between unrelated appends under load. A baseline.
-	LockSerializable LockStrategy = "serializable"
 )
 
-// ParseLockStrategy parses "keys", "table" or "serializable".
+// LockStrategies are the strategies the store offers, the default first.
+// (SERIALIZABLE isolation is not one of them: it does not keep the
+// guarantee in position order; docs/consistency.md says why.)
+var LockStrategies = []LockStrategy{LockKeys, LockTable}
+
+// ParseLockStrategy parses one of LockStrategies.
 func ParseLockStrategy(s string) (LockStrategy, error) {
-	switch ls := LockStrategy(s); ls {
-	case LockKeys, LockTable, LockSerializable:
-		return ls, nil
+	for _, ls := range LockStrategies {
+		if string(ls) == s {
+			return ls, nil
+		}
 	}
-	return "", fmt.Errorf("unknown lock strategy %q (want keys, table or serializable)", s)
+	return "", &UnknownLockStrategyError{Value: s}
+}
+
+// UnknownLockStrategyError reports a lock strategy the store does not offer.
+type UnknownLockStrategyError struct {
+	Value string
+}
+
+func (e *UnknownLockStrategyError) Error() string {
+	names := make([]string, len(LockStrategies))
+	for i, ls := range LockStrategies {
+		names[i] = string(ls)
+	}
+	msg := fmt.Sprintf("unknown lock strategy %q: valid values are %s", e.Value, strings.Join(names, ", "))
+	if e.Value == "serializable" {
+		msg += " (serializable was removed: it does not keep the guarantee in position order; see docs/consistency.md)"
+	}
+	return msg
 }
 
 // Defaults and limits.
@@ -52,8 +85,10 @@ const (
 	DefaultMaxDataBytes         = 1 << 20  // 1 MiB
 	DefaultMaxMetadataBytes     = 16 << 10 // 16 KiB
 	DefaultMaxQueryItems        = 64
+	DefaultMaxTypesPerQueryItem = 64
 	DefaultMaxCommandIDBytes    = 256
 	DefaultReadLimit            = 1000
+	DefaultMaxLockKeys          = 64
 
 	// MaxVersion is the largest EventData.Version the store accepts: the
 	// version column is a PostgreSQL integer.
@@ -81,6 +116,8 @@ type Limits struct {
 	MaxMetadataBytes int
 	// MaxQueryItems bounds the items of a query. Default: 64.
 	MaxQueryItems int
+	// MaxTypesPerQueryItem bounds the types of one query item. Default: 64.
+	MaxTypesPerQueryItem int
 	// MaxCommandIDBytes bounds a command id's length. Default: 256.
 	MaxCommandIDBytes int
 }
@@ -99,6 +136,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxDataBytes, DefaultMaxDataBytes)
 	def(&l.MaxMetadataBytes, DefaultMaxMetadataBytes)
 	def(&l.MaxQueryItems, DefaultMaxQueryItems)
+	def(&l.MaxTypesPerQueryItem, DefaultMaxTypesPerQueryItem)
 	def(&l.MaxCommandIDBytes, DefaultMaxCommandIDBytes)
 	return l
 }
@@ -106,8 +144,20 @@ func (l Limits) withDefaults() Limits {
 // Config configures a Store. The zero value is usable.
 type Config struct {
 	// LockStrategy selects the concurrency scheme. All processes writing to
-	// one database must use the same strategy. Default: LockKeys.
+	// one database must use the same strategy; the first store to use a
+	// database records its strategy there, and a store configured with
+	// another one fails every operation with a *StrategyMismatchError.
+	// Default: LockKeys.
 	LockStrategy LockStrategy
+
+	// MaxLockKeys bounds the advisory locks one dispatch holds under the
+	// keys strategy. Each lock takes a slot in PostgreSQL's shared lock
+	// table (max_locks_per_transaction, 64 by default, times
+	// max_connections slots for the whole server); a dispatch whose keys
+	// would not fit takes coarser ones, which only adds waiting, never
+	// unsafety (docs/consistency.md). At least MinLockKeys.
+	// Default: DefaultMaxLockKeys (64).
+	MaxLockKeys int
 
 	// MaxAttempts bounds how often a dispatch runs when it meets lock
 	// contention it cannot wait out, a serialization failure or a deadlock.
@@ -134,6 +184,10 @@ type Config struct {
 
 	// Logger receives retries and failures at debug level. Default: discard.
 	Logger *slog.Logger
+
+	// baseline admits lockSerializableBaseline, for the benchmark only
+	// (internal/baseline).
+	baseline bool
 }
 
 // WithDefaults returns a copy of the config with defaults filled in.
@@ -147,6 +201,9 @@ func (c *Config) WithDefaults() *Config {
 	}
 	if out.MaxAttempts == 0 {
 		out.MaxAttempts = DefaultMaxAttempts
+	}
+	if out.MaxLockKeys == 0 {
+		out.MaxLockKeys = DefaultMaxLockKeys
 	}
 	if out.RetryBaseDelay == 0 {
 		out.RetryBaseDelay = DefaultRetryBaseDelay
@@ -163,8 +220,11 @@ func (c *Config) WithDefaults() *Config {
 
 func (c *Config) validate() error {
 	var errs []error
-	if _, err := ParseLockStrategy(string(c.LockStrategy)); err != nil {
+	if _, err := ParseLockStrategy(string(c.LockStrategy)); err != nil && !(c.baseline && c.LockStrategy == lockSerializableBaseline) {
 		errs = append(errs, fmt.Errorf("field LockStrategy: %w", err))
+	}
+	if c.MaxLockKeys < MinLockKeys {
+		errs = append(errs, fmt.Errorf("field MaxLockKeys must be at least %d, got %d", MinLockKeys, c.MaxLockKeys))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("field MaxAttempts must be at least 1, got %d", c.MaxAttempts))
@@ -177,7 +237,7 @@ func (c *Config) validate() error {
 		"MaxEventsPerDispatch": l.MaxEventsPerDispatch, "MaxTagsPerEvent": l.MaxTagsPerEvent,
 		"MaxTagBytes": l.MaxTagBytes, "MaxTypeBytes": l.MaxTypeBytes, "MaxStreamBytes": l.MaxStreamBytes,
 		"MaxDataBytes": l.MaxDataBytes, "MaxMetadataBytes": l.MaxMetadataBytes,
-		"MaxQueryItems": l.MaxQueryItems, "MaxCommandIDBytes": l.MaxCommandIDBytes,
+		"MaxQueryItems": l.MaxQueryItems, "MaxTypesPerQueryItem": l.MaxTypesPerQueryItem, "MaxCommandIDBytes": l.MaxCommandIDBytes,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("field Limits.%s must not be negative, got %d", name, v))

@@ -261,8 +261,8 @@ type outcome struct {
 type retry struct {
 	reason  string
 	err     error
-	keys    lockSet // keys to acquire up front next time
-	backoff bool    // wait before the next attempt
+	writes  []EventData // events whose keys the next attempt takes up front
+	backoff bool        // wait before the next attempt
 }
 
 func (r *retry) Error() string { return r.reason }
@@ -291,8 +291,13 @@ func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
 			return fail(0, err)
 		}
 	}
+	if err := s.checkStrategy(ctx); err != nil {
+		return fail(0, err)
+	}
 
-	hint := lockSet{}
+	// Events a failed attempt decided: the next takes their write keys in
+	// its first, ordered acquisition.
+	hint := p.events
 	var last *retry
 	for attempt := 1; attempt <= s.cfg.MaxAttempts; attempt++ {
 		out, err := s.attempt(ctx, p, hint)
@@ -305,7 +310,9 @@ func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
 			return fail(attempt, err)
 		}
 		s.cfg.Logger.DebugContext(ctx, "eventstore: retrying", "op", p.op, "stream", p.stream, "attempt", attempt, "reason", last.reason)
-		hint.addAll(last.keys)
+		if last.writes != nil {
+			hint = last.writes
+		}
 		if last.backoff && attempt < s.cfg.MaxAttempts {
 			if err := sleep(ctx, s.backoff(attempt)); err != nil {
 				return fail(attempt, storeError(ctx, "waiting to retry", err))
@@ -315,55 +322,59 @@ func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
 	return fail(s.cfg.MaxAttempts, &ConflictError{Reason: last.reason, Attempts: s.cfg.MaxAttempts, Err: last.err})
 }
 
-// attempt runs the transaction once.
-func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome, err error) {
-	keysStrategy := s.cfg.LockStrategy == LockKeys
-	iso := pgx.ReadCommitted
-	if s.cfg.LockStrategy == LockSerializable {
-		iso = pgx.Serializable
+// reads are the queries whose matching events the plan depends on.
+func (p *plan) reads() []Query {
+	var qs []Query
+	if !p.streamMode && p.decide != nil {
+		qs = append(qs, p.query)
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
-	if err != nil {
-		return nil, s.classify(ctx, "beginning transaction", err)
+	if p.condition != nil {
+		qs = append(qs, p.condition.Query)
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			rollback(ctx, tx)
-		}
-	}()
+	return qs
+}
 
-	// Step 1, in one round trip: lock, look up the command id, read the
-	// stream head and the context (or check the condition). The locks come
-	// first, in their own statement, so every later statement's snapshot is
-	// taken after they are granted: at READ COMMITTED that snapshot contains
-	// every commit of every writer that held a conflicting key.
-	held := lockSet{}
-	b := &pgx.Batch{}
-	switch s.cfg.LockStrategy {
-	case LockKeys:
-		held.add(allKey, false)
-		// The stream key, exclusive, serializes the stream's writers; in
-		// stream mode it is the whole context.
-		held.add(streamKey(p.stream), true)
-		if !p.streamMode && !p.query.IsEmpty() {
-			held.addAll(readKeys(p.query))
-		}
-		if p.condition != nil {
-			held.addAll(readKeys(p.condition.Query))
-		}
-		if p.events != nil {
-			held.addAll(writeKeys(p.events))
-		}
-		held.addAll(hint)
-	case LockTable:
-		b.Queue(lockTableSQL)
-		held.add(allKey, false)
-	case LockSerializable:
-		held.add(allKey, false) // only for the catch-up barrier
+// attempt runs the transaction once, in two round trips when the hooks need
+// none of their own:
+//
+//  1. BEGIN, the locks of the context, the command id, the stream head, and
+//     the context's events (or the condition's check);
+//  2. the shared all key and the write keys not yet held (both taken before
+//     any position is drawn), the insert, and COMMIT.
+//
+// Between them the decider runs in Go. Hooks that need the transaction run
+// between the insert and COMMIT, which then travels alone.
+func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outcome, err error) {
+	st := s.strategy
+	t, err := s.beginTxn(ctx)
+	if err != nil {
+		return nil, err
 	}
-	keys, excl := held.ordered()
-	b.Queue(lockSQL, keys, excl)
+	defer t.end(ctx)
+	commitErr := func(op string, err error) error {
+		err = s.classify(ctx, op, err)
+		var se *StoreError
+		if errors.As(err, &se) && t.commitOutcomeUnknown(se.Err) {
+			se.CommitUnknown = true
+		}
+		return err
+	}
+
+	// Round trip 1. The locks come first, in their own statement, so every
+	// later statement's snapshot is taken after they are granted: at READ
+	// COMMITTED that snapshot contains every commit of every writer that
+	// held a conflicting key.
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{BeginQuery: st.begin})
+	if st.tableLock {
+		b.Queue(lockTableSQL)
+	}
+	reads := p.reads()
+	held := st.dispatchKeys(p.stream, reads, hint)
+	if len(held) > 0 {
+		keys, excl := held.ordered()
+		b.Queue(lockSQL, keys, excl)
+	}
 
 	var (
 		prior       []int64
@@ -406,7 +417,7 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome,
 		var a args
 		b.Queue(existsSQL(p.condition.Query, after, &a), a...).QueryRow(func(row pgx.Row) error { return row.Scan(&conditionFailed) })
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := t.first(ctx, b); err != nil {
 		return nil, s.classify(ctx, "locking and reading the context", err)
 	}
 
@@ -418,7 +429,7 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome,
 		if priorStream != p.stream {
 			return nil, &InvalidInputError{Field: "command id", Reason: fmt.Sprintf("already used by a dispatch to stream %q, not %q", priorStream, p.stream)}
 		}
-		records, err := readPositions(ctx, tx, prior)
+		records, err := readPositions(ctx, t.tx, prior)
 		if err != nil {
 			return nil, s.classify(ctx, "reading the command's earlier records", err)
 		}
@@ -429,7 +440,7 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome,
 		return &outcome{records: records, revision: rev, duplicate: true}, nil
 	}
 
-	// Step 2: check the caller's expectations, then decide.
+	// Decide, after checking the caller's expectations.
 	if p.expected != nil && head != *p.expected {
 		return nil, &ConflictError{Reason: fmt.Sprintf("stream %q is at revision %d, expected %d", p.stream, head, *p.expected), Attempts: 1}
 	}
@@ -448,51 +459,88 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint lockSet) (_ *outcome,
 	}
 
 	if len(events) == 0 {
+		b := &pgx.Batch{}
 		if p.commandID != "" {
-			if _, err := tx.Exec(ctx, emptyCommandSQL, p.commandID, p.stream); err != nil {
-				return nil, s.classify(ctx, "recording the command", err)
-			}
+			b.Queue(emptyCommandSQL, p.commandID, p.stream)
 		}
-		if err := s.commit(ctx, tx); err != nil {
-			return nil, err
+		if err := t.commitWith(ctx, b); err != nil {
+			return nil, commitErr("recording the command and committing", err)
 		}
-		committed = true
 		return &outcome{revision: head}, nil
 	}
 
-	// Step 3: append. Under the keys strategy the write keys not yet held
-	// are tried without waiting (waiting here, out of order, could
-	// deadlock); if one is taken, the attempt restarts with all of them in
-	// its first, ordered acquisition.
-	var try []int64
-	var want lockSet
-	if keysStrategy {
-		want = writeKeys(events)
+	// Round trip 2. The write keys of a decision are known only now.
+	// Waiting for them here, out of order, could deadlock, so the insert
+	// tries them without waiting; if one is taken (a reader of this context
+	// holds it), nothing is inserted and the next attempt takes them in its
+	// first, ordered acquisition. If the keys held and the keys wanted would
+	// together exceed the budget, the next attempt takes the wanted ones
+	// instead.
+	var try lockSet
+	if want := st.dispatchKeys(p.stream, reads, events); want != nil {
 		try = held.missing(want)
-	}
-	records, err := s.insert(ctx, tx, p, events, head, try)
-	if err != nil {
-		return nil, err
-	}
-	if records == nil {
-		return nil, &retry{reason: "write lock unavailable", keys: want}
-	}
-
-	for _, h := range slices.Concat(s.cfg.Hooks, p.hooks) {
-		if err := h.AfterAppend(ctx, tx, records); err != nil {
-			return nil, s.classify(ctx, "running an append hook", err)
+		if len(union(held, want)) > s.cfg.MaxLockKeys {
+			return nil, &retry{reason: "lock keys over budget", writes: events}
 		}
 	}
-	if err := s.commit(ctx, tx); err != nil {
+	b = &pgx.Batch{}
+	records, queueErr := s.queueInsert(b, p, events, head, try)
+	if queueErr != nil {
+		return nil, queueErr
+	}
+	hooks := slices.Concat(s.cfg.Hooks, p.hooks)
+	if len(hooks) == 0 {
+		if err := t.commitWith(ctx, b); err != nil {
+			return nil, commitErr("appending events and committing", err)
+		}
+	} else {
+		if err := t.send(ctx, b); err != nil {
+			return nil, s.classify(ctx, "appending events", err)
+		}
+	}
+	if err := records.check(len(events)); err != nil {
 		return nil, err
 	}
-	committed = true
-	return &outcome{records: records, revision: records[len(records)-1].Revision}, nil
+	if records.list == nil {
+		// A write key was taken: nothing was inserted (and what committed,
+		// if anything, wrote nothing).
+		return nil, &retry{reason: "write lock unavailable", writes: events}
+	}
+	if len(hooks) > 0 {
+		for _, h := range hooks {
+			if err := h.AfterAppend(ctx, t.tx, records.list); err != nil {
+				return nil, s.classify(ctx, "running an append hook", err)
+			}
+		}
+		if err := t.commitWith(ctx, &pgx.Batch{}); err != nil {
+			return nil, commitErr("committing", err)
+		}
+	}
+	return &outcome{records: records.list, revision: records.list[len(records.list)-1].Revision}, nil
 }
 
-// insert appends events with one statement. It returns nil records if a
-// try-lock failed.
-func (s *Store) insert(ctx context.Context, tx pgx.Tx, p *plan, events []EventData, head int64, try []int64) ([]RawRecord, error) {
+// inserted collects the records an insert statement returns.
+type inserted struct {
+	list []RawRecord
+	err  error
+}
+
+// check reports an insert that returned some but not all of its events.
+func (r *inserted) check(n int) error {
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.list) != 0 && len(r.list) != n {
+		return &StoreError{Op: "appending events", Err: fmt.Errorf("inserted %d of %d events", len(r.list), n)}
+	}
+	return nil
+}
+
+// queueInsert queues the statements that append events: the shared all
+// key, then one statement that tries the missing write keys and inserts
+// the events, their tag rows and the command id. The records are filled in
+// when the batch's results are read; none if a try-lock failed.
+func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int64, try lockSet) (*inserted, error) {
 	n := len(events)
 	ids := make([][16]byte, n)
 	types := make([]string, n)
@@ -515,56 +563,38 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, p *plan, events []EventDa
 	if p.commandID != "" {
 		cmdID = &p.commandID
 	}
-	var tryKeys []int64
-	if len(try) > 0 {
-		tryKeys = try
-	}
-	rows, err := tx.Query(ctx, insertSQL, ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, cmdID)
-	if err != nil {
-		return nil, s.classify(ctx, "appending events", err)
-	}
-	records := make([]RawRecord, 0, n)
-	i := 0
-	for rows.Next() {
-		var pos int64
-		r := RawRecord{ID: events[i].ID, Stream: p.stream, Type: events[i].Type, Version: events[i].Version,
-			Tags: events[i].Tags, Metadata: events[i].Metadata, Data: events[i].Data}
-		if err := rows.Scan(&pos, &r.Revision, &r.RecordedAt); err != nil {
-			rows.Close()
-			return nil, s.classify(ctx, "appending events", err)
-		}
-		r.Position = Position(pos)
-		if r.Tags == nil {
-			r.Tags = []string{}
-		}
-		records = append(records, r)
-		i++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.classify(ctx, "appending events", err)
-	}
-	if len(records) == 0 {
-		return nil, nil
-	}
-	if len(records) != n {
-		return nil, &StoreError{Op: "appending events", Err: fmt.Errorf("inserted %d of %d events", len(records), n)}
-	}
-	return records, nil
-}
+	tryKeys, tryExcl := try.ordered()
 
-func (s *Store) commit(ctx context.Context, tx pgx.Tx) error {
-	if err := tx.Commit(ctx); err != nil {
-		err = s.classify(ctx, "committing", err)
-		var se *StoreError
-		if errors.As(err, &se) {
-			if code, _ := pgCode(err); code == "" {
-				// No answer from the server: COMMIT may have been applied.
-				se.CommitUnknown = true
+	// Every writer holds the all key shared from before it draws a position
+	// until it commits: a catch-up reader that takes it exclusively, even
+	// briefly, then knows every position below the sequence's value is
+	// committed. It is the last key in the global order, so waiting for it
+	// here cannot deadlock.
+	b.Queue(allSharedSQL, allKey)
+	out := &inserted{}
+	b.Queue(insertSQL, ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, tryExcl, cmdID).Query(func(rows pgx.Rows) error {
+		i := 0
+		for rows.Next() {
+			if i >= n {
+				out.err = &StoreError{Op: "appending events", Err: fmt.Errorf("inserted more than %d events", n)}
+				return nil
 			}
+			var pos int64
+			r := RawRecord{ID: events[i].ID, Stream: p.stream, Type: events[i].Type, Version: events[i].Version,
+				Tags: events[i].Tags, Metadata: events[i].Metadata, Data: events[i].Data}
+			if err := rows.Scan(&pos, &r.Revision, &r.RecordedAt); err != nil {
+				return err
+			}
+			r.Position = Position(pos)
+			if r.Tags == nil {
+				r.Tags = []string{}
+			}
+			out.list = append(out.list, r)
+			i++
 		}
-		return err
-	}
-	return nil
+		return rows.Err()
+	})
+	return out, nil
 }
 
 // classify turns a database error into a retry or a typed error.

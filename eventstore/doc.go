@@ -38,17 +38,27 @@
 //
 // LockKeys (the default) derives sorted transaction-scoped advisory locks
 // from the query and from the events written, so commands on unrelated
-// contexts never wait for each other. LockTable (one table lock per
-// dispatch) and LockSerializable (SERIALIZABLE isolation with retries) are
-// kept as measured baselines. All three pass the same concurrency suite.
-// docs/consistency.md gives the key derivation and the argument for why it
-// keeps the guarantee.
+// contexts never wait for each other; a dispatch holds at most
+// Config.MaxLockKeys of them, taking coarser keys past that. LockTable (one
+// table lock per dispatch) is kept as a measured baseline. Both pass the
+// same concurrency suite. The first store to use a database records its
+// strategy there, and a store configured with another is refused
+// (ErrStrategyMismatch; SetLockStrategy changes it, with every writer
+// stopped). docs/consistency.md gives the key derivation and the argument
+// for why it keeps the guarantee, and why SERIALIZABLE isolation does not.
+//
+// A dispatch takes two round trips when its hooks need none of their own:
+// BEGIN, the locks and the reads in one batch, then the insert and COMMIT
+// in another.
 //
 // # Reads
 //
 // Read, ReadStream, ReadPositions and ReadAfter. ReadAfter is a catch-up
 // read: called repeatedly with Page.Next it returns every event exactly once
 // in position order, even though transactions commit out of position order.
+// Its barrier holds the scope's locks only while it reads the position
+// sequence, so readers barely slow writers, and a caught-up reader takes no
+// lock at all.
 //
 // # Errors
 //
@@ -56,7 +66,9 @@
 // (*RejectedError, which unwraps to the decider's error), ErrConflict
 // (*ConflictError), ErrDecode (*DecodeError), ErrEncode (*EncodeError),
 // ErrInvalidInput (*InvalidInputError, naming the field) or ErrStore
-// (*StoreError). On any error nothing was written, except a *StoreError
-// with CommitUnknown set: a retry with the same DispatchOpts.CommandID is
-// then safe.
+// (*StoreError), or, for a store configured with another lock strategy than
+// its database records, ErrStrategyMismatch (*StrategyMismatchError). On any
+// error nothing was written, except a *StoreError with CommitUnknown set
+// (COMMIT was sent and no answer came): a retry with the same
+// DispatchOpts.CommandID is then safe.
 package eventstore

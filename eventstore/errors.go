@@ -6,8 +6,9 @@ import (
 )
 
 // Sentinel errors. Every error the store returns matches exactly one of
-// ErrRejected, ErrConflict, ErrDecode, ErrEncode, ErrInvalidInput or
-// ErrStore with errors.Is; the exported error types carry the details.
+// ErrRejected, ErrConflict, ErrDecode, ErrEncode, ErrInvalidInput,
+// ErrStrategyMismatch (settings.go) or ErrStore with errors.Is; the
+// exported error types carry the details.
 var (
 	// ErrRejected: the decider rejected the command (a domain error).
 	ErrRejected = errors.New("command rejected")

@@ -11,7 +11,7 @@ import (
 	"github.com/factos-go/factos/internal/testdb"
 )
 
-var strategies = []eventstore.LockStrategy{eventstore.LockKeys, eventstore.LockTable, eventstore.LockSerializable}
+var strategies = eventstore.LockStrategies
 
 // bundle is what a store test works with.
 type bundle struct {

@@ -40,33 +40,114 @@ func randomQuery(rng *rand.Rand) Query {
 	return q
 }
 
+// conflicts tells whether two transactions holding a and b would wait for
+// each other: they share a key that one of them holds exclusively.
+func conflicts(a, b lockSet) bool {
+	for k, x := range a {
+		if y, ok := b[k]; ok && (x || y) {
+			return true
+		}
+	}
+	return false
+}
+
+// writerHolds is what a writer holds by the time it draws positions: its
+// planned keys and, taken just before it inserts, the all key shared.
+func writerHolds(plan lockSet) lockSet { return union(plan, lockSet{allKey: false}) }
+
 // The safety of the keys strategy in one property: whenever an event
-// matches a query, some key the query's reader holds exclusively is a key
-// the event's writer holds. The two transactions then cannot overlap.
+// matches a query, every plan a reader of the query may hold conflicts with
+// every plan a writer of the event may hold — fine or striped writes, fine
+// or all-key reads, whatever the budget made of them. The two transactions
+// then cannot overlap.
 func TestLockKeysCoverEveryMatch(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 11))
+	budgets := []int{MinLockKeys, DefaultMaxLockKeys, 1 << 20}
 	matches := 0
+	shapes := map[string]int{}
 	for range 200_000 {
 		q, ev := randomQuery(rng), randomEvent(rng)
 		if !q.Matches(ev.Type, ev.Tags) {
 			continue
 		}
 		matches++
-		read, write := readKeys(q), writeKeys([]EventData{ev})
-		conflict := false
-		for k, exclusive := range read {
-			if _, ok := write[k]; ok && exclusive {
-				conflict = true
-				break
-			}
+		// Other items and events around them push the plans past small
+		// budgets, to their coarser forms.
+		for range rng.IntN(4) * rng.IntN(20) {
+			q = q.Or(QueryItem{Types: []string{fmt.Sprintf("X%d", rng.IntN(1000))}})
 		}
-		if !conflict {
-			t.Fatalf("query %s matches event %s %v but their keys do not conflict", q, ev.Type, ev.Tags)
+		writes := []EventData{ev}
+		for range rng.IntN(4) * rng.IntN(30) {
+			writes = append(writes, EventData{Type: fmt.Sprintf("W%d", rng.IntN(50)), Tags: []string{fmt.Sprintf("w%d", rng.IntN(1000)), fmt.Sprintf("v%d", rng.IntN(1000))}})
+		}
+		rng.Shuffle(len(writes), func(i, j int) { writes[i], writes[j] = writes[j], writes[i] })
+		rb, wb := budgets[rng.IntN(len(budgets))], budgets[rng.IntN(len(budgets))]
+		read := planKeys(rb, "reader", []Query{q.normalized()}, nil)
+		write := writerHolds(planKeys(wb, "writer", nil, writes))
+		if _, ok := read[allKey]; ok {
+			shapes["all-key read"]++
+		}
+		if _, ok := write[lockKey(kindType, ev.Type)]; !ok {
+			shapes["striped write"]++
+		}
+		if !conflicts(read, write) {
+			t.Fatalf("query %s matches event %s %v but their keys do not conflict (read budget %d, write budget %d, %d events written)", q, ev.Type, ev.Tags, rb, wb, len(writes))
 		}
 	}
-	if matches < 10_000 {
-		t.Fatalf("only %d matches drawn: the generator is too sparse to prove anything", matches)
+	if matches < 10_000 || shapes["all-key read"] < 1000 || shapes["striped write"] < 1000 {
+		t.Fatalf("only %d matches drawn (shapes %v): the generator is too sparse to prove anything", matches, shapes)
+	}
+}
+
+// A dispatch holds at most its budget of keys, whatever it reads and
+// writes: the documented limits (100 events of 32 tags, 64 query items of
+// 64 types) included.
+func TestLockKeysStayWithinBudget(t *testing.T) {
+	t.Parallel()
+	var big []EventData
+	for e := range DefaultMaxEventsPerDispatch {
+		ev := EventData{Type: fmt.Sprintf("T%d", e)}
+		for g := range DefaultMaxTagsPerEvent {
+			ev.Tags = append(ev.Tags, fmt.Sprintf("tag-%d-%d", e, g))
+		}
+		big = append(big, ev)
+	}
+	var wide Query
+	for i := range DefaultMaxQueryItems {
+		it := QueryItem{Tags: []string{fmt.Sprint("q", i)}}
+		for j := range DefaultMaxTypesPerQueryItem {
+			it.Types = append(it.Types, fmt.Sprintf("T%d-%d", i, j))
+		}
+		wide.Items = append(wide.Items, it)
+	}
+	small := []EventData{{Type: "T", Tags: []string{"a", "b"}}}
+	narrow := NewQuery(Tags("a"))
+	for _, budget := range []int{MinLockKeys, DefaultMaxLockKeys, 200} {
+		for _, tc := range []struct {
+			name   string
+			reads  []Query
+			writes []EventData
+		}{
+			{"small", []Query{narrow}, small},
+			{"big write", []Query{narrow}, big},
+			{"wide read", []Query{wide.normalized()}, small},
+			{"both", []Query{wide.normalized(), narrow}, big},
+		} {
+			plan := planKeys(budget, "stream", tc.reads, tc.writes)
+			n := len(plan)
+			if _, ok := plan[allKey]; !ok && len(tc.writes) > 0 {
+				n++
+			}
+			if n > budget {
+				t.Errorf("budget %d, %s: %d keys", budget, tc.name, n)
+			}
+		}
+	}
+	// Within the default budget a small dispatch keeps its fine keys.
+	plan := planKeys(DefaultMaxLockKeys, "stream", []Query{narrow}, small)
+	if _, ok := plan[lockKey(kindTypeTag, "T", "a")]; !ok {
+		t.Errorf("a small dispatch lost its fine keys: %v", plan)
 	}
 }
 

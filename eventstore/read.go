@@ -6,14 +6,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Reads that a decision or a catch-up reader relies on run behind a
-// barrier: they first take, in the same implicit transaction, the locks that
-// every writer of a matching event holds from before it draws a position
-// until it commits. Once granted, no matching writer is in flight, so every
-// matching event with a lower position than any later one is already
-// committed and visible to the next statement. Without the barrier a reader
-// could see position 101 while 100 is still being committed, move on, and
-// skip 100 forever.
+// Reads that a decision or a catch-up reader relies on run behind a brief
+// barrier: in one round trip they take, in a transaction of their own, the
+// locks that every writer of a matching event holds from before it draws a
+// position until it commits, read the position sequence's high-water mark,
+// and commit, which releases the locks at once; then, with no lock held,
+// they read the matching events and keep those at or below the mark. Once
+// the locks were granted no matching writer was in flight, so every
+// matching event at or below the mark is committed and visible to the
+// read. Without the barrier a reader could see position 101 while 100 is
+// still being committed, move on, and skip 100 forever. Writers wait for a
+// barrier only while it holds its locks: the time the server takes to
+// grant them and read one sequence value.
 
 // ReadResult is a consistent read of a query's context.
 type ReadResult struct {
@@ -33,8 +37,7 @@ func (s *Store) Read(ctx context.Context, q Query) (*ReadResult, error) {
 		return nil, err
 	}
 	q = q.normalized()
-	var a args
-	records, err := s.readBehindBarrier(ctx, q, readSQL(q, 0, 0, &a), a)
+	records, _, err := s.readBehindBarrier(ctx, q, -1, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +98,7 @@ type Page struct {
 // filtered, in position order, up to a limit. Called repeatedly with
 // Page.Next it returns every committed event exactly once, in a stable
 // order: it never skips an event that commits later with a lower position.
+// A caught-up reader that finds no new position takes no lock at all.
 func (s *Store) ReadAfter(ctx context.Context, after Position, opts *ReadAfterOpts) (*Page, error) {
 	if opts == nil {
 		opts = &ReadAfterOpts{}
@@ -103,6 +107,9 @@ func (s *Store) ReadAfter(ctx context.Context, after Position, opts *ReadAfterOp
 	if limit <= 0 {
 		limit = DefaultReadLimit
 	}
+	if after < 0 {
+		return nil, &InvalidInputError{Field: "after", Reason: "negative"}
+	}
 	q := AllEvents()
 	if opts.Query != nil {
 		if err := s.cfg.Limits.checkQuery("query", *opts.Query); err != nil {
@@ -110,22 +117,15 @@ func (s *Store) ReadAfter(ctx context.Context, after Position, opts *ReadAfterOp
 		}
 		q = opts.Query.normalized()
 	}
-	var a args
-	sql := readSQL(q, after, limit, &a)
-	var hwm int64
-	records, err := s.readBehindBarrier(ctx, q, sql, a, func(b *pgx.Batch) {
-		// Read under the barrier: no matching writer is in flight, so every
-		// matching event up to the sequence's current value is visible.
-		b.Queue(sequenceSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&hwm) })
-	})
+	records, hwm, err := s.readBehindBarrier(ctx, q, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	page := &Page{Records: records, Next: after}
 	if len(records) == limit {
 		page.Next = records[len(records)-1].Position
-	} else if Position(hwm) > after {
-		page.Next = Position(hwm)
+	} else if hwm > after {
+		page.Next = hwm
 	}
 	return page, nil
 }
@@ -161,36 +161,48 @@ func readPositions(ctx context.Context, q querier, positions []int64) ([]RawReco
 	return pgx.CollectRows(rows, scanRecord)
 }
 
-// barrierKeys are the locks a read of q waits for: under the keys strategy
-// the query's own read keys; under the other strategies (whose writers do
-// not take per-context keys) the all-events key, which every writer holds
-// shared.
-func (s *Store) barrierKeys(q Query) lockSet {
-	if s.cfg.LockStrategy == LockKeys {
-		return readKeys(q)
+// readBehindBarrier reads the events matching q after a position (up to
+// limit of them; limit 0: all), in one round trip: the barrier's
+// transaction (BEGIN, the keys, the high-water mark, COMMIT), then the read
+// with no lock held. It returns the records at or below the mark, and the
+// mark. With after >= 0 the barrier takes its keys only if a position above
+// after has been drawn (a catch-up read); with after < 0 always (a
+// decision's read of everything).
+func (s *Store) readBehindBarrier(ctx context.Context, q Query, after Position, limit int) ([]RawRecord, Position, error) {
+	if err := s.checkStrategy(ctx); err != nil {
+		return nil, 0, err
 	}
-	return lockSet{allKey: true}
-}
-
-// readBehindBarrier runs the barrier and the read in one batch. A batch
-// outside a transaction is one implicit transaction, so the transaction
-// locks are held until the last statement has run.
-func (s *Store) readBehindBarrier(ctx context.Context, q Query, sql string, a args, extra ...func(*pgx.Batch)) ([]RawRecord, error) {
-	keys, excl := s.barrierKeys(q).ordered()
+	keys, excl := s.strategy.barrierKeys(q).ordered()
+	from := max(after, 0)
 	b := &pgx.Batch{}
-	b.Queue(lockSQL, keys, excl)
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	var locked int64
+	b.Queue(barrierSQL, keys, excl, int64(after)).QueryRow(func(row pgx.Row) error { return row.Scan(&locked) })
+	var hwm int64
+	b.Queue(sequenceSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&hwm) })
+	b.Queue("COMMIT")
 	var records []RawRecord
-	b.Queue(sql, a...).Query(func(rows pgx.Rows) (err error) {
+	var a args
+	b.Queue(readSQL(q, from, limit, &a), a...).Query(func(rows pgx.Rows) (err error) {
 		records, err = pgx.CollectRows(rows, scanRecord)
 		return err
 	})
-	for _, f := range extra {
-		f(b)
-	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, storeError(ctx, "reading events", err)
+		return nil, 0, storeError(ctx, "reading events", err)
 	}
-	return records, nil
+	if locked == 0 {
+		// Nothing above after had been drawn when the barrier looked; the
+		// mark read next may already be higher, but without the locks it
+		// proves nothing.
+		hwm = int64(from)
+	}
+	// Events above the mark were drawn after the barrier: a lower position
+	// may still be in flight, so they wait for the next read.
+	n := 0
+	for n < len(records) && records[n].Position <= Position(hwm) {
+		n++
+	}
+	return records[:n], Position(hwm), nil
 }
 
 // Decode decodes raw records with codec.

@@ -26,14 +26,45 @@ const streamReadSQL = `SELECT ` + recordColumns + ` FROM factos_events e WHERE e
 
 const positionsReadSQL = `SELECT ` + recordColumns + ` FROM factos_events e WHERE e.position = ANY($1::int8[]) ORDER BY e.position`
 
-const sequenceSQL = `SELECT last_value FROM factos_events_position_seq`
+// sequenceSQL reads the highest position drawn so far. Before its first use
+// a sequence reports last_value 1 with is_called false: no position has
+// been drawn, and the high-water mark is 0.
+const sequenceSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM factos_events_position_seq`
+
+// barrierSQL takes a catch-up read's keys, in array order, unless no
+// position above $3 has been drawn (then there is nothing new to wait
+// for). It returns how many keys it took.
+const barrierSQL = `SELECT count(*) FROM (
+	SELECT CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END
+	FROM unnest($1::int8[], $2::bool[]) AS t(k, x)
+	WHERE (` + sequenceSQL + `) > $3
+) AS locked`
+
+// allSharedSQL takes the all key shared: every writer does, just before it
+// inserts.
+const allSharedSQL = `SELECT pg_advisory_xact_lock_shared($1)`
+
+// settingSQL records a setting on first use and returns the recorded value.
+// When another session records it concurrently, the statement waits for it
+// and then returns no row (its snapshot predates that commit): run it again.
+const settingSQL = `WITH ins AS (
+	INSERT INTO factos_settings (name, value) VALUES ($1, $2)
+	ON CONFLICT (name) DO NOTHING
+	RETURNING value
+)
+SELECT value FROM ins UNION ALL SELECT value FROM factos_settings WHERE name = $1`
+
+const readSettingSQL = `SELECT value FROM factos_settings WHERE name = $1`
+
+const writeSettingSQL = `INSERT INTO factos_settings (name, value) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()`
 
 // insertSQL appends events and their tag rows, and records the command id,
-// in one statement. The one-time filter takes the keys of $9 with
-// try-locks before any row reaches the insert, that is before any position
-// is drawn; if one is unavailable no row is inserted and the caller
-// restarts the dispatch with those keys acquired up front. The ORDER BY makes
-// positions follow revisions within the append.
+// in one statement. The one-time filter takes the keys of $9 (exclusively
+// where $10 says so) with try-locks before any row reaches the insert, that
+// is before any position is drawn; if one is unavailable no row is inserted
+// and the caller restarts the dispatch with those keys acquired up front.
+// The ORDER BY makes positions follow revisions within the append.
 const insertSQL = `WITH input AS (
 	SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[], $6::bytea[])
 		WITH ORDINALITY AS i(id, type, version, tags, metadata, data, ord)
@@ -41,7 +72,8 @@ const insertSQL = `WITH input AS (
 	INSERT INTO factos_events (id, stream, revision, type, version, tags, metadata, data)
 	SELECT i.id, $7, $8 + i.ord, i.type, i.version, string_to_array(i.tags, E'\x1f'), i.metadata, i.data
 	FROM input i
-	WHERE (SELECT coalesce(bool_and(pg_try_advisory_xact_lock_shared(k)), true) FROM unnest($9::int8[]) AS k)
+	WHERE (SELECT coalesce(bool_and(CASE WHEN x THEN pg_try_advisory_xact_lock(k) ELSE pg_try_advisory_xact_lock_shared(k) END), true)
+		FROM unnest($9::int8[], $10::bool[]) AS t(k, x))
 	ORDER BY i.ord
 	RETURNING position, revision, recorded_at, tags, type
 ), tg AS (
@@ -49,8 +81,8 @@ const insertSQL = `WITH input AS (
 	SELECT t.tag, ev.position, ev.type FROM ev, unnest(ev.tags) AS t(tag)
 ), cmd AS (
 	INSERT INTO factos_commands (id, stream, positions)
-	SELECT $10, $7, array_agg(position ORDER BY position) FROM ev
-	WHERE $10::text IS NOT NULL HAVING count(*) > 0
+	SELECT $11, $7, array_agg(position ORDER BY position) FROM ev
+	WHERE $11::text IS NOT NULL HAVING count(*) > 0
 )
 SELECT position, revision, recorded_at FROM ev ORDER BY position`
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,8 +14,13 @@ import (
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	cfg  *Config
+	pool     *pgxpool.Pool
+	cfg      *Config
+	strategy *strategy
+
+	// strategyChecked is set once the database's recorded lock strategy
+	// has been found equal to the store's (see checkStrategy).
+	strategyChecked atomic.Bool
 }
 
 // New returns a store over pool. The schema must be migrated (see the
@@ -27,7 +33,7 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("eventstore: invalid config: %w", err)
 	}
-	return &Store{pool: pool, cfg: c}, nil
+	return &Store{pool: pool, cfg: c, strategy: newStrategy(c.LockStrategy, c.MaxLockKeys)}, nil
 }
 
 // Pool is the pool the store runs on.
@@ -114,14 +120,4 @@ func pgCode(err error) (code, constraint string) {
 		return pgErr.Code, pgErr.ConstraintName
 	}
 	return "", ""
-}
-
-// rollback ends a transaction that did not commit. It runs on a context that
-// is not cancelled with the caller's, because a cancelled caller is exactly
-// when the rollback must still reach the server (or the connection must be
-// closed, which pgx does when it cannot).
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_ = tx.Rollback(ctx)
 }

@@ -133,6 +133,13 @@ func (l Limits) checkMetadata(field string, md Metadata) error {
 	return nil
 }
 
+// emptyQueryReason explains how to say what an empty query might have
+// meant. An empty query matches nothing, so a decision guarded by it could
+// never be invalidated: more likely a bug than an intent, hence refused.
+const emptyQueryReason = "empty: it matches no event, so nothing could ever conflict with the decision. " +
+	"Use AllEvents() to depend on every event; for a decision that depends on no event, " +
+	"dispatch by stream revision (Handler.Query nil) or Append without a Condition"
+
 // checkQuery validates a query. An empty query is refused where a context is
 // required (a dispatch must name what its decision depends on).
 func (l Limits) checkQuery(field string, q Query) error {
@@ -140,13 +147,16 @@ func (l Limits) checkQuery(field string, q Query) error {
 		return nil
 	}
 	if len(q.Items) == 0 {
-		return &InvalidInputError{Field: field, Reason: "empty query (use AllEvents to depend on every event)"}
+		return &InvalidInputError{Field: field, Reason: emptyQueryReason}
 	}
 	if len(q.Items) > l.MaxQueryItems {
 		return &InvalidInputError{Field: field, Reason: fmt.Sprintf("too many items (%d, limit %d)", len(q.Items), l.MaxQueryItems)}
 	}
 	for i, it := range q.Items {
 		at := fmt.Sprintf("%s.items[%d]", field, i)
+		if len(it.Types) > l.MaxTypesPerQueryItem {
+			return &InvalidInputError{Field: at + ".types", Reason: fmt.Sprintf("too many (%d, limit %d)", len(it.Types), l.MaxTypesPerQueryItem)}
+		}
 		for j, typ := range it.Types {
 			if err := checkName(fmt.Sprintf("%s.types[%d]", at, j), typ, l.MaxTypeBytes); err != nil {
 				return err

@@ -2,6 +2,7 @@ package eventstore_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -74,6 +75,13 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"condition with empty type", "condition.query.items[0].types[0]", func(r *eventstore.AppendRequest) {
 			r.Condition = eventstore.FailIfEventsMatch(eventstore.NewQuery(eventstore.Types("")), nil)
 		}},
+		{"condition with too many types", "condition.query.items[1].types", func(r *eventstore.AppendRequest) {
+			types := make([]string, eventstore.DefaultMaxTypesPerQueryItem+1)
+			for i := range types {
+				types[i] = fmt.Sprint("T", i)
+			}
+			r.Condition = eventstore.FailIfEventsMatch(eventstore.NewQuery(eventstore.Types("A"), eventstore.Types(types...)), nil)
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,11 +126,18 @@ func TestDecidedEventsAreValidated(t *testing.T) {
 		t.Errorf("rows changed: %+v -> %+v", before, after)
 	}
 
-	// So is the handler's query.
+	// So is the handler's query. An empty one matches nothing, so nothing
+	// could conflict with the decision: refused, with the ways to say
+	// "every event" or "no event" in the message.
 	h.Query = func(string) eventstore.Query { return eventstore.Query{} }
 	_, err = eventstore.Dispatch(b.ctx, b.store, h, "ok", nil)
 	if !errors.As(err, &inv) || inv.Field != "query" {
 		t.Fatalf("err = %v, want invalid query", err)
+	}
+	for _, hint := range []string{"AllEvents()", "Handler.Query nil", "Append without a Condition"} {
+		if !strings.Contains(err.Error(), hint) {
+			t.Errorf("the empty-query error %q does not mention %s", err, hint)
+		}
 	}
 }
 
@@ -131,6 +146,8 @@ func TestConfigIsValidated(t *testing.T) {
 	b := setup(t, nil)
 	for _, cfg := range []*eventstore.Config{
 		{LockStrategy: "global"},
+		{LockStrategy: "serializable"},
+		{MaxLockKeys: eventstore.MinLockKeys - 1},
 		{MaxAttempts: -1},
 		{Limits: eventstore.Limits{MaxTagBytes: -5}},
 		{Hooks: []eventstore.Hook{nil}},

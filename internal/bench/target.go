@@ -12,6 +12,7 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/internal/baseline"
 	"github.com/factos-go/factos/migrations"
 )
 
@@ -75,13 +76,17 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 		case strategyDirect, strategyTemporal:
 			t.strategy = eventstore.LockKeys
 		}
-		t.store, err = eventstore.New(t.pool, &eventstore.Config{
+		storeCfg := &eventstore.Config{
 			LockStrategy: t.strategy,
 			MaxAttempts:  cfg.MaxAttempts,
 			Observer:     t.obs.observe,
 			Logger:       slog.New(retryHandler{}),
 			Hooks:        hooks,
-		})
+		}
+		if t.strategy == StrategySerializable {
+			storeCfg = baseline.Serializable(storeCfg).(*eventstore.Config)
+		}
+		t.store, err = eventstore.New(t.pool, storeCfg)
 		if err != nil {
 			return fail(err)
 		}

@@ -38,7 +38,7 @@ type Check struct {
 const (
 	keys  = string(eventstore.LockKeys)
 	table = string(eventstore.LockTable)
-	ser   = string(eventstore.LockSerializable)
+	ser   = string(StrategySerializable)
 )
 
 // evaluate judges the targets from the results' cells.

@@ -23,10 +23,12 @@ import (
 
 // Points in a dispatch where the injector kills the connection's backend
 // (pg_terminate_backend from another session), as a crash of the database
-// side or a network cut would.
+// side or a network cut would. A dispatch sends BEGIN with its locks and
+// reads in one batch, its insert in a second, and COMMIT with the insert
+// or, when hooks run in between (the outbox does), in a batch of its own.
 const (
-	atBegin       = "before the lock (at BEGIN)"
-	atLockAndRead = "at the lock and the read"
+	atBegin       = "before the first round trip (BEGIN, locks, reads)"
+	atLockAndRead = "during the first round trip"
 	atAppend      = "at the append"
 	atCommit      = "before commit"
 	inCommit      = "while commit is in flight"
@@ -62,41 +64,58 @@ func (k *killer) maybeKillPID(ctx context.Context, pid uint32, point string) {
 	}
 }
 
-func (k *killer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	sql := strings.ToLower(strings.TrimSpace(data.SQL))
-	switch {
-	case strings.HasPrefix(sql, "begin"):
-		k.maybeKill(ctx, conn, atBegin)
-	case strings.Contains(sql, "insert into factos_events"):
-		k.maybeKill(ctx, conn, atAppend)
-	case sql == "commit":
-		if rand.IntN(2) == 0 {
-			k.maybeKill(ctx, conn, atCommit)
-		} else {
-			// Race the COMMIT: sometimes the server commits and the reply
-			// is lost, the one case whose outcome the client cannot know.
-			pid := conn.PgConn().PID()
-			go func() {
-				time.Sleep(time.Duration(rand.IntN(400)) * time.Microsecond)
-				k.maybeKillPID(ctx, pid, inCommit)
-			}()
-		}
-	}
+// later kills pid a moment from now, racing what the connection is doing.
+func (k *killer) later(ctx context.Context, pid uint32, point string) {
+	go func() {
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Microsecond)
+		k.maybeKillPID(ctx, pid, point)
+	}()
+}
+
+func (k *killer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	return ctx
 }
 
-func (k *killer) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
-	if data.Err == nil && data.CommandTag.String() == "COMMIT" {
+func (k *killer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// batchKind tells what a batch of a dispatch carries.
+type batchKind struct{ begin, insert, commit bool }
+
+type batchKindKey struct{}
+
+func (k *killer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	var bk batchKind
+	for i, q := range data.Batch.QueuedQueries {
+		sql := strings.ToLower(strings.TrimSpace(q.SQL))
+		bk.begin = bk.begin || (i == 0 && strings.HasPrefix(sql, "begin"))
+		bk.insert = bk.insert || strings.Contains(sql, "insert into factos_events")
+		bk.commit = bk.commit || sql == "commit"
+	}
+	pid := conn.PgConn().PID()
+	switch {
+	case bk.begin && rand.IntN(2) == 0:
+		k.maybeKill(ctx, conn, atBegin)
+	case bk.begin:
+		k.later(ctx, pid, atLockAndRead)
+	case bk.insert && (!bk.commit || rand.IntN(3) == 0):
+		k.later(ctx, pid, atAppend)
+	case bk.commit && rand.IntN(2) == 0:
+		k.maybeKill(ctx, conn, atCommit)
+	case bk.commit:
+		// Race the COMMIT: sometimes the server commits and the reply is
+		// lost, the one case whose outcome the client cannot know.
+		k.later(ctx, pid, inCommit)
+	}
+	return context.WithValue(ctx, batchKindKey{}, bk)
+}
+
+func (k *killer) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchEndData) {
+	if bk, _ := ctx.Value(batchKindKey{}).(batchKind); bk.commit && data.Err == nil {
 		k.maybeKill(ctx, conn, afterCommit)
 	}
 }
 
-func (k *killer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	k.maybeKill(ctx, conn, atLockAndRead)
-	return ctx
-}
 func (k *killer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (k *killer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // Concurrent buyers dispatch through connections that die at every point
 // of the dispatch; each retries with its command id until it gets an
@@ -105,7 +124,7 @@ func (k *killer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData
 // announced exactly once, and a catch-up reader saw every event once.
 func TestDispatchConnectionsKilledAtEveryPoint(t *testing.T) {
 	t.Parallel()
-	for _, strategy := range []eventstore.LockStrategy{eventstore.LockKeys, eventstore.LockTable, eventstore.LockSerializable} {
+	for _, strategy := range eventstore.LockStrategies {
 		t.Run(string(strategy), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -134,7 +153,7 @@ func TestDispatchConnectionsKilledAtEveryPoint(t *testing.T) {
 			if err := tickets.RegisterReactions(reg, codec, clean); err != nil {
 				t.Fatal(err)
 			}
-			env := testriver.Start(t, clean, reg, nil)
+			env := testriver.Start(t, clean, reg, &testriver.Opts{StoreConfig: &eventstore.Config{LockStrategy: strategy}})
 			ob, err := reg.Outbox(env.Client)
 			if err != nil {
 				t.Fatal(err)

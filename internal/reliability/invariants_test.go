@@ -46,7 +46,8 @@ func (l *ledger) dispatchUntilDefinite(ctx context.Context, id string, dispatch 
 			l.rejected[id] = true
 			l.mu.Unlock()
 			return
-		case time.Now().After(deadline):
+		case errors.Is(err, eventstore.ErrInvalidInput), errors.Is(err, eventstore.ErrStrategyMismatch), time.Now().After(deadline):
+			// Definite failures, or a fault that outlasted the deadline.
 			l.failed[id] = err
 			l.mu.Unlock()
 			return
