@@ -132,7 +132,7 @@ var Vars = []Var{
 			c.RiverUIAllowUnauthenticated, err = strconv.ParseBool(v)
 			return err
 		}},
-	{Name: "LOCK_STRATEGY", Default: "keys", Description: "Event store lock strategy: keys, table or serializable. All processes must agree.",
+	{Name: "LOCK_STRATEGY", Default: "keys", Description: "Event store lock strategy: keys or table. Every process writing the database must use the one the database records (`worker lock-strategy`); a worker with another refuses to start.",
 		set: func(c *Config, v string) (err error) {
 			c.LockStrategy, err = eventstore.ParseLockStrategy(v)
 			return err

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/migrations"
 )
 
@@ -22,6 +23,7 @@ type Runner struct {
 	cfg    *Config
 	log    *slog.Logger
 	pool   *pgxpool.Pool
+	store  *eventstore.Store
 	river  *River
 	tc     client.Client
 	cmds   *activities.Registry
@@ -38,9 +40,9 @@ type Runner struct {
 }
 
 // NewRunner registers the runner's start and stop hooks.
-func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, rv *River,
+func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, store *eventstore.Store, rv *River,
 	tc client.Client, cmds *activities.Registry, domain Domain, ready *Readiness) *Runner {
-	r := &Runner{cfg: cfg, log: l, pool: pool, river: rv, tc: tc, cmds: cmds, domain: domain, ready: ready, sd: sd}
+	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, river: rv, tc: tc, cmds: cmds, domain: domain, ready: ready, sd: sd}
 	lc.Append(fx.Hook{
 		// Start returns at once: waiting for the database or Temporal here
 		// would make fx give up on start-up. The sequence runs in the
@@ -59,6 +61,9 @@ func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, p
 func (r *Runner) start(ctx context.Context) {
 	defer close(r.done)
 	if !r.waitForMigrations(ctx) {
+		return
+	}
+	if !r.checkLockStrategy(ctx) {
 		return
 	}
 	if r.river.Works {
@@ -135,6 +140,29 @@ func (r *Runner) waitForMigrations(ctx context.Context) bool {
 		case <-ctx.Done():
 			return false
 		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// checkLockStrategy refuses to start a worker whose LOCK_STRATEGY differs
+// from the one the database records: its locks would not conflict with the
+// other writers', and the consistency guarantee would be lost silently.
+func (r *Runner) checkLockStrategy(ctx context.Context) bool {
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := r.store.CheckLockStrategy(ctx)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, eventstore.ErrStrategyMismatch) {
+			r.log.Error("refusing to start: "+err.Error(), "variable", "LOCK_STRATEGY")
+			_ = r.sd.Shutdown(fx.ExitCode(1))
+			return false
+		}
+		r.log.Warn("cannot read the recorded lock strategy; retrying", "error", err, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
 		}
 	}
 }

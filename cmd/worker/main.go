@@ -9,6 +9,7 @@
 //	worker migrate               apply migrations and exit
 //	worker migrate status        print applied and pending migrations
 //	worker demo tickets [flags]  run a concurrent ticket sale
+//	worker lock-strategy         print or change the database's lock strategy
 //	worker spec                  print the environment and HTTP contract as JSON
 //
 // Configuration comes from the environment; `worker spec` lists every
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string) int {
 		return runMigrate(ctx, args)
 	case "demo":
 		return runDemo(ctx, args)
+	case "lock-strategy":
+		return runLockStrategy(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0
@@ -59,5 +62,7 @@ const usage = `usage:
   worker migrate               apply migrations and exit
   worker migrate status        print applied and pending migrations
   worker demo tickets [flags]  run a concurrent ticket sale (see -h)
+  worker lock-strategy [set NAME --writers-stopped]
+                               print (or change) the database's lock strategy
   worker spec                  print the environment and HTTP contract as JSON
 `
