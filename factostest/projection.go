@@ -127,19 +127,20 @@ func (t *ProjectionTest[E, V]) Records() []eventstore.Record[E] {
 // otherwise field by field, unexported fields included.
 func (t *ProjectionTest[E, V]) Then(want V) {
 	t.tb.Helper()
-	got := t.run()
-	switch {
-	case got == nil:
-	case got.err != nil:
-		t.tb.Errorf("%s: the projection failed: %v; want the view:\n%s", t.name(), got.err, indent(valueLines(want), "    "))
-	case !equal(want, got.view):
-		w, g := valueLines(want), valueLines(got.view)
-		if sameLines(w, g) {
-			// The difference is in what JSON does not show.
-			w, g = goLines(want), goLines(got.view)
+	t.run(func(got *projected[V]) {
+		t.tb.Helper()
+		switch {
+		case got.err != nil:
+			t.tb.Errorf("%s: the projection failed: %v; want the view:\n%s", t.name(), got.err, indent(valueLines(want), "    "))
+		case !equal(want, got.view):
+			w, g := valueLines(want), valueLines(got.view)
+			if sameLines(w, g) {
+				// The difference is in what JSON does not show.
+				w, g = goLines(want), goLines(got.view)
+			}
+			t.tb.Errorf("%s: the view differs (-want +got):\n%s", t.name(), indent(strings.Split(diff(w, g), "\n"), "  "))
 		}
-		t.tb.Errorf("%s: the view differs (-want +got):\n%s", t.name(), indent(strings.Split(diff(w, g), "\n"), "  "))
-	}
+	})
 }
 
 // ThenError checks that the projection fails with an error matching target
@@ -150,14 +151,15 @@ func (t *ProjectionTest[E, V]) ThenError(target error) {
 	if target == nil {
 		t.tb.Fatalf("%s: ThenError(nil): name the error the projection must fail with", t.name())
 	}
-	got := t.run()
-	switch {
-	case got == nil:
-	case got.err == nil:
-		t.tb.Errorf("%s: want an error matching %q, but the projection built the view:\n%s", t.name(), target, indent(valueLines(got.view), "    "))
-	case !errors.Is(got.err, target):
-		t.tb.Errorf("%s: the projection failed with %q, want an error matching %q (errors.Is)", t.name(), got.err, target)
-	}
+	t.run(func(got *projected[V]) {
+		t.tb.Helper()
+		switch {
+		case got.err == nil:
+			t.tb.Errorf("%s: want an error matching %q, but the projection built the view:\n%s", t.name(), target, indent(valueLines(got.view), "    "))
+		case !errors.Is(got.err, target):
+			t.tb.Errorf("%s: the projection failed with %q, want an error matching %q (errors.Is)", t.name(), got.err, target)
+		}
+	})
 }
 
 func (t *ProjectionTest[E, V]) name() string {
@@ -190,10 +192,17 @@ type projected[V any] struct {
 	err  error
 }
 
+func (p *projected[V]) lines() []string {
+	if p.err != nil {
+		return []string{"error: " + p.err.Error()}
+	}
+	return valueLines(p.view)
+}
+
 // run stores the facts, reads what the query selects, reports a query
-// that selects other facts than the given ones, and projects twice to
-// report an impure projection.
-func (t *ProjectionTest[E, V]) run() *projected[V] {
+// that selects other facts than the given ones, projects, has check judge
+// the outcome, and projects again to report an impure projection.
+func (t *ProjectionTest[E, V]) run(check func(*projected[V])) {
 	tb := t.tb
 	tb.Helper()
 	st := t.encode()
@@ -231,21 +240,26 @@ func (t *ProjectionTest[E, V]) run() *projected[V] {
 
 	recs, err := eventstore.Decode(t.codec, read)
 	if err != nil {
-		return &projected[V]{err: err}
+		check(&projected[V]{err: err})
+		return
 	}
 	ctx := tb.Context()
-	first, err := t.project(ctx, recs)
-	again, err2 := t.project(ctx, recs)
-	if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) || (err == nil && !equal(first, again)) {
-		a, b := valueLines(first), valueLines(again)
-		if err != nil || err2 != nil {
-			a, b = []string{fmt.Sprint("error: ", err)}, []string{fmt.Sprint("error: ", err2)}
-		} else if sameLines(a, b) {
-			a, b = goLines(first), goLines(again)
-		}
+	first := &projected[V]{}
+	first.view, first.err = t.project(ctx, recs)
+	// Render the first outcome before projecting again: a projection that
+	// keeps state between runs changes it under our feet.
+	a := first.lines()
+	check(first)
+	again := &projected[V]{}
+	again.view, again.err = t.project(ctx, recs)
+	b := again.lines()
+	if sameLines(a, b) && first.err == nil && again.err == nil && !equal(first.view, again.view) {
+		// The difference is in what JSON does not show.
+		a, b = goLines(first.view), goLines(again.view)
+	}
+	if !sameLines(a, b) {
 		tb.Errorf("%s: the projection is not pure: projecting the same records again built another view (-first +again):\n%s\n"+
 			"  Views are rebuilt and replayed: Initial must return fresh maps and slices, and Evolve must depend on the record alone.",
 			t.name(), indent(strings.Split(diff(a, b), "\n"), "  "))
 	}
-	return &projected[V]{view: first, err: err}
 }
