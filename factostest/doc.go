@@ -79,9 +79,11 @@
 //
 // # Failures
 //
-// Failures are reported to the testing.TB with Errorf (wrong outcome,
-// wrong query, impure code) or Fatalf (facts that cannot be encoded or
-// stored), and show differences as a line diff (-want +got) of readable
+// Failures are reported to the testing.TB given to ForHandler, ForReactor,
+// ForView or ForProjection (so call those in the test or subtest that
+// owns the scenario) with Errorf (wrong outcome, wrong query, impure code)
+// or Fatalf (facts that cannot be encoded or stored, a store that is not
+// empty), and show differences as a line diff (-want +got) of readable
 // renderings: canonical indented JSON for payloads, effects' args and
 // views.
 package factostest

@@ -25,9 +25,11 @@ const (
 	unrelated
 )
 
-// Streams of the facts the kit stores, where no command names one.
+// Streams of the facts the kit stores. A handler's given facts go to the
+// command's own stream instead, which is the whole context of a
+// stream-revision handler.
 const (
-	// GivenStream holds given facts of views, and of handlers in the store.
+	// GivenStream holds the given facts of projections.
 	GivenStream = "factostest-given"
 	// UnrelatedStream holds unrelated facts.
 	UnrelatedStream = "factostest-unrelated"
@@ -36,6 +38,7 @@ const (
 // Epoch is the RecordedAt of the first record the kit builds in memory;
 // each later record is one second later. IDs are
 // 00000000-0000-7000-8000-<position in hex> unless the EventData has one.
+// Treat it as a constant.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type fact[E any] struct {

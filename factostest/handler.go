@@ -195,9 +195,13 @@ func (d *Decision[C, E, S]) run() *decided[E] {
 	recs := records(st, streamOf)
 	var context []eventstore.RawRecord
 	selected := make([]bool, len(recs))
+	var q eventstore.Query
+	if h.Query != nil {
+		q = h.Query(d.cmd)
+	}
 	for i, r := range recs {
 		if h.Query != nil {
-			selected[i] = h.Query(d.cmd).Matches(r.Type, r.Tags)
+			selected[i] = q.Matches(r.Type, r.Tags)
 		} else {
 			selected[i] = r.Stream == stream
 		}
@@ -206,7 +210,7 @@ func (d *Decision[C, E, S]) run() *decided[E] {
 		}
 	}
 	if h.Query != nil {
-		if msg := selection(st, selected, h.Query(d.cmd), "the decision", decisionCost); msg != "" {
+		if msg := selection(st, selected, q, "the decision", decisionCost); msg != "" {
 			tb.Errorf("%s: %s", d.name(), msg)
 		}
 	}

@@ -34,15 +34,16 @@ func newStore(t *testing.T) *eventstore.Store {
 	return store
 }
 
-// modes runs a scenario in memory and against a store of its own.
-func modes(t *testing.T, f func(t *testing.T, opts *factostest.HandlerOpts)) {
+// modes runs a scenario in memory (a nil store) and against a store of its
+// own.
+func modes(t *testing.T, f func(t *testing.T, store *eventstore.Store)) {
 	t.Run("memory", func(t *testing.T) {
 		t.Parallel()
 		f(t, nil)
 	})
 	t.Run("store", func(t *testing.T) {
 		t.Parallel()
-		f(t, &factostest.HandlerOpts{Store: newStore(t)})
+		f(t, newStore(t))
 	})
 }
 
@@ -94,8 +95,8 @@ func TestHandlerPasses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			modes(t, func(t *testing.T, opts *factostest.HandlerOpts) {
-				record(t, func(tb testing.TB) { tt.run(tb, opts) }).passes(t)
+			modes(t, func(t *testing.T, store *eventstore.Store) {
+				record(t, func(tb testing.TB) { tt.run(tb, &factostest.HandlerOpts{Store: store}) }).passes(t)
 			})
 		})
 	}
@@ -320,8 +321,8 @@ func TestHandlerFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			modes(t, func(t *testing.T, opts *factostest.HandlerOpts) {
-				record(t, func(tb testing.TB) { tt.run(tb, opts) }).fails(t, tt.want...)
+			modes(t, func(t *testing.T, store *eventstore.Store) {
+				record(t, func(tb testing.TB) { tt.run(tb, &factostest.HandlerOpts{Store: store}) }).fails(t, tt.want...)
 			})
 		})
 	}

@@ -10,18 +10,6 @@ import (
 	"github.com/factos-go/factos/factostest"
 )
 
-// viewModes runs a view scenario in memory and against a store of its own.
-func viewModes(t *testing.T, f func(t *testing.T, store *eventstore.Store)) {
-	t.Run("memory", func(t *testing.T) {
-		t.Parallel()
-		f(t, nil)
-	})
-	t.Run("store", func(t *testing.T) {
-		t.Parallel()
-		f(t, newStore(t))
-	})
-}
-
 func salesOpts(store *eventstore.Store) *factostest.ProjectionOpts {
 	q := tickets.ConcertSalesQuery("c1")
 	return &factostest.ProjectionOpts{Query: &q, Store: store}
@@ -55,7 +43,7 @@ func TestProjectionPasses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			viewModes(t, func(t *testing.T, store *eventstore.Store) {
+			modes(t, func(t *testing.T, store *eventstore.Store) {
 				record(t, func(tb testing.TB) { tt.run(tb, store) }).passes(t)
 			})
 		})
@@ -145,7 +133,7 @@ func TestProjectionFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			viewModes(t, func(t *testing.T, store *eventstore.Store) {
+			modes(t, func(t *testing.T, store *eventstore.Store) {
 				record(t, func(tb testing.TB) { tt.run(tb, store) }).fails(t, tt.want...)
 			})
 		})

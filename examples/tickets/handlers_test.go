@@ -39,28 +39,34 @@ var elsewhere = []tickets.Event{
 	tickets.TicketReserved{ConcertID: "c2", BuyerID: "bob", ReservationID: "r9"},
 }
 
-// eachMode runs a scenario in memory (opts.Store is nil) and then against
-// a store over a database of its own, where the query is read by
-// PostgreSQL.
-func eachMode(t *testing.T, scenario func(t *testing.T, opts *factostest.HandlerOpts)) {
-	t.Helper()
-	t.Run("memory", func(t *testing.T) {
-		t.Parallel()
-		scenario(t, &factostest.HandlerOpts{})
-	})
-	t.Run("store", func(t *testing.T) {
-		t.Parallel()
-		store, err := eventstore.New(testdb.New(t), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		scenario(t, &factostest.HandlerOpts{Store: store})
-	})
+// scenarios are named scenarios of the domain. run runs each in memory
+// (opts.Store is nil) and then against a store over a database of its own,
+// where the query is read by PostgreSQL.
+type scenarios map[string]func(t *testing.T, opts *factostest.HandlerOpts)
+
+func (s scenarios) run(t *testing.T) {
+	for name, scenario := range s {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("memory", func(t *testing.T) {
+				t.Parallel()
+				scenario(t, &factostest.HandlerOpts{})
+			})
+			t.Run("store", func(t *testing.T) {
+				t.Parallel()
+				store, err := eventstore.New(testdb.New(t), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				scenario(t, &factostest.HandlerOpts{Store: store})
+			})
+		})
+	}
 }
 
 func TestScheduleConcert(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(t *testing.T, opts *factostest.HandlerOpts){
+	scenarios{
 		"opens the sale": func(t *testing.T, opts *factostest.HandlerOpts) {
 			factostest.ForHandler(t, tickets.ScheduleConcertHandler(codec), opts).
 				Unrelated(elsewhere...).
@@ -78,18 +84,12 @@ func TestScheduleConcert(t *testing.T) {
 			schedule.When(tickets.ScheduleConcert{Capacity: 1}).ThenRejected(tickets.ErrInvalidCommand)
 			schedule.When(tickets.ScheduleConcert{ConcertID: "c1", Capacity: -1}).ThenRejected(tickets.ErrInvalidCommand)
 		},
-	}
-	for name, scenario := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			eachMode(t, scenario)
-		})
-	}
+	}.run(t)
 }
 
 func TestBuyTicket(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(t *testing.T, opts *factostest.HandlerOpts){
+	scenarios{
 		"first seat": func(t *testing.T, opts *factostest.HandlerOpts) {
 			factostest.ForHandler(t, tickets.BuyTicketHandler(codec), opts).
 				Given(scheduled("c1", 2)).
@@ -128,18 +128,12 @@ func TestBuyTicket(t *testing.T) {
 				When(tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}).
 				ThenRejected(tickets.ErrConcertNotFound)
 		},
-	}
-	for name, scenario := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			eachMode(t, scenario)
-		})
-	}
+	}.run(t)
 }
 
 func TestReservations(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(t *testing.T, opts *factostest.HandlerOpts){
+	scenarios{
 		"reserve a free seat": func(t *testing.T, opts *factostest.HandlerOpts) {
 			factostest.ForHandler(t, tickets.ReserveTicketHandler(codec), opts).
 				Given(scheduled("c1", 2), sold("bob", 1)).
@@ -188,18 +182,12 @@ func TestReservations(t *testing.T) {
 				When(tickets.ReleaseReservation{ConcertID: "c1", ReservationID: "r1"}).
 				Then()
 		},
-	}
-	for name, scenario := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			eachMode(t, scenario)
-		})
-	}
+	}.run(t)
 }
 
 func TestRecordPayment(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(t *testing.T, opts *factostest.HandlerOpts){
+	scenarios{
 		"records a payment": func(t *testing.T, opts *factostest.HandlerOpts) {
 			factostest.ForHandler(t, tickets.RecordPaymentHandler(codec), opts).
 				Unrelated(tickets.PaymentReceived{ReservationID: "r2", AmountCents: 900}).
@@ -217,18 +205,12 @@ func TestRecordPayment(t *testing.T) {
 				When(tickets.RecordPayment{ReservationID: "r1"}).
 				ThenRejected(tickets.ErrInvalidCommand)
 		},
-	}
-	for name, scenario := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			eachMode(t, scenario)
-		})
-	}
+	}.run(t)
 }
 
 func TestRegisterUser(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(t *testing.T, opts *factostest.HandlerOpts){
+	scenarios{
 		"claims the username": func(t *testing.T, opts *factostest.HandlerOpts) {
 			factostest.ForHandler(t, tickets.RegisterUserHandler(codec), opts).
 				Unrelated(tickets.UserRegistered{UserID: "u2", Username: "bob"}).
@@ -241,11 +223,5 @@ func TestRegisterUser(t *testing.T) {
 				When(tickets.RegisterUser{UserID: "u1", Username: "ada"}).
 				ThenRejected(tickets.ErrUsernameTaken)
 		},
-	}
-	for name, scenario := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			eachMode(t, scenario)
-		})
-	}
+	}.run(t)
 }

@@ -79,7 +79,7 @@ func TestTicketSoldUpcast(t *testing.T) {
 // in memory and through PostgreSQL.
 func TestOldHistory(t *testing.T) {
 	t.Parallel()
-	tests := map[string]func(t *testing.T, opts *factostest.HandlerOpts){
+	scenarios{
 		"the next seat": func(t *testing.T, opts *factostest.HandlerOpts) {
 			factostest.ForHandler(t, tickets.BuyTicketHandler(codec), opts).
 				GivenData(saleV1(t)...).
@@ -103,13 +103,7 @@ func TestOldHistory(t *testing.T) {
 					Held:     map[string]string{},
 				})
 		},
-	}
-	for name, scenario := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			eachMode(t, scenario)
-		})
-	}
+	}.run(t)
 
 	t.Run("announcement", func(t *testing.T) {
 		t.Parallel()

@@ -3,7 +3,6 @@ package tickets_test
 import (
 	"testing"
 
-	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factostest"
 )
@@ -11,8 +10,8 @@ import (
 func TestConcertSalesView(t *testing.T) {
 	t.Parallel()
 	q := tickets.ConcertSalesQuery("c1")
-	scenario := func(t *testing.T, store *eventstore.Store) {
-		factostest.ForView(t, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Query: &q, Store: store}).
+	scenarios{"a sale": func(t *testing.T, opts *factostest.HandlerOpts) {
+		factostest.ForView(t, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Query: &q, Store: opts.Store}).
 			Given(scheduled("c1", 10),
 				sold("ada", 1),
 				reserved("bob", "r1"), confirmed("bob", 2, "r1"),
@@ -25,6 +24,5 @@ func TestConcertSalesView(t *testing.T) {
 				Buyers:   map[int]string{1: "ada", 2: "bob"},
 				Held:     map[string]string{"r3": "dee"},
 			})
-	}
-	eachMode(t, func(t *testing.T, opts *factostest.HandlerOpts) { scenario(t, opts.Store) })
+	}}.run(t)
 }
