@@ -35,6 +35,10 @@ const (
 	// ErrTypeCodec: a stored event could not be decoded or a decided one
 	// encoded. Not retryable: it needs a code or data fix.
 	ErrTypeCodec = "factos.Codec"
+	// ErrTypeFutureVersion: the context holds an event written at a version
+	// newer than this worker's codec knows, by a newer release. Retryable:
+	// during a rolling deploy a worker of that release takes the retry.
+	ErrTypeFutureVersion = "factos.FutureVersion"
 	// ErrTypeUnknownCommand: no command of that name is registered. Not
 	// retryable.
 	ErrTypeUnknownCommand = "factos.UnknownCommand"
@@ -106,7 +110,8 @@ func (a *Activities) Dispatch(ctx context.Context, req Request) (*Result, error)
 
 // toTemporal maps a dispatch error to the application error Temporal acts
 // on. Rejections, bad input and codec failures would fail again: not
-// retryable. Conflicts and store failures may pass: retryable.
+// retryable. Conflicts, store failures and events from a newer release may
+// pass: retryable.
 func (r *Registry) toTemporal(cmd string, err error) error {
 	var (
 		rej     *eventstore.RejectedError
@@ -124,6 +129,8 @@ func (r *Registry) toTemporal(cmd string, err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadPayload, nil)
 	case errors.Is(err, eventstore.ErrInvalidInput):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
+	case errors.Is(err, eventstore.ErrFutureVersion):
+		return temporal.NewApplicationError(err.Error(), ErrTypeFutureVersion)
 	case errors.Is(err, eventstore.ErrDecode), errors.Is(err, eventstore.ErrEncode):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCodec, nil)
 	case errors.Is(err, eventstore.ErrConflict):

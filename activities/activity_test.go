@@ -148,6 +148,42 @@ func TestStoreFailureIsRetryable(t *testing.T) {
 	}
 }
 
+// An event from a newer release fails the command on this worker, but a
+// worker of that release can run it: retryable. A payload that no release
+// can decode is not.
+func TestDecodeFailuresThroughTemporal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		version   int
+		data      string
+		errType   string
+		retryable bool
+	}{
+		{"future version", 3, `{"concert_id":"c1","buyer_id":"x","seat":1,"channel":"app"}`, activities.ErrTypeFutureVersion, true},
+		{"broken payload", 2, `not json`, activities.ErrTypeCodec, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			_, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: "import", Events: []eventstore.EventData{{
+				Type: tickets.TypeTicketSold, Version: tt.version, Tags: []string{tickets.ConcertTag("c1")}, Data: []byte(tt.data)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := quietSuite().NewTestActivityEnvironment()
+			b.acts.Register(env)
+			_, err = env.ExecuteActivity(activities.DispatchActivity, activities.Request{
+				Command: tickets.CmdBuyTicket, CommandID: "buy-1", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"})})
+			var app *temporal.ApplicationError
+			if !errors.As(err, &app) || app.Type() != tt.errType || app.NonRetryable() == tt.retryable {
+				t.Fatalf("err = %v, want a %s error with retryable %v", err, tt.errType, tt.retryable)
+			}
+		})
+	}
+}
+
 // quietSuite is a test suite whose SDK logs are discarded: the expected
 // activity failures would otherwise flood the test output.
 func quietSuite() *testsuite.WorkflowTestSuite {

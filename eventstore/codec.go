@@ -14,21 +14,27 @@ type Codec[E any] interface {
 	Encode(event E) (EventData, error)
 
 	// Decode turns a stored record back into an event. It returns an error
-	// wrapping ErrUnknownEventType for types it does not know.
+	// wrapping ErrUnknownEventType for types it does not know, and a
+	// *VersionError for a version it cannot bring to the current one.
 	Decode(rec RawRecord) (E, error)
 }
 
 // JSONCodec is a Codec for an event union E (usually an interface) whose
 // members are registered with RegisterJSON and encoded with encoding/json.
+//
+// Each registered type has a current version: new events are written at
+// it, and stored payloads of older versions are upcast to it (see
+// JSONType.Upcasters) before they are decoded, so a decoded event is always
+// of the current Go type and history is never rewritten.
 type JSONCodec[E any] struct {
 	byName map[string]jsonType[E]
 	byType map[reflect.Type]string
 }
 
 type jsonType[E any] struct {
-	version int
-	encode  func(E) ([]string, []byte, error)
-	decode  func([]byte) (E, error)
+	chain  *UpcastChain
+	encode func(E) ([]string, []byte, error)
+	decode func([]byte) (E, error)
 }
 
 // NewJSONCodec returns an empty JSON codec for the event union E.
@@ -40,15 +46,26 @@ func NewJSONCodec[E any]() *JSONCodec[E] {
 type JSONType[T any] struct {
 	// Name is the stored event type. Required.
 	Name string
-	// Version is stored with each event. Default 0.
+	// Version is the current version of T's payload: new events are
+	// written at it, and stored events of older versions are upcast to it.
+	// Raise it, with an upcaster from the previous version, whenever the
+	// payload changes in a way the previous version's bytes would not
+	// decode into correctly. Default 0.
 	Version int
 	// Tags derives the event's tags. Nil means no tags.
 	Tags func(T) []string
+	// Upcasters upgrade payloads stored at older versions, one version
+	// each; together they must lead without a gap from the oldest of them
+	// to Version (see NewUpcastChain). A stored version older than every
+	// upcaster, or newer than Version, fails to decode with a
+	// *VersionError. Default: none, so only Version decodes.
+	Upcasters []Upcaster
 }
 
 // RegisterJSON registers the concrete event type T, a member of the union E,
-// under desc.Name. It panics on a duplicate name or type, or if T is not
-// assignable to E: those are programming errors found at start-up.
+// under desc.Name. It panics on a duplicate name or type, if T is not
+// assignable to E, or on an invalid version or upcaster chain: those are
+// programming errors found at start-up.
 func RegisterJSON[E, T any](c *JSONCodec[E], desc JSONType[T]) {
 	rt := reflect.TypeFor[T]()
 	if _, ok := any(*new(T)).(E); !ok {
@@ -63,9 +80,13 @@ func RegisterJSON[E, T any](c *JSONCodec[E], desc JSONType[T]) {
 	if _, dup := c.byType[rt]; dup {
 		panic(fmt.Sprintf("eventstore: Go type %s registered twice", rt))
 	}
+	chain, err := NewUpcastChain(desc.Name, desc.Version, desc.Upcasters...)
+	if err != nil {
+		panic("eventstore: " + err.Error())
+	}
 	c.byType[rt] = desc.Name
 	c.byName[desc.Name] = jsonType[E]{
-		version: desc.Version,
+		chain: chain,
 		encode: func(e E) ([]string, []byte, error) {
 			t := any(e).(T)
 			data, err := json.Marshal(t)
@@ -101,17 +122,31 @@ func (c *JSONCodec[E]) Encode(event E) (EventData, error) {
 	if err != nil {
 		return EventData{}, err
 	}
-	return EventData{Type: name, Version: jt.version, Tags: tags, Data: data}, nil
+	return EventData{Type: name, Version: jt.chain.Current(), Tags: tags, Data: data}, nil
 }
 
-// Decode implements Codec.
+// Decode implements Codec. A payload stored at an older version is upcast
+// to the current version first.
 func (c *JSONCodec[E]) Decode(rec RawRecord) (E, error) {
+	var zero E
 	jt, ok := c.byName[rec.Type]
 	if !ok {
-		var zero E
 		return zero, fmt.Errorf("%w: %q", ErrUnknownEventType, rec.Type)
 	}
-	return jt.decode(rec.Data)
+	data, err := jt.chain.Upcast(rec.Version, rec.Data)
+	if err != nil {
+		return zero, err
+	}
+	return jt.decode(data)
+}
+
+// CurrentVersion returns the current version of the registered type name.
+func (c *JSONCodec[E]) CurrentVersion(name string) (int, bool) {
+	jt, ok := c.byName[name]
+	if !ok {
+		return 0, false
+	}
+	return jt.chain.Current(), true
 }
 
 // Types lists the registered event type names.

@@ -42,7 +42,7 @@ func TestDispatchBuysTicket(t *testing.T) {
 			if err != nil || len(got) != 1 {
 				t.Fatalf("read back: %v %v", got, err)
 			}
-			if got[0].ID != rec.ID || got[0].Type != tickets.TypeTicketSold || got[0].Version != 1 ||
+			if got[0].ID != rec.ID || got[0].Type != tickets.TypeTicketSold || got[0].Version != 2 ||
 				len(got[0].Tags) != 2 || got[0].Tags[0] != "concert:c1" || got[0].Tags[1] != "buyer:ada" ||
 				got[0].Metadata["correlation_id"] != "x1" || !got[0].RecordedAt.Equal(rec.RecordedAt) {
 				t.Fatalf("read back %+v, dispatched %+v", got[0], rec.RawRecord)

@@ -60,6 +60,19 @@
 // sequence, so readers barely slow writers, and a caught-up reader takes no
 // lock at all.
 //
+// # Event versions
+//
+// A Codec owns its payloads' versions. JSONCodec declares each type's
+// current version (JSONType.Version): new events are written at it, and a
+// payload stored at an older version is upgraded by a chain of Upcasters,
+// one version per step (UpcastJSON maps a frozen old shape to the next),
+// before it is decoded, so deciders, views and reactors only ever see the
+// current Go type and history is never rewritten. A version newer than the
+// codec's, or older than every upcaster, fails with a *VersionError
+// (ErrFutureVersion, ErrNoUpcaster); a failing upcaster with an
+// *UpcastError; the store wraps both in a *DecodeError. docs/modelling.md
+// walks through an evolution.
+//
 // # Errors
 //
 // Every error matches one sentinel with errors.Is: ErrRejected

@@ -37,17 +37,22 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// RegisterReactions adds the sale announcer and its effect handler to reg.
-// The handler writes the announcement to ticket_announcements on pool; it
-// is idempotent by effect key.
-func RegisterReactions(reg *reactors.Registry, codec eventstore.Codec[Event], pool *pgxpool.Pool) error {
-	err := reactors.AddReactor(reg, reactors.Reactor[Event]{
+// AnnounceSalesReactor is the sale announcer as it is registered: it
+// receives every TicketSold and plans its announcement (AnnounceSales).
+func AnnounceSalesReactor(codec eventstore.Codec[Event]) reactors.Reactor[Event] {
+	return reactors.Reactor[Event]{
 		Name:      ReactorAnnounceSales,
 		Codec:     codec,
 		Subscribe: eventstore.NewQuery(eventstore.Types(TypeTicketSold)),
 		React:     AnnounceSales,
-	})
-	if err != nil {
+	}
+}
+
+// RegisterReactions adds the sale announcer and its effect handler to reg.
+// The handler writes the announcement to ticket_announcements on pool; it
+// is idempotent by effect key.
+func RegisterReactions(reg *reactors.Registry, codec eventstore.Codec[Event], pool *pgxpool.Pool) error {
+	if err := reactors.AddReactor(reg, AnnounceSalesReactor(codec)); err != nil {
 		return err
 	}
 	return reactors.AddEffect(reg, reactors.EffectHandler[AnnounceTicketSale]{
@@ -82,10 +87,17 @@ func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
 // The registry must also have the Temporal effects
 // (reactors.AddTemporalEffects).
 func RegisterPaymentSignals(reg *reactors.Registry, codec eventstore.Codec[Event]) error {
-	return reactors.AddReactor(reg, reactors.Reactor[Event]{
+	return reactors.AddReactor(reg, PaymentSignalsReactor(codec))
+}
+
+// PaymentSignalsReactor is the payment signaller as it is registered: it
+// receives every PaymentReceived and signals the reservation's saga
+// (SignalPayments).
+func PaymentSignalsReactor(codec eventstore.Codec[Event]) reactors.Reactor[Event] {
+	return reactors.Reactor[Event]{
 		Name:      ReactorSignalPayments,
 		Codec:     codec,
 		Subscribe: eventstore.NewQuery(eventstore.Types(TypePaymentReceived)),
 		React:     SignalPayments,
-	})
+	}
 }

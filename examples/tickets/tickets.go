@@ -21,13 +21,26 @@ type ConcertScheduled struct {
 }
 
 // TicketSold records one sold seat. Seats are numbered from 1 without gaps.
+//
+// Version 2 added Channel. Payloads stored at version 1 are upcast when
+// read (see upcasts.go): history is not rewritten.
 type TicketSold struct {
 	ConcertID string `json:"concert_id"`
 	BuyerID   string `json:"buyer_id"`
 	Seat      int    `json:"seat"`
+	// Channel is how the seat was sold: SaleDirect or SaleReservation.
+	Channel string `json:"channel"`
 	// ReservationID is set when the sale confirms a reservation.
 	ReservationID string `json:"reservation_id,omitempty"`
 }
+
+// Sale channels of TicketSold.
+const (
+	// SaleDirect: bought outright (BuyTicket).
+	SaleDirect = "direct"
+	// SaleReservation: a held seat, confirmed (ConfirmReservation).
+	SaleReservation = "reservation"
+)
 
 // TicketReserved holds a seat for a buyer until the reservation is
 // confirmed (a TicketSold with its id) or released.
@@ -119,7 +132,8 @@ func NewCodec() *eventstore.JSONCodec[Event] {
 		Tags: func(e ConcertScheduled) []string { return []string{ConcertTag(e.ConcertID)} },
 	})
 	eventstore.RegisterJSON(c, eventstore.JSONType[TicketSold]{
-		Name: TypeTicketSold, Version: 1,
+		Name: TypeTicketSold, Version: 2,
+		Upcasters: []eventstore.Upcaster{eventstore.UpcastJSON(1, upcastTicketSoldV1)},
 		Tags: func(e TicketSold) []string {
 			tags := []string{ConcertTag(e.ConcertID), BuyerTag(e.BuyerID)}
 			if e.ReservationID != "" {
@@ -252,7 +266,7 @@ func BuyTicketHandler(codec eventstore.Codec[Event]) eventstore.Handler[BuyTicke
 			case s.Free() <= 0:
 				return nil, ErrSoldOut
 			}
-			return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: c.BuyerID, Seat: s.Sold + 1}}, nil
+			return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: c.BuyerID, Seat: s.Sold + 1, Channel: SaleDirect}}, nil
 		}),
 	}
 }
@@ -303,7 +317,7 @@ func ConfirmReservationHandler(codec eventstore.Codec[Event]) eventstore.Handler
 			if !held {
 				return nil, ErrNoReservation
 			}
-			return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: buyer, Seat: s.Sold + 1, ReservationID: c.ReservationID}}, nil
+			return []Event{TicketSold{ConcertID: c.ConcertID, BuyerID: buyer, Seat: s.Sold + 1, Channel: SaleReservation, ReservationID: c.ReservationID}}, nil
 		}),
 	}
 }

@@ -1,0 +1,48 @@
+package tickets
+
+import "github.com/factos-go/factos/eventstore"
+
+// ConcertSales is a read model of one concert's sale.
+type ConcertSales struct {
+	Capacity int `json:"capacity"`
+	// Sold counts the sold seats by channel (SaleDirect, SaleReservation).
+	Sold map[string]int `json:"sold"`
+	// Buyers maps each sold seat to its buyer.
+	Buyers map[int]string `json:"buyers"`
+	// Held maps each reservation holding a seat to its buyer.
+	Held map[string]string `json:"held"`
+}
+
+// ConcertSalesQuery selects the records ConcertSalesView reads: the
+// concert's schedule, sales and reservations.
+func ConcertSalesQuery(concertID string) eventstore.Query { return saleQuery(concertID) }
+
+// ConcertSalesView folds a concert's sale into ConcertSales:
+//
+//	sales, _, err := eventstore.Project(ctx, store, codec, tickets.ConcertSalesQuery(id), tickets.ConcertSalesView())
+//
+// Sales stored before TicketSold had a channel (version 1) are counted by
+// the channel their upcaster derives.
+func ConcertSalesView() eventstore.View[Event, ConcertSales] {
+	return eventstore.View[Event, ConcertSales]{
+		// Fresh maps for every fold, so that Evolve may update them in place.
+		Initial: func() ConcertSales {
+			return ConcertSales{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}}
+		},
+		Evolve: func(s ConcertSales, rec eventstore.Record[Event]) ConcertSales {
+			switch e := rec.Event.(type) {
+			case ConcertScheduled:
+				s.Capacity = e.Capacity
+			case TicketSold:
+				s.Sold[e.Channel]++
+				s.Buyers[e.Seat] = e.BuyerID
+				delete(s.Held, e.ReservationID)
+			case TicketReserved:
+				s.Held[e.ReservationID] = e.BuyerID
+			case ReservationReleased:
+				delete(s.Held, e.ReservationID)
+			}
+			return s
+		},
+	}
+}
