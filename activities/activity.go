@@ -13,8 +13,18 @@ import (
 	"github.com/factos-go/factos/eventstore"
 )
 
-// DispatchActivity is the registered name of the dispatch activity.
-const DispatchActivity = "factos.Dispatch"
+// Registered names of the dispatch activity: one function under two
+// names, so that a workflow's history, the SDK's metrics and the worker's
+// logs tell the two paths apart.
+const (
+	// DispatchActivity is the regular activity: scheduled through the
+	// Temporal server, run by any worker polling the task queue.
+	DispatchActivity = "factos.Dispatch"
+	// DispatchLocalActivity is the local activity (CommandOptions.Local):
+	// run by the worker that runs the workflow, its result recorded as a
+	// marker when the workflow task completes.
+	DispatchLocalActivity = "factos.DispatchLocal"
+)
 
 // Application error types the activity returns. Only the top-level error
 // of an activity decides whether Temporal retries it, so the activity
@@ -77,9 +87,13 @@ type Activities struct {
 // Activities returns the registry's activities.
 func (r *Registry) Activities() *Activities { return &Activities{reg: r} }
 
-// Register registers the dispatch activity with a Temporal worker.
+// Register registers the dispatch activity with a Temporal worker under
+// both names. A local activity runs only on the worker that runs its
+// workflow: register the activities on every worker that registers
+// workflows using CommandOptions.Local.
 func (a *Activities) Register(w worker.ActivityRegistry) {
 	w.RegisterActivityWithOptions(a.Dispatch, activity.RegisterOptions{Name: DispatchActivity})
+	w.RegisterActivityWithOptions(a.Dispatch, activity.RegisterOptions{Name: DispatchLocalActivity})
 }
 
 // Dispatch runs a registered command through the event store, once per

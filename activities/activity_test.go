@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"go.temporal.io/sdk/log"
@@ -22,12 +23,16 @@ type bundle struct {
 	store *eventstore.Store
 	reg   *activities.Registry
 	acts  *activities.Activities
+	// outcomes counts the store's dispatches by outcome from the end of
+	// setup on: one per activity attempt that reached the store.
+	outcomes *outcomes
 }
 
 func setup(t *testing.T, hooks ...eventstore.Hook) *bundle {
 	t.Helper()
 	pool := testdb.New(t)
-	store, err := eventstore.New(pool, &eventstore.Config{Hooks: hooks})
+	obs := &outcomes{}
+	store, err := eventstore.New(pool, &eventstore.Config{Hooks: hooks, Observer: obs.observe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +40,39 @@ func setup(t *testing.T, hooks ...eventstore.Hook) *bundle {
 	if err := tickets.RegisterCommands(reg, tickets.NewCodec()); err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{ctx: context.Background(), store: store, reg: reg, acts: reg.Activities()}
+	b := &bundle{ctx: context.Background(), store: store, reg: reg, acts: reg.Activities(), outcomes: obs}
 	if _, err := reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-c1", []byte(`{"concert_id":"c1","capacity":1}`), nil); err != nil {
 		t.Fatal(err)
 	}
+	obs.reset()
 	return b
+}
+
+// outcomes counts dispatches by DispatchInfo.Outcome.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) observe(info eventstore.DispatchInfo) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = map[string]int{}
+	}
+	o.n[info.Outcome]++
+}
+
+func (o *outcomes) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n = nil
+}
+
+func (o *outcomes) get(outcome string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[outcome]
 }
 
 func payload(v any) json.RawMessage {

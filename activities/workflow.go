@@ -20,11 +20,32 @@ func DefaultActivityOptions() workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    15 * time.Second,
-		},
+		RetryPolicy:            defaultRetryPolicy(),
+	}
+}
+
+// DefaultLocalActivityOptions are the options ExecuteCommand uses with
+// CommandOptions.Local unless told otherwise. An attempt gets 5s, well
+// inside the default workflow task timeout (10s; the SDK extends a
+// workflow task that a local activity keeps open past 80% of it), and the
+// retries are those of DefaultActivityOptions: backoff from 200ms to 15s
+// for up to 10 minutes. Backoffs up to the workflow task timeout are slept
+// in the worker; longer ones become a timer in the workflow's history.
+func DefaultLocalActivityOptions() workflow.LocalActivityOptions {
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout:    5 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy:            defaultRetryPolicy(),
+	}
+}
+
+// defaultRetryPolicy retries a dispatch with backoff; the activity marks
+// what would fail again as non-retryable.
+func defaultRetryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:    200 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    15 * time.Second,
 	}
 }
 
@@ -32,12 +53,35 @@ func DefaultActivityOptions() workflow.ActivityOptions {
 type CommandOptions struct {
 	// CommandID makes the command exactly-once. Default: NewCommandID.
 	CommandID string
-	// ActivityOptions. Default: DefaultActivityOptions.
+	// Local dispatches through a local activity (DispatchLocalActivity)
+	// run by the workflow's own worker instead of a regular activity
+	// scheduled through the server: fewer hand-offs, so lower latency and
+	// more commands per second, with the same exactly-once guarantee.
+	// See "Two paths" in the package documentation for the trade-offs.
+	// Default: false.
+	Local bool
+	// ActivityOptions of the regular activity; only without Local.
+	// Default: DefaultActivityOptions.
 	ActivityOptions *workflow.ActivityOptions
+	// LocalActivityOptions of the local activity; only with Local.
+	// Default: DefaultLocalActivityOptions.
+	LocalActivityOptions *workflow.LocalActivityOptions
 	// DomainErrors maps rejection names back to error values, so that
 	// errors.Is(err, ErrSoldOut) works in the workflow. Use the same map as
 	// the registry's Config.DomainErrors. Default: none.
 	DomainErrors map[string]error
+}
+
+// validate refuses options of the path not taken: they would be ignored
+// silently otherwise.
+func (o *CommandOptions) validate() error {
+	switch {
+	case o.Local && o.ActivityOptions != nil:
+		return errors.New("invalid CommandOptions: field ActivityOptions is set with Local (use LocalActivityOptions)")
+	case !o.Local && o.LocalActivityOptions != nil:
+		return errors.New("invalid CommandOptions: field LocalActivityOptions is set without Local")
+	}
+	return nil
 }
 
 // NewCommandID returns a new command id, recorded in the workflow's
@@ -80,12 +124,16 @@ func (e *DomainError) Error() string {
 func (e *DomainError) Unwrap() error { return e.err }
 
 // ExecuteCommand dispatches a registered command from a workflow through
-// the dispatch activity and waits for its result. A domain rejection comes
-// back as a *DomainError (after exactly one attempt); other failures as
-// the activity's error once its retries are spent.
+// the dispatch activity, regular or local (CommandOptions.Local), and waits
+// for its result. A domain rejection comes back as a *DomainError (after
+// exactly one attempt); other failures as the activity's error once its
+// retries are spent.
 func ExecuteCommand(ctx workflow.Context, name string, cmd any, opts *CommandOptions) (*Result, error) {
 	if opts == nil {
 		opts = &CommandOptions{}
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	payload, err := json.Marshal(cmd)
 	if err != nil {
@@ -95,14 +143,23 @@ func ExecuteCommand(ctx workflow.Context, name string, cmd any, opts *CommandOpt
 	if id == "" {
 		id = NewCommandID(ctx)
 	}
-	ao := DefaultActivityOptions()
-	if opts.ActivityOptions != nil {
-		ao = *opts.ActivityOptions
+	req := Request{Command: name, CommandID: id, Payload: payload}
+	var f workflow.Future
+	if opts.Local {
+		lao := DefaultLocalActivityOptions()
+		if opts.LocalActivityOptions != nil {
+			lao = *opts.LocalActivityOptions
+		}
+		f = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, lao), DispatchLocalActivity, req)
+	} else {
+		ao := DefaultActivityOptions()
+		if opts.ActivityOptions != nil {
+			ao = *opts.ActivityOptions
+		}
+		f = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ao), DispatchActivity, req)
 	}
-	ctx = workflow.WithActivityOptions(ctx, ao)
 	var res Result
-	err = workflow.ExecuteActivity(ctx, DispatchActivity, Request{Command: name, CommandID: id, Payload: payload}).Get(ctx, &res)
-	if err != nil {
+	if err := f.Get(ctx, &res); err != nil {
 		return nil, asDomainError(err, name, opts.DomainErrors)
 	}
 	return &res, nil
