@@ -32,7 +32,85 @@
 //
 // # Workflows
 //
-// ExecuteCommand runs a command from a workflow with DefaultActivityOptions.
-// Workflows adapts a Temporal client to reactors.Workflows, so reactors can
-// start and signal workflows as durable effects.
+// ExecuteCommand runs a command from a workflow, through a regular
+// activity with DefaultActivityOptions, or through a local activity with
+// DefaultLocalActivityOptions when CommandOptions.Local is set.
+// Activities.Register registers both (DispatchActivity and
+// DispatchLocalActivity). Workflows adapts a Temporal client to
+// reactors.Workflows, so reactors can start and signal workflows as
+// durable effects.
+//
+// # Two paths
+//
+// A regular activity is scheduled through the Temporal server: the
+// workflow task that calls ExecuteCommand ends, the server hands an
+// activity task to a worker, the worker reports the result, and the server
+// hands the workflow a second workflow task to go on. A local activity
+// runs in the worker that runs the workflow, inside the workflow task, and
+// its result is recorded in the history as a marker when that task
+// completes: one workflow task instead of two, no activity task. For a
+// workflow that sends one command and returns, that is one hand-off
+// instead of three; docs/benchmarks.md measures both paths on the same
+// server.
+//
+// The exactly-once guarantee is the same on both paths, and rests on the
+// same thing: the command id, stored in the dispatch transaction. A local
+// activity runs more than once in more ways than a regular one, and each
+// is answered from the stored result: an attempt retried after a failure
+// (even one that failed after its commit); a workflow task that fails or
+// whose worker dies after the dispatch committed (the marker is lost with
+// the task, so the next task runs the local activity again, from attempt
+// 1); a reset, which runs the workflow's code again in a new run (the
+// command id does not depend on the run id).
+//
+// The trade-offs of the local path:
+//
+//   - It must be short. A local activity holds its workflow task open. An
+//     attempt gets StartToCloseTimeout (5s by default, inside the default
+//     workflow task timeout of 10s); when it expires the attempt's context
+//     is cancelled, the dispatch's transaction rolls back unless it had
+//     committed, and the attempt is retried. While a local activity (or
+//     its in-worker retries) runs past 80% of the workflow task timeout,
+//     the SDK completes the workflow task and opens another to keep it
+//     alive: more history events and server round trips, no failure. A
+//     command that can take long (it waits on a contended context for
+//     seconds, say) belongs on the regular path.
+//   - Retries follow the retry policy and ScheduleToCloseTimeout like a
+//     regular activity's, but where they happen depends on the backoff: a
+//     backoff up to the workflow task timeout is slept in the worker,
+//     keeping the workflow task open; a longer one becomes a timer in the
+//     history, and the next attempt runs in a later workflow task. A long
+//     database outage thus adds a marker, a timer and a workflow task to
+//     the history per attempt past the first backoffs. Rejections, bad
+//     payloads and codec failures are not retried on either path.
+//   - A retrying local activity is not visible as a pending activity in
+//     Temporal's UI: its failures show in the worker's logs and SDK
+//     metrics (temporal_local_activity_*), and the final failure in the
+//     marker. A worker crash is noticed only when the workflow task times
+//     out (the workflow task timeout, 10s by default).
+//   - No heartbeats: a local activity cannot heartbeat (the SDK ignores
+//     activity.RecordHeartbeat). The dispatch does not heartbeat on either
+//     path; it is short and idempotent, so a retry costs one dispatch.
+//   - It runs where the workflow runs: register Activities on every worker
+//     that runs workflows using the local path (factosfx does, on its one
+//     worker). A worker's local activities are bounded by
+//     worker.Options.MaxConcurrentLocalActivityExecutionSize (1000 by
+//     default); size the pool of the store accordingly.
+//   - Errors arrive differently. On the regular path a failure reaches the
+//     workflow as a *temporal.ActivityError wrapping the
+//     *temporal.ApplicationError; on a real server a local activity's
+//     failure arrives as its cause itself, the *temporal.ApplicationError
+//     for the activity's own errors. (The SDK's test environment wraps
+//     both.) Match *DomainError, *temporal.ApplicationError and the other
+//     causes with errors.As, which works on both paths.
+//   - Switching a running workflow from one path to the other changes the
+//     commands it records, which Temporal refuses on replay: guard the
+//     switch with workflow.GetVersion, as examples/tickets'
+//     BuyTicketWorkflow does.
+//
+// Use the local path for short commands whose latency matters: a workflow
+// that a request waits on, many short workflows. Use the regular path for
+// commands that may run long, when pending retries should be visible in
+// Temporal's UI, when activities run on workers other than the
+// workflows', or when the workflow task timeout is short.
 package activities
