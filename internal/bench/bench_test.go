@@ -51,7 +51,7 @@ func TestQuickRun(t *testing.T) {
 		bench.ScenarioMix:      strategies,
 		bench.ScenarioStream:   strategies,
 		bench.ScenarioOutbox:   {"keys", "keys+outbox"},
-		bench.ScenarioTemporal: {"direct", "temporal"},
+		bench.ScenarioTemporal: {"direct", "temporal", "temporal-local"},
 	}
 	type cellKey struct {
 		scenario, strategy string
@@ -123,8 +123,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("empty plan %+v", p)
 		}
 	}
-	if len(res.Targets) != 6 {
-		t.Errorf("%d targets, want 6", len(res.Targets))
+	if len(res.Targets) != 7 {
+		t.Errorf("%d targets, want 7", len(res.Targets))
 	}
 	if res.Machine.CPUs == 0 || res.Machine.Postgres == "" || res.Machine.Settings["fsync"] == "" {
 		t.Errorf("machine not described: %+v", res.Machine)
@@ -157,9 +157,9 @@ func checkMeasurement(t *testing.T, where string, clients int, m bench.Measureme
 	if l := m.Latency; l.P50 <= 0 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
 		at("latency not ordered: %+v", l)
 	}
-	// The temporal path dispatches in the worker's context, which the
+	// The Temporal paths dispatch in the worker's context, which the
 	// client's round-trip counter does not reach.
-	if !strings.HasSuffix(where, "/temporal") && (m.RoundTripsPer < 1 || m.StatementsPer < 1) {
+	if !strings.HasSuffix(where, "/temporal") && !strings.HasSuffix(where, "/temporal-local") && (m.RoundTripsPer < 1 || m.StatementsPer < 1) {
 		at("round trips %.2f, statements %.2f per dispatch", m.RoundTripsPer, m.StatementsPer)
 	}
 	if m.Retries < 0 || m.RetriesPerCommand < 0 {

@@ -41,8 +41,9 @@ const (
 	// running reactions and effects; latency from commit to effect.
 	ScenarioEffects = "effects"
 	// ScenarioTemporal: the disjoint command sent from a Temporal workflow
-	// through the dispatch activity, against the same command dispatched
-	// in process. Needs TemporalAddress.
+	// through the regular and through the local dispatch activity, against
+	// the same command dispatched in process. Needs TemporalAddress or
+	// StartTemporal.
 	ScenarioTemporal = "temporal"
 )
 

@@ -41,6 +41,9 @@ const (
 	// dispatches through the same registry; the client waits for the
 	// workflow's result.
 	strategyTemporal = "temporal"
+	// strategyTemporalLocal is strategyTemporal with the command sent
+	// through the local activity (CommandOptions.Local).
+	strategyTemporalLocal = "temporal-local"
 )
 
 // benchReactor is the reactor of the outbox and effects scenarios: one
@@ -104,40 +107,63 @@ const temporalWindow = 2 * time.Second
 
 // commandPath is the workload of the temporal scenario on one target.
 type commandPath struct {
-	reg    *activities.Registry
-	tc     client.Client
-	queue  string
-	worker worker.Worker
-	warm   bool
+	reg      *activities.Registry
+	tc       client.Client
+	queue    string
+	workflow string
+	worker   worker.Worker
+	warm     bool
 }
 
-// benchWorkflow is the workflow of the temporal scenario: one command,
-// with the library's default activity options.
+// benchWorkflow is the workflow of the temporal pseudo-strategy: one
+// command through the regular activity, with the library's default
+// options.
 func benchWorkflow(ctx workflow.Context, cmd tickets.RegisterUser) (*activities.Result, error) {
+	return benchCommand(ctx, cmd, false)
+}
+
+// benchWorkflowLocal is that of temporal-local: the same command through
+// the local activity, with the library's default local options.
+func benchWorkflowLocal(ctx workflow.Context, cmd tickets.RegisterUser) (*activities.Result, error) {
+	return benchCommand(ctx, cmd, true)
+}
+
+func benchCommand(ctx workflow.Context, cmd tickets.RegisterUser, local bool) (*activities.Result, error) {
 	return activities.ExecuteCommand(ctx, tickets.CmdRegisterUser, cmd, &activities.CommandOptions{
 		CommandID:    activities.CommandIDFor(ctx, "register"),
+		Local:        local,
 		DomainErrors: tickets.DomainErrors,
 	})
 }
 
-const benchWorkflowName = "bench.RegisterUser"
+// benchWorkflows are the workflows of the pseudo-strategies that send
+// commands through Temporal, by pseudo-strategy.
+var benchWorkflows = map[string]struct {
+	name string
+	fn   func(workflow.Context, tickets.RegisterUser) (*activities.Result, error)
+}{
+	strategyTemporal:      {"bench.RegisterUser", benchWorkflow},
+	strategyTemporalLocal: {"bench.RegisterUserLocal", benchWorkflowLocal},
+}
 
 // newCommandPath registers the ticket commands on t's store and, for the
-// temporal pseudo-strategy, starts a Temporal worker on a task queue of
-// its own in this process.
+// pseudo-strategies through Temporal, starts a Temporal worker on a task
+// queue of its own in this process.
 func newCommandPath(t *target, tc client.Client) (*commandPath, error) {
 	reg := activities.NewRegistry(t.store, &activities.Config{DomainErrors: tickets.DomainErrors})
 	if err := tickets.RegisterCommands(reg, t.codec); err != nil {
 		return nil, err
 	}
 	p := &commandPath{reg: reg, tc: tc}
-	if t.name != strategyTemporal {
+	wf, ok := benchWorkflows[t.name]
+	if !ok {
 		return p, nil
 	}
-	p.queue = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	p.queue = fmt.Sprintf("bench-%s-%d", t.name, time.Now().UnixNano())
+	p.workflow = wf.name
 	p.worker = worker.New(tc, p.queue, worker.Options{})
 	reg.Activities().Register(p.worker)
-	p.worker.RegisterWorkflowWithOptions(benchWorkflow, workflow.RegisterOptions{Name: benchWorkflowName})
+	p.worker.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	if err := p.worker.Start(); err != nil {
 		return nil, fmt.Errorf("error starting the Temporal worker: %w", err)
 	}
@@ -179,7 +205,7 @@ func (p *commandPath) command(ctx context.Context, clientNo, seq int, prefix str
 		return "", err
 	}
 	opts := client.StartWorkflowOptions{ID: "bench-" + p.queue + "-" + id, TaskQueue: p.queue}
-	run, err := p.tc.ExecuteWorkflow(ctx, opts, benchWorkflowName, cmd)
+	run, err := p.tc.ExecuteWorkflow(ctx, opts, p.workflow, cmd)
 	if err != nil {
 		return "", err
 	}

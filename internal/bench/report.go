@@ -65,8 +65,8 @@ func WriteMarkdown(w io.Writer, res *Results, analysis string) error {
 	md.scenario(ScenarioOutbox, "Outbox", "The disjoint command under `keys`, without and with the outbox: with it, every dispatch also inserts one River reaction job (`InsertManyTx` on the dispatch's own transaction) for a reactor subscribed to UserRegistered. No River worker runs, so the jobs wait; the cost measured is the insert's, in the transaction.",
 		[2]string{strategyOutbox, keys})
 	md.effects()
-	md.scenario(ScenarioTemporal, "Commands through Temporal", "The disjoint command (RegisterUser) sent two ways to the same store: `direct` calls `activities.Registry.Dispatch` in the client's goroutine (JSON payload and command id, as the activity does); `temporal` starts a workflow per command (one `activities.ExecuteCommand`, the library's default activity options) on a worker in the benchmark process and waits for its result. The Temporal dev server (SQLite) runs on the same machine and shares its cores. Round trips are not counted on the temporal path (its dispatches run in the worker's context).",
-		[2]string{strategyTemporal, strategyDirect})
+	md.scenario(ScenarioTemporal, "Commands through Temporal", "The disjoint command (RegisterUser) sent two ways to the same store: `direct` calls `activities.Registry.Dispatch` in the client's goroutine (JSON payload and command id, as the activity does); `temporal` starts a workflow per command (one `activities.ExecuteCommand`, the library's default activity options) on a worker in the benchmark process and waits for its result; `temporal-local` does the same with the command sent through the local activity (`CommandOptions.Local`, default local activity options), which runs in the workflow's worker inside its workflow task instead of being scheduled through the server. The Temporal dev server (SQLite) runs on the same machine and shares its cores. Round trips are not counted on the Temporal paths (their dispatches run in the worker's context).",
+		[2]string{strategyTemporal, strategyDirect}, [2]string{strategyTemporalLocal, strategyTemporal})
 	md.evidence()
 	md.analysis(analysis)
 	_, err := io.WriteString(w, b.String())

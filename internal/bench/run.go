@@ -163,13 +163,13 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 			return err
 		}
 		defer closeTemporal()
-		err = r.matrix(ctx, res, ScenarioTemporal, []string{strategyDirect, strategyTemporal}, func(t *target) (workload, error) {
+		err = r.matrix(ctx, res, ScenarioTemporal, []string{strategyDirect, strategyTemporal, strategyTemporalLocal}, func(t *target) (workload, error) {
 			p, err := newCommandPath(t, tc)
 			if err != nil {
 				return workload{}, err
 			}
 			w := workload{prepare: p.prepare, command: p.command, close: p.close}
-			if t.name == strategyTemporal {
+			if p.worker != nil {
 				w.minDuration, w.othersWork = temporalWindow, true
 			}
 			return w, nil

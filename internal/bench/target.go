@@ -73,7 +73,7 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 				return fail(err)
 			}
 			hooks = append(hooks, ob)
-		case strategyDirect, strategyTemporal:
+		case strategyDirect, strategyTemporal, strategyTemporalLocal:
 			t.strategy = eventstore.LockKeys
 		}
 		storeCfg := &eventstore.Config{
