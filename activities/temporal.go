@@ -19,6 +19,16 @@ type Workflows struct {
 	Client client.Client
 	// TaskQueue of started workflows that name none.
 	TaskQueue string
+	// EagerStart asks the server to hand a started workflow's first
+	// workflow task straight back to a worker in this process
+	// (client.StartWorkflowOptions.EnableEagerStart), which saves that
+	// task's trip through the task queue. It takes effect only when Client
+	// is the client that a running worker of the workflow's task queue was
+	// created with (as in factosfx) and that worker has a free slot;
+	// otherwise the start is an ordinary one. The SDK marks it
+	// experimental, and an eagerly started workflow may run on a worker of
+	// another build than worker versioning would choose. Default: false.
+	EagerStart bool
 }
 
 // StartWorkflow starts a workflow, idempotent by workflow id: if a
@@ -44,6 +54,7 @@ func (w Workflows) StartWorkflow(ctx context.Context, req reactors.StartWorkflow
 		ID:                    req.WorkflowID,
 		TaskQueue:             queue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		EnableEagerStart:      w.EagerStart,
 	}, req.WorkflowType, args...)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

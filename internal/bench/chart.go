@@ -22,8 +22,9 @@ var colors = map[string]string{
 	strategyOutbox:    "#17becf",
 	strategyDirect:    "#1f77b4",
 	strategyTemporal:  "#d62728",
-	// A lighter shade of the regular activity's.
+	// Lighter shades of the regular activity's.
 	strategyTemporalLocal: "#ff9896",
+	strategyTemporalEager: "#e377c2",
 }
 
 func colorOf(name string) string {

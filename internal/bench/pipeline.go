@@ -44,6 +44,11 @@ const (
 	// strategyTemporalLocal is strategyTemporal with the command sent
 	// through the local activity (CommandOptions.Local).
 	strategyTemporalLocal = "temporal-local"
+	// strategyTemporalEager is strategyTemporalLocal with the workflow
+	// started eagerly: the server hands its first workflow task straight
+	// back to the worker in this process (the client is the worker's), so
+	// no task goes through a task queue.
+	strategyTemporalEager = "temporal-local+eager"
 )
 
 // benchReactor is the reactor of the outbox and effects scenarios: one
@@ -111,6 +116,7 @@ type commandPath struct {
 	tc       client.Client
 	queue    string
 	workflow string
+	eager    bool
 	worker   worker.Worker
 	warm     bool
 }
@@ -137,13 +143,16 @@ func benchCommand(ctx workflow.Context, cmd tickets.RegisterUser, local bool) (*
 }
 
 // benchWorkflows are the workflows of the pseudo-strategies that send
-// commands through Temporal, by pseudo-strategy.
+// commands through Temporal, by pseudo-strategy, and whether they are
+// started eagerly.
 var benchWorkflows = map[string]struct {
-	name string
-	fn   func(workflow.Context, tickets.RegisterUser) (*activities.Result, error)
+	name  string
+	fn    func(workflow.Context, tickets.RegisterUser) (*activities.Result, error)
+	eager bool
 }{
-	strategyTemporal:      {"bench.RegisterUser", benchWorkflow},
-	strategyTemporalLocal: {"bench.RegisterUserLocal", benchWorkflowLocal},
+	strategyTemporal:      {"bench.RegisterUser", benchWorkflow, false},
+	strategyTemporalLocal: {"bench.RegisterUserLocal", benchWorkflowLocal, false},
+	strategyTemporalEager: {"bench.RegisterUserLocal", benchWorkflowLocal, true},
 }
 
 // newCommandPath registers the ticket commands on t's store and, for the
@@ -160,7 +169,7 @@ func newCommandPath(t *target, tc client.Client) (*commandPath, error) {
 		return p, nil
 	}
 	p.queue = fmt.Sprintf("bench-%s-%d", t.name, time.Now().UnixNano())
-	p.workflow = wf.name
+	p.workflow, p.eager = wf.name, wf.eager
 	p.worker = worker.New(tc, p.queue, worker.Options{})
 	reg.Activities().Register(p.worker)
 	p.worker.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
@@ -204,7 +213,7 @@ func (p *commandPath) command(ctx context.Context, clientNo, seq int, prefix str
 		_, err = p.reg.Dispatch(ctx, tickets.CmdRegisterUser, "register-"+id, payload, nil)
 		return "", err
 	}
-	opts := client.StartWorkflowOptions{ID: "bench-" + p.queue + "-" + id, TaskQueue: p.queue}
+	opts := client.StartWorkflowOptions{ID: "bench-" + p.queue + "-" + id, TaskQueue: p.queue, EnableEagerStart: p.eager}
 	run, err := p.tc.ExecuteWorkflow(ctx, opts, p.workflow, cmd)
 	if err != nil {
 		return "", err

@@ -65,9 +65,11 @@ var definitions = map[string]string{
 	"keys+outbox":    "keys with the outbox installed: every dispatch also inserts one River reaction job (InsertManyTx) in its transaction",
 	"direct":         "the temporal scenario's command dispatched in the client's goroutine through activities.Registry.Dispatch (JSON payload, command id), without Temporal",
 	"temporal":       "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
-	"temporal-local": "the same workflow with the command sent through the local activity (ExecuteCommand with CommandOptions.Local, default local activity options), which runs in the workflow's worker inside its workflow task; round trips are not counted on this path",
 	"effects":        "commands offered at a fixed rate with River running reactions and effects in the benchmark process (10 workers each), with River's default fetch cooldown (100ms) and with the worker's (10ms); latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
 	"hot":            "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
+	// The temporal scenario's paths through the local activity.
+	"temporal-local":       "the same workflow with the command sent through the local activity (ExecuteCommand with CommandOptions.Local, default local activity options), which runs in the workflow's worker inside its workflow task; round trips are not counted on this path",
+	"temporal-local+eager": "temporal-local with the workflow started eagerly (StartWorkflowOptions.EnableEagerStart): the client is the worker's, so the server hands the first workflow task back in the start's response; no task of the workflow goes through a task queue",
 }
 
 // Cell is one scenario at one client count under one strategy: its

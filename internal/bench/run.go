@@ -163,7 +163,7 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 			return err
 		}
 		defer closeTemporal()
-		err = r.matrix(ctx, res, ScenarioTemporal, []string{strategyDirect, strategyTemporal, strategyTemporalLocal}, func(t *target) (workload, error) {
+		err = r.matrix(ctx, res, ScenarioTemporal, []string{strategyDirect, strategyTemporal, strategyTemporalLocal, strategyTemporalEager}, func(t *target) (workload, error) {
 			p, err := newCommandPath(t, tc)
 			if err != nil {
 				return workload{}, err

@@ -73,7 +73,7 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 				return fail(err)
 			}
 			hooks = append(hooks, ob)
-		case strategyDirect, strategyTemporal, strategyTemporalLocal:
+		case strategyDirect, strategyTemporal, strategyTemporalLocal, strategyTemporalEager:
 			t.strategy = eventstore.LockKeys
 		}
 		storeCfg := &eventstore.Config{

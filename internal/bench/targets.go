@@ -125,13 +125,16 @@ func (r *Results) evaluate() {
 	})
 	add(t)
 
-	// 7. commands through the local activity at least twice as many as
-	// through the regular one, on the same Temporal server.
-	t = Target{Name: "temporal: local activity >= 2x regular activity at 16 clients", Goal: "commands/s of temporal-local divided by temporal's (a workflow per command, on the same Temporal dev server in the same run) is at least 2 at 16 clients"}
-	if l, a := r.find(ScenarioTemporal, strategyTemporalLocal, 16, 0), r.find(ScenarioTemporal, strategyTemporal, 16, 0); l != nil && a != nil && a.PerSecond > 0 {
+	// 7. commands through the local path at least twice as many as
+	// through the regular activity, on the same Temporal server.
+	t = Target{Name: "temporal: local path >= 2x regular activity at 16 clients", Goal: "commands/s of temporal-local+eager (the command in a local activity, the workflow started eagerly: no task through a task queue) divided by temporal's (a regular activity, today's path), on the same Temporal dev server in the same run, is at least 2 at 16 clients; temporal-local (the local activity alone) is shown beside it"}
+	if l, a := r.find(ScenarioTemporal, strategyTemporalEager, 16, 0), r.find(ScenarioTemporal, strategyTemporal, 16, 0); l != nil && a != nil && a.PerSecond > 0 {
 		ratio := l.PerSecond / a.PerSecond
-		t.Checks = append(t.Checks, Check{Where: "16 clients", Value: ratio, Bound: 2, Pass: ratio >= 2,
-			Detail: fmt.Sprintf("local %.0f/s (p50 %.1fms, p99 %.1fms), regular %.0f/s (p50 %.1fms, p99 %.1fms)", l.PerSecond, l.P50Ms, l.P99Ms, a.PerSecond, a.P50Ms, a.P99Ms)})
+		detail := fmt.Sprintf("local+eager %.0f/s (p50 %.1fms, p99 %.1fms), regular %.0f/s (p50 %.1fms, p99 %.1fms)", l.PerSecond, l.P50Ms, l.P99Ms, a.PerSecond, a.P50Ms, a.P99Ms)
+		if lo := r.find(ScenarioTemporal, strategyTemporalLocal, 16, 0); lo != nil {
+			detail += fmt.Sprintf("; local alone %.0f/s (%s, p50 %.1fms)", lo.PerSecond, ratioString(lo.PerSecond/a.PerSecond), lo.P50Ms)
+		}
+		t.Checks = append(t.Checks, Check{Where: "16 clients", Value: ratio, Bound: 2, Pass: ratio >= 2, Detail: detail})
 	}
 	add(t)
 }
