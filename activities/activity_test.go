@@ -48,6 +48,27 @@ func setup(t *testing.T, hooks ...eventstore.Hook) *bundle {
 	return b
 }
 
+// schedule schedules a concert of capacity seats.
+func (b *bundle) schedule(t *testing.T, concert string, capacity int) {
+	t.Helper()
+	b.dispatch(t, tickets.CmdScheduleConcert, "schedule-"+concert, tickets.ScheduleConcert{ConcertID: concert, Capacity: capacity})
+}
+
+// sellOut sells concert c1's one seat, outside Temporal.
+func (b *bundle) sellOut(t *testing.T) {
+	t.Helper()
+	b.dispatch(t, tickets.CmdBuyTicket, "first", tickets.BuyTicket{ConcertID: "c1", BuyerID: "first"})
+	b.outcomes.reset()
+}
+
+// dispatch runs a command directly, failing the test on an error.
+func (b *bundle) dispatch(t *testing.T, cmd, id string, v any) {
+	t.Helper()
+	if _, err := b.reg.Dispatch(b.ctx, cmd, id, payload(v), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // outcomes counts dispatches by DispatchInfo.Outcome.
 type outcomes struct {
 	mu sync.Mutex

@@ -37,9 +37,7 @@ func (b *bundle) soldCount(t *testing.T, concert string) int {
 func TestTicketSaleThroughWorkflowsNeverOversells(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-big", []byte(`{"concert_id":"big","capacity":20}`), nil); err != nil {
-		t.Fatal(err)
-	}
+	b.schedule(t, "big", 20)
 	c := testtemporal.Client(t)
 	queue := testtemporal.Worker(t, c, func(w worker.Worker) { b.acts.Register(w); tickets.RegisterWorkflows(w) })
 
@@ -128,9 +126,7 @@ func rejectionWorkflow(ctx workflow.Context, cmd tickets.BuyTicket) (string, err
 func TestDomainRejectionIsNotRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdBuyTicket, "first", []byte(`{"concert_id":"c1","buyer_id":"first"}`), nil); err != nil {
-		t.Fatal(err)
-	}
+	b.sellOut(t)
 	c := testtemporal.Client(t)
 	queue := testtemporal.Worker(t, c, func(w worker.Worker) {
 		b.acts.Register(w)

@@ -53,6 +53,19 @@ func runBuy(t *testing.T, c client.Client, opts client.StartWorkflowOptions, wf 
 	return out, run
 }
 
+// wantSoldOnce fails the test unless the workflow got a result of one
+// record (an answer from the stored result if duplicate) and concert c1
+// has one ticket sold.
+func (b *bundle) wantSoldOnce(t *testing.T, out buyOutcome, duplicate bool) {
+	t.Helper()
+	if out.Result == nil || out.Result.Duplicate != duplicate || len(out.Result.Records) != 1 {
+		t.Fatalf("outcome %+v, want one record with duplicate %v", out, duplicate)
+	}
+	if n := b.soldCount(t, "c1"); n != 1 {
+		t.Fatalf("%d tickets stored, want 1", n)
+	}
+}
+
 // eventCounts counts a run's history events by type.
 func eventCounts(t *testing.T, c client.Client, id, runID string) map[enums.EventType]int {
 	t.Helper()
@@ -75,9 +88,7 @@ func eventCounts(t *testing.T, c client.Client, id, runID string) map[enums.Even
 func TestLocalPathSavesHandOffs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-c9", []byte(`{"concert_id":"c9","capacity":10}`), nil); err != nil {
-		t.Fatal(err)
-	}
+	b.schedule(t, "c9", 10)
 	c := testtemporal.Client(t)
 	queue := buyWorker(t, b, c, nil)
 	type want struct{ workflowTasks, activityTasks, markers int }
@@ -112,10 +123,7 @@ func TestLocalPathSavesHandOffs(t *testing.T) {
 func TestLocalRejectionOnServer(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdBuyTicket, "first", []byte(`{"concert_id":"c1","buyer_id":"first"}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	b.outcomes.reset()
+	b.sellOut(t)
 	c := testtemporal.Client(t)
 	queue := buyWorker(t, b, c, nil)
 	for _, local := range []bool{false, true} {
@@ -152,11 +160,9 @@ func TestLocalRetryAfterCommitAppendsOnce(t *testing.T) {
 	id := testtemporal.UniqueID("retry")
 	out, run := runBuy(t, c, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, buyWorkflowName,
 		buyInput{Buy: tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, Local: true})
-	if attempts.Load() != 2 || out.Result == nil || !out.Result.Duplicate || len(out.Result.Records) != 1 {
-		t.Fatalf("%d attempts, outcome %+v: want 2 attempts answered from the first", attempts.Load(), out)
-	}
-	if n := b.soldCount(t, "c1"); n != 1 {
-		t.Fatalf("%d tickets stored, want 1", n)
+	b.wantSoldOnce(t, out, true)
+	if attempts.Load() != 2 {
+		t.Fatalf("%d attempts, want 2", attempts.Load())
 	}
 	if n := eventCounts(t, c, id, run.GetRunID()); n[enums.EVENT_TYPE_TIMER_STARTED] != 0 || n[enums.EVENT_TYPE_MARKER_RECORDED] != 1 {
 		t.Errorf("history %v: want the retry inside the worker (no timer) and one marker", n)
@@ -183,12 +189,7 @@ func TestLocalRerunAfterWorkflowTaskFailure(t *testing.T) {
 	id := testtemporal.UniqueID("crash")
 	out, run := runBuy(t, c, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, "test.CrashOnce",
 		buyInput{Buy: tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, Local: true})
-	if out.Result == nil || !out.Result.Duplicate || len(out.Result.Records) != 1 {
-		t.Fatalf("outcome %+v: want the rerun answered from the first dispatch", out)
-	}
-	if n := b.soldCount(t, "c1"); n != 1 {
-		t.Fatalf("%d tickets stored, want 1", n)
-	}
+	b.wantSoldOnce(t, out, true)
 	if n := eventCounts(t, c, id, run.GetRunID()); n[enums.EVENT_TYPE_WORKFLOW_TASK_FAILED] != 1 || n[enums.EVENT_TYPE_MARKER_RECORDED] != 1 {
 		t.Errorf("history %v: want one failed workflow task and one marker", n)
 	}
@@ -205,9 +206,7 @@ func TestLocalResetAppendsOnce(t *testing.T) {
 	id := testtemporal.UniqueID("reset")
 	first, run := runBuy(t, c, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, buyWorkflowName,
 		buyInput{Buy: tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, Local: true})
-	if first.Result == nil || first.Result.Duplicate {
-		t.Fatalf("first run: %+v", first)
-	}
+	b.wantSoldOnce(t, first, false)
 	var firstTask int64
 	it := c.GetWorkflowHistory(b.ctx, id, run.GetRunID(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() && firstTask == 0 {
@@ -233,11 +232,9 @@ func TestLocalResetAppendsOnce(t *testing.T) {
 	if err := c.GetWorkflow(b.ctx, id, reset.GetRunId()).Get(b.ctx, &again); err != nil {
 		t.Fatal(err)
 	}
-	if again.Result == nil || !again.Result.Duplicate || again.Result.Records[0].Position != first.Result.Records[0].Position {
+	b.wantSoldOnce(t, again, true)
+	if again.Result.Records[0].Position != first.Result.Records[0].Position {
 		t.Fatalf("after the reset: %+v, want the first run's records", again)
-	}
-	if n := b.soldCount(t, "c1"); n != 1 {
-		t.Fatalf("%d tickets stored, want 1", n)
 	}
 }
 
@@ -268,16 +265,11 @@ func TestLocalStoreFailureIsRetried(t *testing.T) {
 			id := testtemporal.UniqueID("flaky")
 			out, run := runBuy(t, c, client.StartWorkflowOptions{ID: id, TaskQueue: queue, WorkflowTaskTimeout: tt.taskTimeout}, buyWorkflowName,
 				buyInput{Buy: tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, Local: true, RetryInitial: tt.retryInitial})
-			if out.Result == nil || out.Result.Duplicate {
-				t.Fatalf("outcome %+v, want the ticket sold", out)
-			}
+			b.wantSoldOnce(t, out, false)
 			// More attempts only if a workflow task timed out on a
 			// loaded machine (the next task runs the dispatch again).
 			if n := flaky.calls.Load(); n < tt.failures+1 || (n > tt.failures+1 && eventCounts(t, c, id, run.GetRunID())[enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT] == 0) {
 				t.Errorf("%d attempts reached the append, want %d", n, tt.failures+1)
-			}
-			if n := b.soldCount(t, "c1"); n != 1 {
-				t.Errorf("%d tickets stored, want 1", n)
 			}
 			if n := eventCounts(t, c, id, run.GetRunID()); (n[enums.EVENT_TYPE_TIMER_STARTED] > 0) != tt.timers {
 				t.Errorf("history %v: timers %v, want %v", n, n[enums.EVENT_TYPE_TIMER_STARTED] > 0, tt.timers)
@@ -307,21 +299,16 @@ func TestLocalSlowDispatchExtendsWorkflowTask(t *testing.T) {
 	id := testtemporal.UniqueID("slow")
 	out, run := runBuy(t, c, client.StartWorkflowOptions{ID: id, TaskQueue: queue, WorkflowTaskTimeout: 2 * time.Second}, buyWorkflowName,
 		buyInput{Buy: tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, Local: true})
-	if out.Result == nil || len(out.Result.Records) != 1 {
-		t.Fatalf("outcome %+v: want the ticket sold", out)
-	}
-	if n := b.soldCount(t, "c1"); n != 1 {
-		t.Fatalf("%d tickets stored, want 1", n)
-	}
 	n := eventCounts(t, c, id, run.GetRunID())
+	b.wantSoldOnce(t, out, n[enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT] > 0)
 	if n[enums.EVENT_TYPE_WORKFLOW_TASK_COMPLETED] < 2 {
 		t.Errorf("history %v: want the workflow task extended (2 or more completed)", n)
 	}
 	// One attempt, unless a workflow task timed out anyway (a heartbeat
 	// late on a loaded machine): then the next task ran the dispatch again
 	// and the command id answered it.
-	if timedOut := n[enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT]; (attempts.Load() != 1) != (timedOut > 0) || (timedOut > 0 && !out.Result.Duplicate) {
-		t.Errorf("%d attempts, %d workflow tasks timed out, duplicate %v", attempts.Load(), timedOut, out.Result.Duplicate)
+	if timedOut := n[enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT]; (attempts.Load() != 1) != (timedOut > 0) {
+		t.Errorf("%d attempts, %d workflow tasks timed out", attempts.Load(), timedOut)
 	}
 }
 
@@ -333,9 +320,7 @@ func TestLocalSlowDispatchExtendsWorkflowTask(t *testing.T) {
 func TestWorkflowsEagerStart(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-c9", []byte(`{"concert_id":"c9","capacity":10}`), nil); err != nil {
-		t.Fatal(err)
-	}
+	b.schedule(t, "c9", 10)
 	c := testtemporal.Client(t)
 	queue := testtemporal.Worker(t, c, func(w worker.Worker) { b.acts.Register(w); tickets.RegisterWorkflows(w) })
 	for _, eager := range []bool{false, true} {

@@ -148,10 +148,7 @@ func TestBothPathsInTestSuite(t *testing.T) {
 		{
 			name: "domain rejection after one attempt",
 			before: func(t *testing.T, b *bundle) {
-				if _, err := b.reg.Dispatch(b.ctx, tickets.CmdBuyTicket, "first", []byte(`{"concert_id":"c1","buyer_id":"first"}`), nil); err != nil {
-					t.Fatal(err)
-				}
-				b.outcomes.reset()
+				b.sellOut(t)
 			},
 			in:   buyInput{Buy: ada},
 			runs: 1,

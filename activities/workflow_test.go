@@ -49,9 +49,7 @@ func TestBuyTicketWorkflow(t *testing.T) {
 func TestReservationWorkflow(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-c2", []byte(`{"concert_id":"c2","capacity":5}`), nil); err != nil {
-		t.Fatal(err)
-	}
+	b.schedule(t, "c2", 5)
 	suite := quietSuite()
 	run := func(id string, pay bool) string {
 		env := suite.NewTestWorkflowEnvironment()
@@ -122,9 +120,7 @@ func buyTicket(ctx workflow.Context, cmd tickets.BuyTicket, local bool) (tickets
 func TestBuyTicketWorkflowReplaysHistoriesOfBothPaths(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdScheduleConcert, "schedule-c3", []byte(`{"concert_id":"c3","capacity":10}`), nil); err != nil {
-		t.Fatal(err)
-	}
+	b.schedule(t, "c3", 10)
 	c := testtemporal.Client(t)
 	record := func(register func(w worker.Worker), buyer string) *historypb.History {
 		t.Helper()
