@@ -17,3 +17,7 @@ func RunUnleased(ctx context.Context, c *Client, name string, until eventstore.P
 	}
 	return c.newRunner(e, nil).run(ctx, nil, until)
 }
+
+// LeaseClass is the advisory lock class of the leases, for tests that end
+// a lease's session.
+const LeaseClass = int64(leaseClass)

@@ -82,7 +82,7 @@ type spec struct {
 	// applier names the client applying, in the view's rows.
 	applier string
 	// fail, if set, makes Apply fail on a record.
-	fail func(n note) error
+	fail func(ctx context.Context, n note) error
 	// applied counts the events applied through this spec.
 	applied *atomic.Int64
 }
@@ -100,7 +100,7 @@ func (s spec) projection() projections.Projection[note] {
 			types := make([]string, len(records))
 			for i, r := range records {
 				if s.fail != nil {
-					if err := s.fail(r.Event); err != nil {
+					if err := s.fail(ctx, r.Event); err != nil {
 						return err
 					}
 				}

@@ -111,11 +111,7 @@ func (m *Metrics) failed(projection, stage string) {
 
 func (m *Metrics) leader(projection string, on bool) {
 	if m != nil {
-		v := 0.0
-		if on {
-			v = 1
-		}
-		m.leaders.WithLabelValues(projection).Set(v)
+		m.leaders.WithLabelValues(projection).Set(boolFloat(on))
 	}
 }
 

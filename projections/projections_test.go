@@ -420,7 +420,7 @@ func TestWaitForUnderLoad(t *testing.T) {
 func TestPoisonedEventStuckThenSkipped(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	poison := func(n note) error {
+	poison := func(_ context.Context, n note) error {
 		if n.Body == "poison" {
 			return errors.New("cannot take poison")
 		}
