@@ -14,10 +14,11 @@ import (
 
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/migrations"
+	"github.com/factos-go/factos/projections"
 )
 
-// Runner starts River and the Temporal worker once the database is
-// reachable and migrated, and stops them gracefully.
+// Runner starts River, the projections and the Temporal worker once the
+// database is reachable and migrated, and stops them gracefully.
 type Runner struct {
 	cfg    *Config
 	log    *slog.Logger
@@ -25,6 +26,7 @@ type Runner struct {
 	river  *River
 	tc     client.Client
 	cmds   *activities.Registry
+	proj   *projections.Client
 	domain Domain
 	ready  *Readiness
 	sd     fx.Shutdowner
@@ -35,12 +37,13 @@ type Runner struct {
 	mu       sync.Mutex
 	tworker  worker.Worker
 	riverRun context.CancelFunc
+	projRun  context.CancelFunc
 }
 
 // NewRunner registers the runner's start and stop hooks.
 func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, rv *River,
-	tc client.Client, cmds *activities.Registry, domain Domain, ready *Readiness) *Runner {
-	r := &Runner{cfg: cfg, log: l, pool: pool, river: rv, tc: tc, cmds: cmds, domain: domain, ready: ready, sd: sd}
+	tc client.Client, cmds *activities.Registry, proj *projections.Client, domain Domain, ready *Readiness) *Runner {
+	r := &Runner{cfg: cfg, log: l, pool: pool, river: rv, tc: tc, cmds: cmds, proj: proj, domain: domain, ready: ready, sd: sd}
 	lc.Append(fx.Hook{
 		// Start returns at once: waiting for the database or Temporal here
 		// would make fx give up on start-up. The sequence runs in the
@@ -77,6 +80,20 @@ func (r *Runner) start(ctx context.Context) {
 	}
 	r.ready.set(componentRiver, true)
 	r.log.Info("River started", "works", r.river.Works)
+
+	// The projections take their leases in the background; like River
+	// they get a context only stop ends.
+	projCtx, cancelProj := context.WithCancel(context.Background())
+	if err := r.proj.Start(projCtx); err != nil {
+		cancelProj()
+		r.log.Error("projections did not start; shutting down", "error", err)
+		_ = r.sd.Shutdown(fx.ExitCode(1))
+		return
+	}
+	r.mu.Lock()
+	r.projRun = cancelProj
+	r.mu.Unlock()
+	r.log.Info("projections started", "projections", r.proj.Registry().Names())
 
 	if r.tc == nil {
 		return
@@ -139,16 +156,17 @@ func (r *Runner) waitForMigrations(ctx context.Context) bool {
 	}
 }
 
-// stop stops taking work and lets running work finish: the Temporal worker
-// and River stop in parallel, each waiting for its running activities or
-// jobs up to SHUTDOWN_TIMEOUT; jobs still running then are cancelled and
-// River retries them later.
+// stop stops taking work and lets running work finish: the Temporal worker,
+// River and the projections stop in parallel, each waiting for its running
+// activities, jobs or batches up to SHUTDOWN_TIMEOUT; jobs still running
+// then are cancelled and River retries them later, and batches roll back
+// and are applied again by the next runner.
 func (r *Runner) stop(ctx context.Context) error {
 	r.ready.stopping()
 	r.cancelStart()
 	<-r.done
 	r.mu.Lock()
-	tw, riverRun := r.tworker, r.riverRun
+	tw, riverRun, projRun := r.tworker, r.riverRun, r.projRun
 	r.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ShutdownTimeout)
@@ -157,6 +175,14 @@ func (r *Runner) stop(ctx context.Context) error {
 	var riverErr error
 	if tw != nil {
 		wg.Go(tw.Stop)
+	}
+	if projRun != nil {
+		// Each runner finishes its batch and hands its lease back, so
+		// that another replica takes over at once.
+		wg.Go(func() {
+			defer projRun()
+			_ = r.proj.Stop(ctx)
+		})
 	}
 	if riverRun != nil {
 		wg.Go(func() {

@@ -10,6 +10,9 @@
 //	worker migrate status        print applied and pending migrations
 //	worker demo tickets [flags]  run a concurrent ticket sale
 //	worker spec                  print the environment and HTTP contract as JSON
+//	worker projections status    print the projections' checkpoints, lag and state
+//	worker projections reset|rebuild NAME [-from POS]
+//	worker projections skip NAME POS
 //
 // Configuration comes from the environment; `worker spec` lists every
 // variable with its default.
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string) int {
 		return runMigrate(ctx, args)
 	case "demo":
 		return runDemo(ctx, args)
+	case "projections":
+		return runProjections(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0
@@ -60,4 +65,10 @@ const usage = `usage:
   worker migrate status        print applied and pending migrations
   worker demo tickets [flags]  run a concurrent ticket sale (see -h)
   worker spec                  print the environment and HTTP contract as JSON
+  worker projections status [-wait D] [-json]
+                               print the projections' checkpoints, lag and state
+  worker projections reset|rebuild NAME [-from POS] [-reason TEXT]
+                               start a projection again from POS (default 0)
+  worker projections skip NAME POS [-reason TEXT]
+                               skip the event a projection is stuck at, recorded
 `
