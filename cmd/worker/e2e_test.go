@@ -328,25 +328,11 @@ func checkConcertSales(t *testing.T, env []string, dbURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec := tickets.NewCodec()
-	q := tickets.ConcertSalesProjection(codec).Query
 	equalsFold := func(when string) {
 		t.Helper()
-		var fold map[string]*tickets.ConcertSales
-		for after := eventstore.Position(0); ; {
-			page, err := store.ReadAfter(ctx, after, &eventstore.ReadAfterOpts{Query: &q})
-			if err != nil {
-				t.Fatal(err)
-			}
-			records, err := eventstore.Decode(codec, page.Records)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fold = tickets.FoldConcertSales(fold, records)
-			if len(page.Records) == 0 {
-				break
-			}
-			after = page.Next
+		fold, err := tickets.ConcertSalesFromLog(ctx, store, tickets.NewCodec())
+		if err != nil {
+			t.Fatal(err)
 		}
 		view, err := tickets.ReadConcertSales(ctx, pool)
 		if err != nil {

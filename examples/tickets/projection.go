@@ -75,6 +75,29 @@ func FoldConcertSales(sales map[string]*ConcertSales, records []eventstore.Recor
 	return sales
 }
 
+// ConcertSalesFromLog folds the whole log with FoldConcertSales: what the
+// concert_sales view holds once it has caught up with the log. Tests
+// compare the two.
+func ConcertSalesFromLog(ctx context.Context, store *eventstore.Store, codec eventstore.Codec[Event]) (map[string]*ConcertSales, error) {
+	q := ConcertSalesProjection(codec).Query
+	var sales map[string]*ConcertSales
+	for after := eventstore.Position(0); ; {
+		page, err := store.ReadAfter(ctx, after, &eventstore.ReadAfterOpts{Query: &q})
+		if err != nil {
+			return nil, err
+		}
+		records, err := eventstore.Decode(codec, page.Records)
+		if err != nil {
+			return nil, err
+		}
+		sales = FoldConcertSales(sales, records)
+		if len(page.Records) == 0 {
+			return sales, nil
+		}
+		after = page.Next
+	}
+}
+
 // ConcertSalesProjection is the concert_sales projection: every schedule
 // and every sold ticket, folded into ticket_sales and ticket_sales_buyers
 // in the runner's transaction, one round trip per batch.
