@@ -119,11 +119,8 @@ func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore
 		if until > 0 && r.pos >= until {
 			return nil
 		}
-		var snap watchState
-		var changed <-chan struct{}
 		if r.wake != nil {
-			var ok bool
-			if snap, ok, changed = r.wake.snapshot(); ok && snap.control != r.control {
+			if snap, ok, _ := r.wake.snapshot(); ok && snap.control != r.control {
 				// A reset or skip somewhere: reread the row first.
 				if err := r.reload(ctx, snap.control); err != nil {
 					log.WarnContext(ctx, "projections: cannot read the checkpoint", "error", err)
@@ -163,7 +160,7 @@ func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore
 					continue
 				}
 			}
-			if !r.idle(ctx, stop, snap, changed) {
+			if !r.idle(ctx, stop) {
 				return nil
 			}
 			continue
@@ -176,7 +173,7 @@ func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore
 			if len(page.Records) < limit && r.pos >= r.isolateUntil {
 				// A partial page read everything up to the head: wait for
 				// news rather than read again.
-				if !r.idle(ctx, stop, snap, changed) {
+				if !r.idle(ctx, stop) {
 					return nil
 				}
 			}
@@ -340,16 +337,24 @@ func (r *runner) backoff() time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// idle waits for the watcher to report a change, or IdleRecheck. It
-// returns false when the runner must stop.
-func (r *runner) idle(ctx context.Context, stop <-chan struct{}, snap watchState, changed <-chan struct{}) bool {
+// idle waits, after a read that reached the log's head, for the watcher's
+// next change, or IdleRecheck. It returns false when the runner must stop.
+//
+// The watcher's state is taken now, after the read: waiting on the state
+// from before it would send a runner under steady writes straight back to
+// read, as fast as it can, taking the store's barrier each time. This way a
+// runner reads at most once per PollInterval while it keeps up.
+func (r *runner) idle(ctx context.Context, stop <-chan struct{}) bool {
 	if r.wake == nil {
 		return r.sleep(ctx, stop, r.c.cfg.PollInterval)
 	}
-	if snap.head > int64(r.pos) {
-		// The head moved past the checkpoint while the page was read: a
-		// writer outside the projection's scope, or one that rolled back.
-		// Read again after a poll interval, not at once.
+	snap, ok, changed := r.wake.snapshot()
+	switch {
+	case ok && snap.control != r.control:
+		return true // reread the row at once
+	case !ok || snap.head > int64(r.pos):
+		// Positions were drawn since the read: read again after a poll
+		// interval, not at once.
 		return r.sleep(ctx, stop, r.c.cfg.PollInterval)
 	}
 	timer := time.NewTimer(r.c.cfg.IdleRecheck)

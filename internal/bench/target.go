@@ -72,7 +72,7 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 				return fail(err)
 			}
 			hooks = append(hooks, ob)
-		case strategyDirect, strategyTemporal:
+		case strategyDirect, strategyTemporal, strategyProjections:
 			t.strategy = eventstore.LockKeys
 		}
 		t.store, err = eventstore.New(t.pool, &eventstore.Config{
