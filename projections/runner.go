@@ -318,7 +318,11 @@ func (r *runner) fail(ctx context.Context, log *slog.Logger, position eventstore
 	if position > 0 {
 		failing = int64(position)
 	}
-	werr := r.c.pool.QueryRow(context.WithoutCancel(ctx), failSQL, r.e.name, int64(r.pos), r.gen, failing, err.Error(), delay.String()).Scan(&attempts)
+	// On a context of its own: a runner stopped mid-batch still records
+	// why the batch failed, unless the database is away too.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	werr := r.c.pool.QueryRow(wctx, failSQL, r.e.name, int64(r.pos), r.gen, failing, err.Error(), delay.String()).Scan(&attempts)
 	if werr == nil {
 		r.attempts = attempts
 	}
