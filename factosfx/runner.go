@@ -65,13 +65,8 @@ func (r *Runner) start(ctx context.Context) {
 		return
 	}
 	if r.river.Works {
-		// River gets its own context: cancelling it is a hard stop, which
-		// only stop may decide (never fx's start context).
-		riverCtx, cancel := context.WithCancel(context.Background())
-		if err := r.river.Client.Start(riverCtx); err != nil {
-			cancel()
-			r.log.Error("River did not start; shutting down", "error", err)
-			_ = r.sd.Shutdown(fx.ExitCode(1))
+		cancel := r.startOwn("River", r.river.Client.Start)
+		if cancel == nil {
 			return
 		}
 		r.mu.Lock()
@@ -81,13 +76,9 @@ func (r *Runner) start(ctx context.Context) {
 	r.ready.set(componentRiver, true)
 	r.log.Info("River started", "works", r.river.Works)
 
-	// The projections take their leases in the background; like River
-	// they get a context only stop ends.
-	projCtx, cancelProj := context.WithCancel(context.Background())
-	if err := r.proj.Start(projCtx); err != nil {
-		cancelProj()
-		r.log.Error("projections did not start; shutting down", "error", err)
-		_ = r.sd.Shutdown(fx.ExitCode(1))
+	// The projections take their leases in the background.
+	cancelProj := r.startOwn("projections", r.proj.Start)
+	if cancelProj == nil {
 		return
 	}
 	r.mu.Lock()
@@ -128,6 +119,21 @@ func (r *Runner) start(ctx context.Context) {
 	r.mu.Unlock()
 	r.ready.set(componentTemporal, true)
 	r.log.Info("Temporal worker started", "task_queue", r.cfg.TemporalTaskQueue, "namespace", r.cfg.TemporalNamespace)
+}
+
+// startOwn starts a component that runs until its context ends, on a
+// context of its own: cancelling it is a hard stop, which only stop may
+// decide (never fx's start context). When the component does not start,
+// the process shuts down, and startOwn returns nil.
+func (r *Runner) startOwn(name string, start func(context.Context) error) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := start(ctx); err != nil {
+		cancel()
+		r.log.Error(name+" did not start; shutting down", "error", err)
+		_ = r.sd.Shutdown(fx.ExitCode(1))
+		return nil
+	}
+	return cancel
 }
 
 // waitForMigrations polls until the schema is current. A worker must not

@@ -16,6 +16,7 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/internal/testdb"
+	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/projections"
 )
 
@@ -247,6 +248,59 @@ func diff(a, b []int64) []int64 {
 }
 
 func head(s []int64) []int64 { return s[:min(len(s), 10)] }
+
+// writers append in the background until halted.
+type writers struct {
+	stop   atomic.Bool
+	wg     sync.WaitGroup
+	writes atomic.Int64
+	err    atomic.Pointer[error]
+}
+
+// startWriters starts four writers, each appending one event of each of
+// types per append, to a new stream each time, with hooks. Appends that a
+// hook rolls back on purpose do not count.
+func (b *bundle) startWriters(hooks []eventstore.Hook, types ...string) *writers {
+	w := &writers{}
+	for k := range 4 {
+		w.wg.Go(func() {
+			for i := 0; !w.stop.Load(); i++ {
+				_, err := b.appendNotes(fmt.Sprintf("w%d-%d", k, i), hooks, types...)
+				switch {
+				case errors.Is(err, errRolledBack):
+				case err != nil:
+					w.err.CompareAndSwap(nil, &err)
+					return
+				default:
+					w.writes.Add(1)
+				}
+			}
+		})
+	}
+	b.t.Cleanup(func() { w.stop.Store(true); w.wg.Wait() })
+	return w
+}
+
+// waitWrites waits until n appends have been made.
+func (w *writers) waitWrites(t *testing.T, n int64) {
+	t.Helper()
+	testriver.WaitFor(t, time.Minute, fmt.Sprintf("%d appends", n), func() (bool, error) {
+		if err := w.err.Load(); err != nil {
+			return false, *err
+		}
+		return w.writes.Load() >= n, nil
+	})
+}
+
+// halt stops the writers and fails the test if one failed.
+func (w *writers) halt(t *testing.T) {
+	t.Helper()
+	w.stop.Store(true)
+	w.wg.Wait()
+	if err := w.err.Load(); err != nil {
+		t.Fatal(*err)
+	}
+}
 
 // race runs f(i) for i in [0, n) on k goroutines and returns the errors.
 func race(n, k int, f func(i int) error) []error {

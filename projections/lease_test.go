@@ -3,7 +3,6 @@ package projections_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,18 +71,7 @@ func TestLeaseLostToAnotherProcess(t *testing.T) {
 		cs[i] = b.client(testConfig(fmt.Sprint("c", i)), spec{name: "p", query: allEvents, batch: 5, applier: fmt.Sprint("c", i), applied: &applied[i]})
 		b.start(cs[i])
 	}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
-				if _, err := b.appendNotes(fmt.Sprintf("w%d-%d", w, i), nil, "A"); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
+	w := b.startWriters(nil, "A")
 	// holder is the backend holding the lease, and the owner its status
 	// names.
 	holder := func() (pid int, owner string, err error) {
@@ -115,8 +103,7 @@ func TestLeaseLostToAnotherProcess(t *testing.T) {
 		})
 		t.Logf("round %d: %s lost the lease; %s holds it %s later", round, before, owner, time.Since(lost).Round(time.Millisecond))
 	}
-	stop.Store(true)
-	wg.Wait()
+	w.halt(t)
 	if err := cs[0].WaitFor(b.ctx, "p", b.head()); err != nil {
 		t.Fatal(err)
 	}

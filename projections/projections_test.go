@@ -187,19 +187,7 @@ func TestTwoClientsOneRunner(t *testing.T) {
 	b.start(a)
 	b.start(bb)
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writeErr atomic.Value
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
-				if _, err := b.appendNotes(fmt.Sprintf("w%d-%d", w, i), []eventstore.Hook{dawdle}, "A"); err != nil && !errors.Is(err, errRolledBack) {
-					writeErr.Store(err)
-					return
-				}
-			}
-		})
-	}
+	w := b.startWriters([]eventstore.Hook{dawdle}, "A")
 	testriver.WaitFor(t, 30*time.Second, "events to be applied", func() (bool, error) {
 		return appliedA.Load()+appliedB.Load() > 500, nil
 	})
@@ -222,11 +210,7 @@ func TestTwoClientsOneRunner(t *testing.T) {
 		return otherApplied.Load() > 0, nil
 	})
 	t.Logf("taken over %s after the leader stopped", time.Since(stopped).Round(time.Millisecond))
-	stop.Store(true)
-	wg.Wait()
-	if err, _ := writeErr.Load().(error); err != nil {
-		t.Fatal(err)
-	}
+	w.halt(t)
 	if err := other.WaitFor(b.ctx, "p", b.head()); err != nil {
 		t.Fatal(err)
 	}
@@ -284,28 +268,12 @@ func TestResetAndRebuildUnderWriteLoad(t *testing.T) {
 	// A second, unstarted client: a command line.
 	cli := b.client(testConfig("cli"), spec{name: "p", query: onlyA, batch: 50, applier: "cli"})
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
-				if _, err := b.appendNotes(fmt.Sprintf("w%d-%d", w, i), []eventstore.Hook{dawdle}, "A", "B"); err != nil && !errors.Is(err, errRolledBack) {
-					t.Error(err)
-					return
-				}
-				writes.Add(1)
-			}
-		})
-	}
-	waitWrites := func(n int64) {
-		testriver.WaitFor(t, time.Minute, fmt.Sprintf("%d writes", n), func() (bool, error) { return writes.Load() >= n, nil })
-	}
-	waitWrites(300)
+	w := b.startWriters([]eventstore.Hook{dawdle}, "A", "B")
+	w.waitWrites(t, 300)
 	if err := worker.Reset(b.ctx, "p", &projections.ResetOpts{By: "test", Reason: "from zero"}); err != nil {
 		t.Fatal(err)
 	}
-	waitWrites(600)
+	w.waitWrites(t, 600)
 	st, err := worker.StatusOf(b.ctx, "p")
 	if err != nil {
 		t.Fatal(err)
@@ -323,13 +291,12 @@ func TestResetAndRebuildUnderWriteLoad(t *testing.T) {
 	if st, err := cli.StatusOf(b.ctx, "p"); err != nil || st.Position < target {
 		t.Fatalf("after the rebuild to %d: %+v %v", target, st, err)
 	}
-	waitWrites(900)
+	w.waitWrites(t, 900)
 	if err := worker.Reset(b.ctx, "p", &projections.ResetOpts{From: b.head() / 3}); err != nil {
 		t.Fatal(err)
 	}
-	waitWrites(1200)
-	stop.Store(true)
-	wg.Wait()
+	w.waitWrites(t, 1200)
+	w.halt(t)
 	if err := worker.WaitFor(b.ctx, "p", b.head()); err != nil {
 		t.Fatal(err)
 	}

@@ -354,11 +354,7 @@ func (r *runner) effects(ctx context.Context, res *Results) error {
 }
 
 func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVariant) (err error) {
-	url, drop, err := r.cfg.Databases.Create(ctx)
-	if err != nil {
-		return err
-	}
-	t, err := openTarget(ctx, r.cfg, keys, url, drop, 64)
+	t, err := r.keysTarget(ctx, 64)
 	if err != nil {
 		return err
 	}

@@ -269,11 +269,7 @@ func counterValue(reg *prometheus.Registry, name string) int64 {
 // rate of ProjectionRates offered for Duration; every command waits for
 // its event in the view.
 func (r *runner) projectionLag(ctx context.Context, res *Results) (err error) {
-	url, drop, err := r.cfg.Databases.Create(ctx)
-	if err != nil {
-		return err
-	}
-	t, err := openTarget(ctx, r.cfg, keys, url, drop, 64)
+	t, err := r.keysTarget(ctx, 64)
 	if err != nil {
 		return err
 	}

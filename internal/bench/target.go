@@ -92,6 +92,16 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 	return t, nil
 }
 
+// keysTarget opens a target under keys, with maxConns connections, in a
+// database of its own.
+func (r *runner) keysTarget(ctx context.Context, maxConns int) (*target, error) {
+	url, drop, err := r.cfg.Databases.Create(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return openTarget(ctx, r.cfg, keys, url, drop, maxConns)
+}
+
 // migrate migrates the database at url through a pool of its own: Up holds
 // one connection for its lock while goose and River use others, more than
 // a one-client cell's pool has.
