@@ -22,8 +22,9 @@ const headSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fact
 // ResetOpts say where a reset or rebuild starts and who asked for it.
 type ResetOpts struct {
 	// From is the position to start again after: 0 to rebuild from the
-	// first event. A position above the checkpoint leaves the events in
-	// between out of the view, by the operator's decision (recorded).
+	// first event. It may not be above the checkpoint: the events in
+	// between were never applied, and moving past them would skip them
+	// (ErrInvalidPosition; Skip is the way to leave an event out).
 	// Default: 0.
 	From eventstore.Position
 	// By and Reason are recorded with the reset. Default By: the client's
@@ -55,13 +56,9 @@ func (c *Client) Reset(ctx context.Context, name string, opts *ResetOpts) error 
 	if o.By == "" {
 		o.By = c.cfg.Owner
 	}
-	err = c.inRowTx(ctx, name, func(tx pgx.Tx, _ rowState) error {
-		var head int64
-		if err := tx.QueryRow(ctx, headSQL).Scan(&head); err != nil {
-			return err
-		}
-		if int64(o.From) > head {
-			return fmt.Errorf("projections: %s: %w: from %d is beyond the log's head %d", name, ErrInvalidPosition, o.From, head)
+	err = c.inRowTx(ctx, name, func(tx pgx.Tx, row rowState) error {
+		if o.From > row.position {
+			return fmt.Errorf("projections: %s: %w: from %d is beyond the checkpoint %d: a reset goes back, never past events not yet applied", name, ErrInvalidPosition, o.From, row.position)
 		}
 		if err := e.reset(ctx, tx, o.From); err != nil {
 			return fmt.Errorf("projections: %s: error resetting the view: %w", name, err)

@@ -105,7 +105,8 @@ func TestResetRefusals(t *testing.T) {
 		{"no-reset", nil, projections.ErrNoReset},
 		{"nope", nil, projections.ErrUnknownProjection},
 		{"p", &projections.ResetOpts{From: -1}, projections.ErrInvalidPosition},
-		{"p", &projections.ResetOpts{From: 2}, projections.ErrInvalidPosition},
+		{"p", &projections.ResetOpts{From: 1}, projections.ErrInvalidPosition}, // beyond the checkpoint (0)
+		{"p", &projections.ResetOpts{From: 2}, projections.ErrInvalidPosition}, // beyond the head
 	} {
 		if err := c.Reset(b.ctx, tc.name, tc.opts); !errors.Is(err, tc.want) {
 			t.Errorf("reset %s %+v: %v, want %v", tc.name, tc.opts, err, tc.want)

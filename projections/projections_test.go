@@ -281,9 +281,13 @@ func TestResetAndRebuildUnderWriteLoad(t *testing.T) {
 	if st.LastReset == nil || st.LastReset.By != "test" || st.LastReset.Reason != "from zero" {
 		t.Fatalf("last reset %+v", st.LastReset)
 	}
-	// Rebuild from a position in the middle, from the command line, while
-	// the worker runs it.
-	mid := b.head() / 2
+	// Rebuild from a position in the middle of what it applied, from the
+	// command line, while the worker runs it.
+	st, err = cli.StatusOf(b.ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := st.Position / 2
 	target, err := cli.Rebuild(b.ctx, "p", &projections.RebuildOpts{ResetOpts: projections.ResetOpts{From: mid, By: "cli"}})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +296,10 @@ func TestResetAndRebuildUnderWriteLoad(t *testing.T) {
 		t.Fatalf("after the rebuild to %d: %+v %v", target, st, err)
 	}
 	w.waitWrites(t, 900)
-	if err := worker.Reset(b.ctx, "p", &projections.ResetOpts{From: b.head() / 3}); err != nil {
+	if st, err = worker.StatusOf(b.ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Reset(b.ctx, "p", &projections.ResetOpts{From: st.Position / 3}); err != nil {
 		t.Fatal(err)
 	}
 	w.waitWrites(t, 1200)
