@@ -46,12 +46,13 @@ func TestQuickRun(t *testing.T) {
 
 	strategies := []string{"keys", "table", "serializable"}
 	want := map[string][]string{
-		bench.ScenarioDisjoint:    append(slices.Clone(strategies), "ceiling", "ceiling+tx"),
-		bench.ScenarioHot:         strategies,
-		bench.ScenarioMix:         strategies,
-		bench.ScenarioStream:      strategies,
-		bench.ScenarioOutbox:      {"keys", "keys+outbox"},
-		bench.ScenarioTemporal:    {"direct", "temporal"},
+		bench.ScenarioDisjoint: append(slices.Clone(strategies), "ceiling", "ceiling+tx"),
+		bench.ScenarioHot:      strategies,
+		bench.ScenarioMix:      strategies,
+		bench.ScenarioStream:   strategies,
+		bench.ScenarioOutbox:   {"keys", "keys+outbox"},
+		bench.ScenarioTemporal: {"direct", "temporal"},
+
 		bench.ScenarioProjections: {"keys", "keys+3 projections"},
 	}
 	type cellKey struct {

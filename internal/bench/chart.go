@@ -14,14 +14,15 @@ import (
 
 // colors of the strategies and ceilings in every panel.
 var colors = map[string]string{
-	keys:                "#1f77b4",
-	table:               "#ff7f0e",
-	ser:                 "#2ca02c",
-	strategyCeiling:     "#7f7f7f",
-	strategyCeilingTx:   "#c7c7c7",
-	strategyOutbox:      "#17becf",
-	strategyDirect:      "#1f77b4",
-	strategyTemporal:    "#d62728",
+	keys:              "#1f77b4",
+	table:             "#ff7f0e",
+	ser:               "#2ca02c",
+	strategyCeiling:   "#7f7f7f",
+	strategyCeilingTx: "#c7c7c7",
+	strategyOutbox:    "#17becf",
+	strategyDirect:    "#1f77b4",
+	strategyTemporal:  "#d62728",
+
 	strategyProjections: "#bcbd22",
 }
 

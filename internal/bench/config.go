@@ -235,20 +235,21 @@ type Config struct {
 // every scenario, so a quick run exercises all of the code.
 func QuickConfig() Config {
 	return Config{
-		Duration:             200 * time.Millisecond,
-		Warmup:               50 * time.Millisecond,
-		Clients:              []int{1, 4},
-		HighRepeats:          1,
-		HistorySizes:         []int{100, 2_000},
-		EffectRates:          []int{100},
+		Duration:       200 * time.Millisecond,
+		Warmup:         50 * time.Millisecond,
+		Clients:        []int{1, 4},
+		HighRepeats:    1,
+		HistorySizes:   []int{100, 2_000},
+		EffectRates:    []int{100},
+		CatchUpEvents:  3_000,
+		CatchUpWriters: 2,
+		SampleInterval: 20 * time.Millisecond,
+		Remeasure:      -1,
+		Statements:     true,
+		Explain:        true,
+
 		ProjectionBatchSizes: []int{50, 500},
 		ProjectionRates:      []int{100},
-		CatchUpEvents:        3_000,
-		CatchUpWriters:       2,
-		SampleInterval:       20 * time.Millisecond,
-		Remeasure:            -1,
-		Statements:           true,
-		Explain:              true,
 	}
 }
 

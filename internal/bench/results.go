@@ -14,12 +14,12 @@ type Results struct {
 	Cells   []Cell      `json:"cells"`
 	CatchUp []CatchUp   `json:"catchup,omitempty"`
 	Effects []EffectRun `json:"effects,omitempty"`
+	Plans   []Plan      `json:"plans,omitempty"`
+	Targets []Target    `json:"targets,omitempty"`
 
+	// ProjectionCatchUp and ProjectionLag are the projection scenarios'.
 	ProjectionCatchUp []ProjectionCatchUp `json:"projection_catchup,omitempty"`
 	ProjectionLag     []ProjectionLag     `json:"projection_lag,omitempty"`
-
-	Plans   []Plan   `json:"plans,omitempty"`
-	Targets []Target `json:"targets,omitempty"`
 }
 
 // RunInfo is how the run was made.
@@ -31,27 +31,26 @@ type RunInfo struct {
 	Finished time.Time `json:"finished"`
 	Command  string    `json:"command,omitempty"`
 
-	Scenarios    []string `json:"scenarios"`
-	Strategies   []string `json:"strategies"`
-	Clients      []int    `json:"clients"`
-	DurationSec  float64  `json:"duration_s"`
-	WarmupSec    float64  `json:"warmup_s"`
-	Repeats      int      `json:"repeats"`
-	HighClients  int      `json:"high_clients"`
-	HighRepeats  int      `json:"high_repeats"`
-	HistorySizes []int    `json:"history_sizes,omitempty"`
-	EffectRates  []int    `json:"effect_rates,omitempty"`
+	Scenarios      []string `json:"scenarios"`
+	Strategies     []string `json:"strategies"`
+	Clients        []int    `json:"clients"`
+	DurationSec    float64  `json:"duration_s"`
+	WarmupSec      float64  `json:"warmup_s"`
+	Repeats        int      `json:"repeats"`
+	HighClients    int      `json:"high_clients"`
+	HighRepeats    int      `json:"high_repeats"`
+	HistorySizes   []int    `json:"history_sizes,omitempty"`
+	EffectRates    []int    `json:"effect_rates,omitempty"`
+	HotEpoch       int      `json:"hot_epoch"`
+	MixHotPercent  int      `json:"mix_hot_percent"`
+	CatchUpEvents  int      `json:"catchup_events,omitempty"`
+	CatchUpWriters int      `json:"catchup_writers,omitempty"`
+	MaxAttempts    int      `json:"max_attempts"`
+	MaxOther       float64  `json:"max_other_cores"`
+	Remeasure      int      `json:"remeasure"`
 
 	ProjectionBatchSizes []int `json:"projection_batch_sizes,omitempty"`
 	ProjectionRates      []int `json:"projection_rates,omitempty"`
-
-	HotEpoch       int     `json:"hot_epoch"`
-	MixHotPercent  int     `json:"mix_hot_percent"`
-	CatchUpEvents  int     `json:"catchup_events,omitempty"`
-	CatchUpWriters int     `json:"catchup_writers,omitempty"`
-	MaxAttempts    int     `json:"max_attempts"`
-	MaxOther       float64 `json:"max_other_cores"`
-	Remeasure      int     `json:"remeasure"`
 
 	// Definitions says how the figures are counted.
 	Definitions map[string]string `json:"definitions"`
@@ -60,23 +59,24 @@ type RunInfo struct {
 // definitions are written into every result file, so the numbers carry
 // their meaning with them.
 var definitions = map[string]string{
-	"commands_per_s":     "commands decided (committed, or rejected by the decider) per second of the measured window; conflicts and errors are not counted",
-	"latency":            "wall time of one eventstore.Dispatch call (or one ceiling INSERT) as the client sees it, retries and backoff included, over the commands counted",
-	"conflicts":          "dispatches that returned ErrConflict (retries exhausted)",
-	"retries":            "sum of DispatchInfo.Attempts-1 over the window's dispatches, from Config.Observer",
-	"round_trips":        "per dispatch, counted by a pgx tracer: each Exec/Query/QueryRow (BEGIN, COMMIT and ROLLBACK included), each batch as one, and each statement preparation (a Prepare, or a batch that prepares statements new to the connection); pool pings and connection setup are not counted",
-	"statements":         "per dispatch: each query, and each statement inside a batch",
-	"cpu":                "cores kept busy on average during the window, from /proc: this process (client), the PostgreSQL server's processes (server), everything else (other)",
-	"waits":              "pg_stat_activity sampled during the window: average number of the database's client backends per state and wait event; CPU means active and not waiting",
-	"ceiling":            "the disjoint scenario's event and tag rows inserted with the store's own INSERT statement, autocommit, one round trip: no lock, no read, no check",
-	"ceiling+tx":         "the ceiling's INSERT inside BEGIN/COMMIT at READ COMMITTED, as a dispatch runs it: three round trips",
-	"keys+outbox":        "keys with the outbox installed: every dispatch also inserts one River reaction job (InsertManyTx) in its transaction",
-	"direct":             "the temporal scenario's command dispatched in the client's goroutine through activities.Registry.Dispatch (JSON payload, command id), without Temporal",
-	"temporal":           "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
-	"effects":            "commands offered at a fixed rate with River running reactions and effects in the benchmark process (10 workers each), with River's default fetch cooldown (100ms) and with the worker's (10ms); latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
+	"commands_per_s": "commands decided (committed, or rejected by the decider) per second of the measured window; conflicts and errors are not counted",
+	"latency":        "wall time of one eventstore.Dispatch call (or one ceiling INSERT) as the client sees it, retries and backoff included, over the commands counted",
+	"conflicts":      "dispatches that returned ErrConflict (retries exhausted)",
+	"retries":        "sum of DispatchInfo.Attempts-1 over the window's dispatches, from Config.Observer",
+	"round_trips":    "per dispatch, counted by a pgx tracer: each Exec/Query/QueryRow (BEGIN, COMMIT and ROLLBACK included), each batch as one, and each statement preparation (a Prepare, or a batch that prepares statements new to the connection); pool pings and connection setup are not counted",
+	"statements":     "per dispatch: each query, and each statement inside a batch",
+	"cpu":            "cores kept busy on average during the window, from /proc: this process (client), the PostgreSQL server's processes (server), everything else (other)",
+	"waits":          "pg_stat_activity sampled during the window: average number of the database's client backends per state and wait event; CPU means active and not waiting",
+	"ceiling":        "the disjoint scenario's event and tag rows inserted with the store's own INSERT statement, autocommit, one round trip: no lock, no read, no check",
+	"ceiling+tx":     "the ceiling's INSERT inside BEGIN/COMMIT at READ COMMITTED, as a dispatch runs it: three round trips",
+	"keys+outbox":    "keys with the outbox installed: every dispatch also inserts one River reaction job (InsertManyTx) in its transaction",
+	"direct":         "the temporal scenario's command dispatched in the client's goroutine through activities.Registry.Dispatch (JSON payload, command id), without Temporal",
+	"temporal":       "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
+	"effects":        "commands offered at a fixed rate with River running reactions and effects in the benchmark process (10 workers each), with River's default fetch cooldown (100ms) and with the worker's (10ms); latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
+	"hot":            "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
+
 	"keys+3 projections": "keys with three projections running in the benchmark process on the same database (users: every UserRegistered into a table; type_counts: every event, counted by type; concert_sales: schedules and sales, which the workload does not write), each with the default batch size and poll interval",
 	"projection_lag":     "commands offered at a fixed rate, each on its own goroutine, with the users projection running in the benchmark process; from the dispatch's return (its commit) to WaitFor's return for its position",
-	"hot":                "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
 }
 
 // Cell is one scenario at one client count under one strategy: its
