@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ func runProjections(ctx context.Context, args []string) int {
 		return 2
 	}
 	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Print(projectionsUsage)
+		return 0
+	}
 	fs := flag.NewFlagSet("projections "+sub, flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	from := fs.Int64("from", 0, "reset, rebuild: start again after this position (0: from the first event)")
@@ -43,7 +48,9 @@ func runProjections(ctx context.Context, args []string) int {
 	wait := fs.Duration("wait", 0, "status: first wait up to this long until every projection has caught up with the log's head")
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	want := map[string]int{"status": 0, "reset": 1, "rebuild": 1, "skip": 2}
