@@ -106,7 +106,6 @@ func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore
 			return nil
 		}
 	}
-	r.prog.publish(r.pos)
 	log.InfoContext(ctx, "projections: running", "checkpoint", int64(r.pos), "owner", r.c.cfg.Owner)
 	for {
 		select {
@@ -180,7 +179,8 @@ func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore
 		case errors.Is(err, errStale):
 			r.c.cfg.Metrics.failed(r.e.name, "stale")
 			log.InfoContext(ctx, "projections: checkpoint moved under the runner; rereading it")
-			if err := r.reload(ctx, r.control); err != nil {
+			// Claimed again, not only reread: the row may be gone.
+			if err := r.claim(ctx); err != nil {
 				r.sleep(ctx, stop, r.c.cfg.RetryMin)
 			}
 		case ctx.Err() != nil:
@@ -220,7 +220,11 @@ func (r *runner) claim(ctx context.Context) error {
 		st, _, _ := r.wake.snapshot()
 		r.control = st.control
 	}
-	return r.scanRow(r.c.pool.QueryRow(ctx, claimSQL, r.e.name, r.c.cfg.Owner))
+	if err := r.scanRow(r.c.pool.QueryRow(ctx, claimSQL, r.e.name, r.c.cfg.Owner)); err != nil {
+		return err
+	}
+	r.prog.publish(r.pos)
+	return nil
 }
 
 // reload rereads the checkpoint row.
