@@ -15,6 +15,7 @@ import (
 
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -99,6 +100,30 @@ func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River
 		return nil, err
 	}
 	return store, nil
+}
+
+// NewProjections registers the domain's projections and returns their
+// client, which the Runner starts once the schema is current.
+func NewProjections(cfg *Config, domain Domain, store *eventstore.Store, m *Metrics, l *slog.Logger) (*projections.Client, error) {
+	reg, err := domain.ProjectionRegistry(DomainEnv{Pool: store.Pool(), Temporal: cfg.TemporalEnabled})
+	if err != nil {
+		return nil, err
+	}
+	return projections.New(store, reg, ProjectionsConfig(cfg, m, l))
+}
+
+// ProjectionsConfig is the projections' configuration from the worker's.
+func ProjectionsConfig(cfg *Config, m *Metrics, l *slog.Logger) *projections.Config {
+	pc := &projections.Config{
+		BatchSize:     cfg.ProjectionBatchSize,
+		PollInterval:  cfg.ProjectionPollInterval,
+		LeaseInterval: cfg.ProjectionLeaseInterval,
+		Logger:        l.With("component", "projections"),
+	}
+	if m != nil {
+		pc.Metrics = m.Projections
+	}
+	return pc
 }
 
 // NewCommandRegistry registers the domain's commands.

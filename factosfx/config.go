@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/projections"
 )
 
 // Config is the worker's configuration, read from the environment by
@@ -43,6 +44,10 @@ type Config struct {
 
 	LockStrategy    eventstore.LockStrategy
 	ShutdownTimeout time.Duration
+
+	ProjectionBatchSize     int
+	ProjectionPollInterval  time.Duration
+	ProjectionLeaseInterval time.Duration
 }
 
 // Var describes one environment variable of the worker.
@@ -139,6 +144,21 @@ var Vars = []Var{
 		}},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Description: "How long running jobs and activities may take to finish after SIGTERM.",
 		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
+	{Name: "PROJECTION_BATCH_SIZE", Default: strconv.Itoa(projections.DefaultBatchSize), Description: "Events a projection applies in one transaction (projections may set their own).",
+		set: func(c *Config, v string) (err error) {
+			c.ProjectionBatchSize, err = positive(v, projections.MaxBatchSize)
+			return err
+		}},
+	{Name: "PROJECTION_POLL_INTERVAL", Default: projections.DefaultPollInterval.String(), Description: "How often a process that runs projections checks whether the log or a checkpoint moved (one small query); bounds the delay from a commit to its projections.",
+		set: func(c *Config, v string) (err error) {
+			c.ProjectionPollInterval, err = atLeastMillisecond(v)
+			return err
+		}},
+	{Name: "PROJECTION_LEASE_INTERVAL", Default: projections.DefaultLeaseInterval.String(), Description: "How often a process tries the projection leases it does not hold; a projection whose process died is taken over within about this long.",
+		set: func(c *Config, v string) (err error) {
+			c.ProjectionLeaseInterval, err = atLeastMillisecond(v)
+			return err
+		}},
 }
 
 // ConfigError names the variable that is wrong and why.
@@ -241,6 +261,14 @@ func positiveDuration(v string) (time.Duration, error) {
 		return 0, errors.New("must be a positive duration such as 30s")
 	}
 	return d, nil
+}
+
+func atLeastMillisecond(v string) (time.Duration, error) {
+	d, err := positiveDuration(v)
+	if err == nil && d < time.Millisecond {
+		err = errors.New("must be at least 1ms")
+	}
+	return d, err
 }
 
 func nonEmpty(v string) error {

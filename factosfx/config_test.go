@@ -29,6 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 10, EffectWorkers: 10,
 		FetchCooldown: 10 * time.Millisecond, JobTimeout: time.Minute, RescueAfter: time.Hour,
 		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second,
+		ProjectionBatchSize: 500, ProjectionPollInterval: 25 * time.Millisecond, ProjectionLeaseInterval: 2 * time.Second,
 	}
 	if *cfg != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *cfg, want)
@@ -60,6 +61,10 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 		{map[string]string{"RIVER_JOB_TIMEOUT": "2m", "RIVER_RESCUE_AFTER": "1m"}, "RIVER_RESCUE_AFTER"},
 		{map[string]string{"RIVERUI_ENABLED": "true"}, "RIVERUI_USERNAME"},
 		{map[string]string{"RIVERUI_ENABLED": "true", "RIVERUI_USERNAME": "admin"}, "RIVERUI_USERNAME"},
+		{map[string]string{"PROJECTION_BATCH_SIZE": "0"}, "PROJECTION_BATCH_SIZE"},
+		{map[string]string{"PROJECTION_BATCH_SIZE": "20000"}, "PROJECTION_BATCH_SIZE"},
+		{map[string]string{"PROJECTION_POLL_INTERVAL": "100us"}, "PROJECTION_POLL_INTERVAL"},
+		{map[string]string{"PROJECTION_LEASE_INTERVAL": "never"}, "PROJECTION_LEASE_INTERVAL"},
 	} {
 		vars := map[string]string{}
 		for k, v := range base {

@@ -1,7 +1,7 @@
 // Package factosfx wires a factos worker process with go.uber.org/fx: the
 // pgx pool, the event store with its outbox, the reactor registry and River
-// client, the command registry and Temporal worker, and an HTTP server for
-// health, readiness, metrics and River UI.
+// client, the domain's projections, the command registry and Temporal
+// worker, and an HTTP server for health, readiness, metrics and River UI.
 //
 // The worker binary (cmd/worker) is Module plus the ticket example domain;
 // an application supplies its own Domain and Config:

@@ -15,10 +15,11 @@ import (
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/migrations"
+	"github.com/factos-go/factos/projections"
 )
 
-// Runner starts River and the Temporal worker once the database is
-// reachable and migrated, and stops them gracefully.
+// Runner starts River, the projections and the Temporal worker once the
+// database is reachable and migrated, and stops them gracefully.
 type Runner struct {
 	cfg    *Config
 	log    *slog.Logger
@@ -27,6 +28,7 @@ type Runner struct {
 	river  *River
 	tc     client.Client
 	cmds   *activities.Registry
+	proj   *projections.Client
 	domain Domain
 	ready  *Readiness
 	sd     fx.Shutdowner
@@ -37,12 +39,13 @@ type Runner struct {
 	mu       sync.Mutex
 	tworker  worker.Worker
 	riverRun context.CancelFunc
+	projRun  context.CancelFunc
 }
 
 // NewRunner registers the runner's start and stop hooks.
 func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, store *eventstore.Store, rv *River,
-	tc client.Client, cmds *activities.Registry, domain Domain, ready *Readiness) *Runner {
-	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, river: rv, tc: tc, cmds: cmds, domain: domain, ready: ready, sd: sd}
+	tc client.Client, cmds *activities.Registry, proj *projections.Client, domain Domain, ready *Readiness) *Runner {
+	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, river: rv, tc: tc, cmds: cmds, proj: proj, domain: domain, ready: ready, sd: sd}
 	lc.Append(fx.Hook{
 		// Start returns at once: waiting for the database or Temporal here
 		// would make fx give up on start-up. The sequence runs in the
@@ -67,13 +70,8 @@ func (r *Runner) start(ctx context.Context) {
 		return
 	}
 	if r.river.Works {
-		// River gets its own context: cancelling it is a hard stop, which
-		// only stop may decide (never fx's start context).
-		riverCtx, cancel := context.WithCancel(context.Background())
-		if err := r.river.Client.Start(riverCtx); err != nil {
-			cancel()
-			r.log.Error("River did not start; shutting down", "error", err)
-			_ = r.sd.Shutdown(fx.ExitCode(1))
+		cancel := r.startOwn("River", r.river.Client.Start)
+		if cancel == nil {
 			return
 		}
 		r.mu.Lock()
@@ -82,6 +80,16 @@ func (r *Runner) start(ctx context.Context) {
 	}
 	r.ready.set(componentRiver, true)
 	r.log.Info("River started", "works", r.river.Works)
+
+	// The projections take their leases in the background.
+	cancelProj := r.startOwn("projections", r.proj.Start)
+	if cancelProj == nil {
+		return
+	}
+	r.mu.Lock()
+	r.projRun = cancelProj
+	r.mu.Unlock()
+	r.log.Info("projections started", "projections", r.proj.Registry().Names())
 
 	if r.tc == nil {
 		return
@@ -116,6 +124,21 @@ func (r *Runner) start(ctx context.Context) {
 	r.mu.Unlock()
 	r.ready.set(componentTemporal, true)
 	r.log.Info("Temporal worker started", "task_queue", r.cfg.TemporalTaskQueue, "namespace", r.cfg.TemporalNamespace)
+}
+
+// startOwn starts a component that runs until its context ends, on a
+// context of its own: cancelling it is a hard stop, which only stop may
+// decide (never fx's start context). When the component does not start,
+// the process shuts down, and startOwn returns nil.
+func (r *Runner) startOwn(name string, start func(context.Context) error) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := start(ctx); err != nil {
+		cancel()
+		r.log.Error(name+" did not start; shutting down", "error", err)
+		_ = r.sd.Shutdown(fx.ExitCode(1))
+		return nil
+	}
+	return cancel
 }
 
 // waitForMigrations polls until the schema is current. A worker must not
@@ -167,16 +190,17 @@ func (r *Runner) checkLockStrategy(ctx context.Context) bool {
 	}
 }
 
-// stop stops taking work and lets running work finish: the Temporal worker
-// and River stop in parallel, each waiting for its running activities or
-// jobs up to SHUTDOWN_TIMEOUT; jobs still running then are cancelled and
-// River retries them later.
+// stop stops taking work and lets running work finish: the Temporal worker,
+// River and the projections stop in parallel, each waiting for its running
+// activities, jobs or batches up to SHUTDOWN_TIMEOUT; jobs still running
+// then are cancelled and River retries them later, and batches roll back
+// and are applied again by the next runner.
 func (r *Runner) stop(ctx context.Context) error {
 	r.ready.stopping()
 	r.cancelStart()
 	<-r.done
 	r.mu.Lock()
-	tw, riverRun := r.tworker, r.riverRun
+	tw, riverRun, projRun := r.tworker, r.riverRun, r.projRun
 	r.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ShutdownTimeout)
@@ -185,6 +209,14 @@ func (r *Runner) stop(ctx context.Context) error {
 	var riverErr error
 	if tw != nil {
 		wg.Go(tw.Stop)
+	}
+	if projRun != nil {
+		// Each runner finishes its batch and hands its lease back, so
+		// that another replica takes over at once.
+		wg.Go(func() {
+			defer projRun()
+			_ = r.proj.Stop(ctx)
+		})
 	}
 	if riverRun != nil {
 		wg.Go(func() {

@@ -11,6 +11,9 @@
 //	worker demo tickets [flags]  run a concurrent ticket sale
 //	worker lock-strategy         print or change the database's lock strategy
 //	worker spec                  print the environment and HTTP contract as JSON
+//	worker projections status    print the projections' checkpoints, lag and state
+//	worker projections reset|rebuild NAME [-from POS]
+//	worker projections skip NAME POS
 //
 // Configuration comes from the environment; `worker spec` lists every
 // variable with its default.
@@ -49,6 +52,8 @@ func run(ctx context.Context, args []string) int {
 		return runDemo(ctx, args)
 	case "lock-strategy":
 		return runLockStrategy(ctx, args)
+	case "projections":
+		return runProjections(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0
@@ -65,4 +70,10 @@ const usage = `usage:
   worker lock-strategy [set NAME --writers-stopped]
                                print (or change) the database's lock strategy
   worker spec                  print the environment and HTTP contract as JSON
+  worker projections status [-wait D] [-json]
+                               print the projections' checkpoints, lag and state
+  worker projections reset|rebuild NAME [-from POS] [-reason TEXT]
+                               start a projection again from POS (default 0)
+  worker projections skip NAME POS [-reason TEXT]
+                               skip the event a projection is stuck at, recorded
 `

@@ -10,7 +10,15 @@ import (
 	"github.com/factos-go/factos/factosfx"
 )
 
-func spec() factosfx.Spec { return factosfx.WorkerSpec() }
+func spec() factosfx.Spec {
+	s, err := factosfx.DomainSpec(ticketDomain())
+	if err != nil {
+		// The domain's registration is code: a failure is a bug, found
+		// by every test that runs the binary.
+		panic(err)
+	}
+	return s
+}
 
 // loadConfig reads the environment, printing what is wrong (every variable
 // at once) and returning nil when it is invalid.

@@ -22,6 +22,8 @@ var colors = map[string]string{
 	strategyOutbox:    "#17becf",
 	strategyDirect:    "#1f77b4",
 	strategyTemporal:  "#d62728",
+
+	strategyProjections: "#bcbd22",
 }
 
 func colorOf(name string) string {
@@ -65,7 +67,7 @@ const (
 // client count, p50 latency per history size and catch-up read rates.
 func WriteSVG(w io.Writer, res *Results) error {
 	var panels []panel
-	for _, sc := range []string{ScenarioDisjoint, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioOutbox, ScenarioTemporal} {
+	for _, sc := range []string{ScenarioDisjoint, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioOutbox, ScenarioProjections, ScenarioTemporal} {
 		if p := throughputPanel(res, sc); len(p.groups) > 0 {
 			panels = append(panels, p)
 		}

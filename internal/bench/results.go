@@ -16,6 +16,10 @@ type Results struct {
 	Effects []EffectRun `json:"effects,omitempty"`
 	Plans   []Plan      `json:"plans,omitempty"`
 	Targets []Target    `json:"targets,omitempty"`
+
+	// ProjectionCatchUp and ProjectionLag are the projection scenarios'.
+	ProjectionCatchUp []ProjectionCatchUp `json:"projection_catchup,omitempty"`
+	ProjectionLag     []ProjectionLag     `json:"projection_lag,omitempty"`
 }
 
 // RunInfo is how the run was made.
@@ -45,6 +49,9 @@ type RunInfo struct {
 	MaxOther       float64  `json:"max_other_cores"`
 	Remeasure      int      `json:"remeasure"`
 
+	ProjectionBatchSizes []int `json:"projection_batch_sizes,omitempty"`
+	ProjectionRates      []int `json:"projection_rates,omitempty"`
+
 	// Definitions says how the figures are counted.
 	Definitions map[string]string `json:"definitions"`
 }
@@ -67,6 +74,9 @@ var definitions = map[string]string{
 	"temporal":       "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
 	"effects":        "commands offered at a fixed rate with River running reactions and effects in the benchmark process (10 workers each), with River's default fetch cooldown (100ms) and with the worker's (10ms); latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
 	"hot":            "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
+
+	"keys+3 projections": "keys with three projections running in the benchmark process on the same database (users: every UserRegistered into a table; type_counts: every event, counted by type; concert_sales: schedules and sales, which the workload does not write), each with the default batch size and poll interval",
+	"projection_lag":     "commands offered at a fixed rate, each on its own goroutine, with the users projection running in the benchmark process; from the dispatch's return (its commit) to WaitFor's return for its position",
 }
 
 // Cell is one scenario at one client count under one strategy: its

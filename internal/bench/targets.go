@@ -124,6 +124,13 @@ func (r *Results) evaluate() {
 		return fmt.Sprintf("with outbox %.0f/s (%.2f rt/dispatch), without %.0f/s (%.2f rt/dispatch)", o.PerSecond, o.RoundTrips, k.PerSecond, k.RoundTrips)
 	})
 	add(t)
+
+	// 7. three running projections cost the writers at most 15%.
+	t = Target{Name: "projections: keys+3 projections >= 0.85x keys", Goal: "commands/s of the disjoint command with three projections running divided by commands/s without them (keys) is at least 0.85 at every client count"}
+	t.Checks = r.throughputRatios(ScenarioProjections, strategyProjections, keys, 0, 0.85, func(p, k *Cell) string {
+		return fmt.Sprintf("with projections %.0f/s (p99 %.2fms), without %.0f/s (p99 %.2fms)", p.PerSecond, p.P99Ms, k.PerSecond, k.P99Ms)
+	})
+	add(t)
 }
 
 // throughputRatios checks, at every client count of scenario from

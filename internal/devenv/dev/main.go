@@ -151,6 +151,9 @@ func run(ctx context.Context, exitAfterDemo bool) error {
 	demo := exec.CommandContext(ctx, bin, "demo", "tickets", "-capacity", "100", "-buyers", "300", "-concurrency", "24")
 	demo.Env, demo.Stdout, demo.Stderr = env, os.Stdout, os.Stderr
 	demoErr := demo.Run()
+	if demoErr == nil {
+		showProjection(ctx, bin, env, dbURL)
+	}
 
 	fmt.Printf("\nRiver UI:  http://%s/riverui/   (user admin, password %s)\n", httpAddr, password)
 	fmt.Printf("Metrics:   http://%s/metrics\nReadiness: http://%s/readyz\nTemporal:  %s\n", httpAddr, httpAddr, temporalAddr)
@@ -199,4 +202,35 @@ func free(addr string) bool {
 	}
 	l.Close()
 	return true
+}
+
+// showProjection prints the ticket domain's concert_sales projection once
+// it has caught up: its status, then its view.
+func showProjection(ctx context.Context, bin string, env []string, dbURL string) {
+	fmt.Printf("\n==> the concert_sales projection: `worker projections status`, then its view\n")
+	status := exec.CommandContext(ctx, bin, "projections", "status", "-wait", "30s")
+	status.Env, status.Stdout, status.Stderr = env, os.Stdout, os.Stderr
+	_ = status.Run()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		fmt.Println("cannot read the view:", err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT concert_id, coalesce(capacity, 0), seats_sold, buyers FROM ticket_sales ORDER BY concert_id LIMIT 20`)
+	if err != nil {
+		fmt.Println("cannot read the view:", err)
+		return
+	}
+	defer rows.Close()
+	fmt.Printf("\n%-20s %8s %10s %7s\n", "concert", "capacity", "seats sold", "buyers")
+	for rows.Next() {
+		var id string
+		var capacity, sold, buyers int
+		if err := rows.Scan(&id, &capacity, &sold, &buyers); err != nil {
+			fmt.Println("cannot read the view:", err)
+			return
+		}
+		fmt.Printf("%-20s %8d %10d %7d\n", id, capacity, sold, buyers)
+	}
 }
