@@ -887,48 +887,38 @@ func checkReferences(t *testing.T, ms manifests, external, externalConfigMaps ma
 				t.Errorf("%s uses ServiceAccount %s, which the chart does not render", user, sa)
 			}
 		}
-		// secret and configMap check one use of a Secret or ConfigMap
-		// (with the keys it reads; none: the whole object).
-		secret := func(what, name string, keys ...string) {
-			t.Helper()
-			obj, ok := find[*corev1.Secret](ms, name)
-			if !ok {
-				got, isExternal := external[name]
+		// uses returns the check of one use of a Secret or a ConfigMap,
+		// with the keys it reads (none: the whole object).
+		uses := func(kind string, externals map[string][]string, lookup func(name string) (metav1.Object, func(key string) bool, bool)) func(what, name string, keys ...string) {
+			return func(what, name string, keys ...string) {
+				t.Helper()
+				obj, has, ok := lookup(name)
+				if !ok {
+					got, isExternal := externals[name]
+					for _, k := range keys {
+						isExternal = isExternal && slices.Contains(got, k)
+					}
+					if !isExternal {
+						t.Errorf("%s: %s reads %s %s %v, neither rendered nor an existing %s of the scenario", user, what, kind, name, keys, kind)
+					}
+					return
+				}
 				for _, k := range keys {
-					isExternal = isExternal && slices.Contains(got, k)
+					if !has(k) {
+						t.Errorf("%s: %s reads key %q that %s %s lacks", user, what, k, kind, name)
+					}
 				}
-				if !isExternal {
-					t.Errorf("%s: %s reads Secret %s %v, neither rendered nor an existing Secret of the scenario", user, what, name, keys)
-				}
-				return
+				hookOK(user, userHook, isHook, obj)
 			}
-			for _, k := range keys {
-				if _, has := obj.Data[k]; !has {
-					t.Errorf("%s: %s reads key %q that Secret %s lacks", user, what, k, name)
-				}
-			}
-			hookOK(user, userHook, isHook, obj)
 		}
-		configMap := func(what, name string, keys ...string) {
-			t.Helper()
-			obj, ok := find[*corev1.ConfigMap](ms, name)
-			if !ok {
-				got, isExternal := externalConfigMaps[name]
-				for _, k := range keys {
-					isExternal = isExternal && slices.Contains(got, k)
-				}
-				if !isExternal {
-					t.Errorf("%s: %s reads ConfigMap %s %v, neither rendered nor an existing ConfigMap of the scenario", user, what, name, keys)
-				}
-				return
-			}
-			for _, k := range keys {
-				if _, has := obj.Data[k]; !has {
-					t.Errorf("%s: %s reads key %q that ConfigMap %s lacks", user, what, k, name)
-				}
-			}
-			hookOK(user, userHook, isHook, obj)
-		}
+		secret := uses("Secret", external, func(name string) (metav1.Object, func(string) bool, bool) {
+			s, ok := find[*corev1.Secret](ms, name)
+			return s, func(k string) bool { _, has := s.Data[k]; return has }, ok
+		})
+		configMap := uses("ConfigMap", externalConfigMaps, func(name string) (metav1.Object, func(string) bool, bool) {
+			cm, ok := find[*corev1.ConfigMap](ms, name)
+			return cm, func(k string) bool { _, has := cm.Data[k]; return has }, ok
+		})
 		itemKeys := func(items []corev1.KeyToPath) []string {
 			var keys []string
 			for _, it := range items {
