@@ -648,6 +648,8 @@ func TestValuesRejected(t *testing.T) {
 		{"envFrom field typo", minimal + "envFrom:\n  - secretref:\n      name: x\n", "'secretref' not allowed"},
 		{"extraVolumeMounts without a path", minimal + "extraVolumeMounts:\n  - name: x\n", "/extraVolumeMounts/0"},
 		{"extraVolumes without a name", minimal + "extraVolumes:\n  - emptyDir: {}\n", "/extraVolumes/0"},
+		{"extraVolumes source typo", minimal + "extraVolumes:\n  - name: x\n    secrets:\n      secretName: y\n", "'secrets' not allowed"},
+		{"extraVolumes with two sources", minimal + "extraVolumes:\n  - name: x\n    emptyDir: {}\n    secret:\n      secretName: y\n", "/extraVolumes/0"},
 		{"spread without a topology key", minimal + "topologySpreadConstraints:\n  - maxSkew: 1\n    whenUnsatisfiable: ScheduleAnyway\n", "/topologySpreadConstraints/0"},
 		{"alert for without a unit", minimal + "prometheusRule:\n  reactionLag:\n    for: \"10\"\n", "/prometheusRule/reactionLag/for"},
 		{"alert quantile above 1", minimal + "prometheusRule:\n  reactionLag:\n    quantile: 1.5\n", "/prometheusRule/reactionLag/quantile"},
