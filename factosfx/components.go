@@ -10,7 +10,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.uber.org/fx"
 
 	"github.com/factos-go/factos/activities"
@@ -26,11 +25,11 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, l *slog.Logger) (client.Cli
 	if !cfg.TemporalEnabled {
 		return nil, nil
 	}
-	c, err := client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    quietRejections{log.NewStructuredLogger(l.With("component", "temporal"))},
-	})
+	opts, err := TemporalClientOptions(cfg, l)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("error creating the Temporal client: %w", err)
 	}

@@ -27,6 +27,22 @@ type Config struct {
 	TemporalNamespace string
 	TemporalTaskQueue string
 
+	// TemporalTLS: connect to Temporal over TLS. LoadConfig turns it on
+	// when TEMPORAL_TLS is unset and an API key or a TLS setting is given.
+	TemporalTLS bool
+	// The TLS settings, each PEM given as a file or inline (not both); see
+	// TemporalClientOptions. Empty CA: the system's roots.
+	TemporalTLSServerName string
+	TemporalTLSCAPath     string
+	TemporalTLSCAData     string
+	TemporalTLSCertPath   string
+	TemporalTLSCertData   string
+	TemporalTLSKeyPath    string
+	TemporalTLSKeyData    string
+	// TemporalAPIKey is sent as a bearer token with every request
+	// (Temporal Cloud API keys). Needs TLS.
+	TemporalAPIKey string
+
 	HTTPAddr  string
 	LogLevel  slog.Level
 	LogFormat string
@@ -93,6 +109,33 @@ var Vars = []Var{
 		set: func(c *Config, v string) error { c.TemporalNamespace = v; return nonEmpty(v) }},
 	{Name: "TEMPORAL_TASK_QUEUE", Default: "factos", Description: "Temporal task queue of the worker's activities and workflows.",
 		set: func(c *Config, v string) error { c.TemporalTaskQueue = v; return nonEmpty(v) }},
+	{Name: envTemporalTLS, Description: "Connect to Temporal over TLS: true or false. Unset: on when TEMPORAL_API_KEY or any TEMPORAL_TLS_* variable is set, as with the temporal CLI. Temporal Cloud needs it; false with an API key or TLS settings is refused.",
+		set: func(c *Config, v string) (err error) { c.TemporalTLS, err = strconv.ParseBool(v); return err }},
+	{Name: envTemporalServerName, Description: "Server name to verify the Temporal server's certificate against, when it differs from TEMPORAL_ADDRESS's host (a private endpoint, say).",
+		set: func(c *Config, v string) error { c.TemporalTLSServerName = v; return nonEmpty(v) }},
+	{Name: envTemporalCAPath, Description: "File of PEM CA certificates that sign the Temporal server's certificate. Unset: the system's roots (enough for Temporal Cloud).",
+		set: func(c *Config, v string) error { c.TemporalTLSCAPath = v; return nil }},
+	{Name: envTemporalCAData, Description: "The same CA certificates as PEM text, instead of a file.",
+		set: func(c *Config, v string) error { c.TemporalTLSCAData = v; return nil }},
+	{Name: envTemporalCertPath, Description: "File of the PEM client certificate (chain) for mutual TLS; needs the key. Reread at every connection, so a rotated certificate is used without a restart.",
+		set: func(c *Config, v string) error { c.TemporalTLSCertPath = v; return nil }},
+	{Name: envTemporalCertData, Description: "The client certificate as PEM text, instead of a file.",
+		set: func(c *Config, v string) error { c.TemporalTLSCertData = v; return nil }},
+	{Name: envTemporalKeyPath, Description: "File of the client certificate's PEM private key.",
+		set: func(c *Config, v string) error { c.TemporalTLSKeyPath = v; return nil }},
+	{Name: envTemporalKeyData, Secret: true, Description: "The client's private key as PEM text, instead of a file.",
+		set: func(c *Config, v string) error { c.TemporalTLSKeyData = v; return nil }},
+	{Name: envTemporalAPIKey, Secret: true, Description: "Temporal Cloud API key, sent as a bearer token with every request. Needs TLS (turned on by it unless TEMPORAL_TLS=false, which is refused).",
+		set: func(c *Config, v string) error {
+			// A key written to a file and read back (kubectl create secret
+			// --from-file) often ends in a line break, which gRPC would
+			// refuse in a header much later, on the first request.
+			c.TemporalAPIKey = strings.TrimSpace(v)
+			if c.TemporalAPIKey == "" || strings.ContainsFunc(c.TemporalAPIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				return errors.New("must be one word, without spaces or control characters")
+			}
+			return nil
+		}},
 	{Name: "HTTP_ADDR", Default: ":8080", Description: "Listen address of /healthz, /readyz, /metrics and /riverui/.",
 		set: func(c *Config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
@@ -202,6 +245,14 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	if c.RiverUIEnabled && !c.RiverUIAllowUnauthenticated && (c.RiverUIUsername == "" || c.RiverUIPassword == "") {
 		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME", Reason: "RIVERUI_ENABLED needs RIVERUI_USERNAME and RIVERUI_PASSWORD (or RIVERUI_ALLOW_UNAUTHENTICATED=true)"})
 	}
+	c.resolveTemporalTLS(getenv(envTemporalTLS) != "")
+	if c.TemporalEnabled {
+		// Read and check the certificates now, so that a wrong file fails
+		// the start with the others, not the first connection much later.
+		if _, _, err := c.temporalConnection(slog.New(slog.DiscardHandler)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.RescueAfter != 0 && c.RescueAfter <= c.JobTimeout {
 		errs = append(errs, &ConfigError{Var: "RIVER_RESCUE_AFTER", Reason: "must be longer than RIVER_JOB_TIMEOUT, or running jobs would be rescued while they run"})
 	}
@@ -218,6 +269,8 @@ func (c *Config) Redacted() []any {
 		"database", redactURL(c.DatabaseURL), "lock_strategy", c.LockStrategy,
 		"temporal_enabled", c.TemporalEnabled, "temporal_address", c.TemporalAddress,
 		"temporal_namespace", c.TemporalNamespace, "temporal_task_queue", c.TemporalTaskQueue,
+		"temporal_tls", c.TemporalTLS, "temporal_client_cert", pemOrigin(c.TemporalTLSCertPath, c.TemporalTLSCertData),
+		"temporal_api_key", c.TemporalAPIKey != "",
 		"http_addr", c.HTTPAddr, "riverui_enabled", c.RiverUIEnabled,
 		"reaction_workers", c.ReactionWorkers, "effect_workers", c.EffectWorkers,
 		"shutdown_timeout", c.ShutdownTimeout.String(),

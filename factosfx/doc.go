@@ -17,4 +17,15 @@
 // are current, and /readyz says so. On SIGTERM the process stops taking
 // work, lets running jobs and activities finish within SHUTDOWN_TIMEOUT,
 // and closes the pool last.
+//
+// # Temporal Cloud and TLS
+//
+// The Temporal connection takes TLS, a mutual-TLS client certificate and an
+// API key from the variables Temporal's own CLI reads (TEMPORAL_TLS_*,
+// TEMPORAL_API_KEY; see Vars). LoadConfig reads and checks the certificate
+// files with the rest of the configuration, naming the variable of each
+// problem and never quoting a key, and refuses an API key without TLS.
+// TemporalClientOptions turns a Config into the Temporal client's options;
+// a client certificate given as files is read again at every new
+// connection, so a rotated certificate needs no restart.
 package factosfx

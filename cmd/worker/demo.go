@@ -18,11 +18,11 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -129,8 +129,12 @@ func runDemo(ctx context.Context, args []string) int {
 			return err == nil, err
 		}
 	} else {
-		tc, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-			Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+		// The worker's own options: TLS and the API key included.
+		opts, err := factosfx.TemporalClientOptions(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return fail(err)
+		}
+		tc, err := client.Dial(opts)
 		if err != nil {
 			return fail(fmt.Errorf("error connecting to Temporal at %s: %w", cfg.TemporalAddress, err))
 		}
