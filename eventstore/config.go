@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -30,13 +31,18 @@ const (
 	LockSerializable LockStrategy = "serializable"
 )
 
-// ParseLockStrategy parses "keys", "table" or "serializable".
+// LockStrategies returns the valid strategies, the default first: the one
+// list that parsing, configuration and its messages read.
+func LockStrategies() []LockStrategy {
+	return []LockStrategy{LockKeys, LockTable, LockSerializable}
+}
+
+// ParseLockStrategy parses one of LockStrategies.
 func ParseLockStrategy(s string) (LockStrategy, error) {
-	switch ls := LockStrategy(s); ls {
-	case LockKeys, LockTable, LockSerializable:
+	if ls := LockStrategy(s); slices.Contains(LockStrategies(), ls) {
 		return ls, nil
 	}
-	return "", fmt.Errorf("unknown lock strategy %q (want keys, table or serializable)", s)
+	return "", fmt.Errorf("unknown lock strategy %q (want one of %v)", s, LockStrategies())
 }
 
 // Defaults and limits.

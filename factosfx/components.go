@@ -28,7 +28,7 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, l *slog.Logger) (client.Cli
 	c, err := client.NewLazyClient(client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
-		Logger:    quietRejections{log.NewStructuredLogger(l.With("component", "temporal"))},
+		Logger:    log.NewStructuredLogger(l.With("component", "temporal")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error creating the Temporal client: %w", err)
