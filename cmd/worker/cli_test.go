@@ -157,4 +157,3 @@ func jsonLines(t *testing.T, logs string) []map[string]any {
 	}
 	return out
 }
-
