@@ -158,8 +158,8 @@ var Vars = []Var{
 		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
 	{Name: "STARTUP_TIMEOUT", Default: "5m", Description: "How long `worker run` waits for the database, its migrations and Temporal before it gives up and exits 1 (it reports itself not ready meanwhile); 0 waits forever.",
 		set: func(c *Config, v string) (err error) {
-			if v == "0" {
-				c.StartupTimeout = 0
+			if d, err := time.ParseDuration(v); err == nil && d == 0 {
+				c.StartupTimeout = 0 // "0", "0s": wait forever
 				return nil
 			}
 			var iv *invalidValue

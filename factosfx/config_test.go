@@ -202,9 +202,11 @@ func isDuration(s string) bool {
 
 func TestStartupTimeoutZeroWaitsForever(t *testing.T) {
 	t.Parallel()
-	cfg, err := factosfx.LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:p@db/factos", "STARTUP_TIMEOUT": "0"}))
-	if err != nil || cfg.StartupTimeout != 0 {
-		t.Fatalf("STARTUP_TIMEOUT=0: %v %v", cfg, err)
+	for _, v := range []string{"0", "0s"} {
+		cfg, err := factosfx.LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:p@db/factos", "STARTUP_TIMEOUT": v}))
+		if err != nil || cfg.StartupTimeout != 0 {
+			t.Fatalf("STARTUP_TIMEOUT=%s: %v %v", v, cfg, err)
+		}
 	}
 }
 

@@ -358,7 +358,7 @@ func (s *session) run(o options) error {
 	s.con.detail("ready in %s", since(start))
 
 	s.con.say("running the demo: %d buyers race for %d seats through Temporal workflows", o.buyers, o.capacity)
-	summary, err := s.demo(bin, env, logf, o)
+	summary, concert, err := s.demo(bin, env, logf, o)
 	if err != nil {
 		return fmt.Errorf("%w; the worker's log: %s", err, logPath)
 	}
@@ -382,7 +382,7 @@ func (s *session) run(o options) error {
 	switch {
 	case o.screenshots != "":
 		s.con.say("taking screenshots of River UI and Temporal UI into %s", o.screenshots)
-		return takeScreenshots(s.ctx, s.con, o.screenshots, "http://"+httpAddr, "admin", password, temporalUI)
+		return takeScreenshots(s.ctx, s.con, o.screenshots, "http://"+httpAddr, "admin", password, temporalUI, concert)
 	case o.exitAfterDemo:
 		return nil
 	}
@@ -408,13 +408,14 @@ func (s *session) runWorker(bin string, env []string, logf *os.File, stdout io.W
 }
 
 // demo runs `worker demo tickets` and says what happened in one line; its
-// JSON summary goes to the log.
-func (s *session) demo(bin string, env []string, logf *os.File, o options) (string, error) {
+// JSON summary goes to the log. It returns the line and the concert's id.
+func (s *session) demo(bin string, env []string, logf *os.File, o options) (string, string, error) {
 	var out strings.Builder
 	err := s.runWorker(bin, env, logf, &out, "demo", "tickets",
 		"-capacity", strconv.Itoa(o.capacity), "-buyers", strconv.Itoa(o.buyers), "-concurrency", "24")
 	fmt.Fprintln(logf, out.String())
 	var sum struct {
+		Concert          string  `json:"concert"`
 		Accepted         int64   `json:"accepted"`
 		SoldOut          int64   `json:"sold_out"`
 		Errors           int64   `json:"errors"`
@@ -424,14 +425,14 @@ func (s *session) demo(bin string, env []string, logf *os.File, o options) (stri
 		OK               bool    `json:"ok"`
 	}
 	if jerr := json.Unmarshal([]byte(out.String()), &sum); jerr != nil {
-		return "", fmt.Errorf("the demo failed (%v); no summary", err)
+		return "", "", fmt.Errorf("the demo failed (%v); no summary", err)
 	}
 	line := fmt.Sprintf("%d buyers got a seat, %d found the concert sold out (an outcome, not an error), %d errors; %d sale announcements (River effects) completed; %.1fs, %.0f commands/s",
 		sum.Accepted, sum.SoldOut, sum.Errors, sum.EffectsCompleted, sum.Seconds, sum.CommandsPerSec)
 	if err != nil || !sum.OK {
-		return "", fmt.Errorf("the demo failed: %s", line)
+		return "", "", fmt.Errorf("the demo failed: %s", line)
 	}
-	return line, nil
+	return line, sum.Concert, nil
 }
 
 func (s *session) waitReady(url string, timeout time.Duration) error {

@@ -25,7 +25,9 @@ const (
 // with headless chromium. River UI asks for basic auth, which a headless
 // browser cannot type into a prompt (and credentials in the URL leave the
 // page blank), so chromium reaches it through a local proxy that adds them.
-func takeScreenshots(ctx context.Context, con *console, dir, workerURL, user, password, temporalUI string) error {
+// Temporal UI shows the demo's workflows (those of its concert): a server
+// make dev did not start may hold others.
+func takeScreenshots(ctx context.Context, con *console, dir, workerURL, user, password, temporalUI, concert string) error {
 	browser, err := findChromium()
 	if err != nil {
 		return err
@@ -56,7 +58,7 @@ func takeScreenshots(ctx context.Context, con *console, dir, workerURL, user, pa
 
 	for _, shot := range []struct{ url, file string }{
 		{"http://" + ln.Addr().String() + "/riverui/jobs?state=completed", riverUIShot},
-		{temporalUI + "/namespaces/default/workflows", temporalShot},
+		{temporalUI + "/namespaces/default/workflows?query=" + url.QueryEscape(fmt.Sprintf("WorkflowId STARTS_WITH %q", concert+"-")), temporalShot},
 	} {
 		path := filepath.Join(dir, shot.file)
 		if err := screenshot(ctx, browser, shot.url, path); err != nil {
