@@ -29,7 +29,7 @@ func TestDatabaseErrorsSayWhatToCheck(t *testing.T) {
 		f(&u)
 		return u.String()
 	}
-	closed := closedPort(t)
+	closed := freeAddr(t)
 	silent := silentServer(t)
 	for _, tc := range []struct {
 		name, url string
@@ -72,7 +72,7 @@ func TestPingDatabase(t *testing.T) {
 	if err := factosfx.PingDatabase(context.Background(), testdb.New(t)); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(context.Background(), "postgres://app@"+closedPort(t)+"/factos")
+	pool, err := pgxpool.New(context.Background(), "postgres://app@"+freeAddr(t)+"/factos")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,18 +90,6 @@ func TestExplainDatabaseErrorKeepsOtherErrors(t *testing.T) {
 	if factosfx.ExplainDatabaseError(other) != other || factosfx.ExplainDatabaseError(nil) != nil {
 		t.Fatal("changed an error that is not a connection failure")
 	}
-}
-
-// closedPort is a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
 }
 
 // silentServer accepts connections and never answers, like a host behind

@@ -40,8 +40,11 @@ type run struct {
 	mu    sync.Mutex
 	lines []string
 	addrs map[string]string // from the summary it prints: "River UI" → URL
+
+	listening []string // the host:port of every server it started
 }
 
+// startMakeDev starts `make dev` and waits until it is ready.
 func startMakeDev(t *testing.T) *run {
 	t.Helper()
 	root, err := filepath.Abs("../../..")
@@ -99,6 +102,8 @@ func startMakeDev(t *testing.T) *run {
 		}
 	})
 	go r.read()
+	r.waitFor("Press ^C to stop and clean up.", 10*time.Minute)
+	r.listening = r.ports()
 	return r
 }
 
@@ -188,14 +193,26 @@ func hostOf(raw string) string {
 	return host
 }
 
+// waitCleanStop waits for make to exit after a stop it was asked for. GNU
+// make itself dies of the SIGINT or SIGTERM it received, as it should,
+// once its child has exited; it reports a child that failed or was killed
+// ("make: *** [Makefile:…: dev] Error 1").
+func (r *run) waitCleanStop() {
+	r.t.Helper()
+	st := r.wait(2 * time.Minute)
+	if strings.Contains(r.stderr.String(), "make: ***") {
+		r.t.Errorf("make reports a failure: %s (%v)", r.stderr, st)
+	}
+}
+
 // checkNothingLeft checks that no process, port or directory of the run
 // is left, and that the worker's log is.
-func (r *run) checkNothingLeft(ports []string) {
+func (r *run) checkNothingLeft() {
 	r.t.Helper()
 	if procs := processesUsing(r.tmp); len(procs) > 0 {
 		r.t.Errorf("processes left:\n%s", strings.Join(procs, "\n"))
 	}
-	for _, p := range ports {
+	for _, p := range r.listening {
 		if c, err := net.DialTimeout("tcp", p, time.Second); err == nil {
 			_ = c.Close()
 			r.t.Errorf("something still listens on %s", p)
@@ -237,12 +254,11 @@ func processesUsing(dir string) []string {
 
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := devenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // ^C while the output goes through a pipe (`make dev 2>&1 | tee dev.log`):
@@ -251,21 +267,14 @@ func freeLoopback(t *testing.T) string {
 func TestMakeDevInterruptedThroughAPipe(t *testing.T) {
 	t.Parallel()
 	r := startMakeDev(t)
-	r.waitFor("Press ^C to stop and clean up.", 10*time.Minute)
-	ports := r.ports()
 	checkUIs(t, r)
 
 	_ = r.out.Close()
 	if err := syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	st := r.wait(2 * time.Minute)
-	// GNU make dies of the SIGINT it received, as it should, once its
-	// child has exited; it reports a child that failed or was killed.
-	if strings.Contains(r.stderr.String(), "make: ***") {
-		t.Errorf("make reports a failure: %s (exit %v)", r.stderr, st)
-	}
-	r.checkNothingLeft(ports)
+	r.waitCleanStop()
+	r.checkNothingLeft()
 }
 
 // SIGTERM to make (a supervisor stopping the job) reaches make dev, which
@@ -273,15 +282,10 @@ func TestMakeDevInterruptedThroughAPipe(t *testing.T) {
 func TestMakeDevTerminated(t *testing.T) {
 	t.Parallel()
 	r := startMakeDev(t)
-	r.waitFor("Press ^C to stop and clean up.", 10*time.Minute)
-	ports := r.ports()
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	r.wait(2 * time.Minute)
-	if strings.Contains(r.stderr.String(), "make: ***") {
-		t.Errorf("make reports a failure: %s", r.stderr)
-	}
+	r.waitCleanStop()
 	out := r.output()
 	for _, want := range []string{"==> stopping (terminated)", "==> stopping the worker", "==> stopping Temporal", "==> removing PostgreSQL",
 		"==> cleaned up; the worker's log is kept: " + r.addr("Worker log")} {
@@ -289,7 +293,7 @@ func TestMakeDevTerminated(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	r.checkNothingLeft(ports)
+	r.checkNothingLeft()
 }
 
 // A worker that dies ends the session: make dev says so with the end of
@@ -297,8 +301,6 @@ func TestMakeDevTerminated(t *testing.T) {
 func TestMakeDevStopsWhenTheWorkerDies(t *testing.T) {
 	t.Parallel()
 	r := startMakeDev(t)
-	r.waitFor("Press ^C to stop and clean up.", 10*time.Minute)
-	ports := r.ports()
 	var worker []string
 	for _, p := range processesUsing(r.tmp) {
 		if strings.HasSuffix(p, "/worker run ") {
@@ -324,7 +326,7 @@ func TestMakeDevStopsWhenTheWorkerDies(t *testing.T) {
 	if out := r.output(); !strings.Contains(out, "==> failed: the worker exited unexpectedly; the end of its log") {
 		t.Errorf("output does not say the worker died")
 	}
-	r.checkNothingLeft(ports)
+	r.checkNothingLeft()
 }
 
 // checkUIs checks both UIs answer: River UI asks the browser for

@@ -305,7 +305,7 @@ func (s *session) run(o options) error {
 	if httpAddr == "" {
 		httpAddr = "127.0.0.1:8080"
 		if !free(httpAddr) {
-			if httpAddr, err = freeAddr(); err != nil {
+			if httpAddr, err = devenv.FreeAddr(); err != nil {
 				return err
 			}
 		}
@@ -497,15 +497,6 @@ func free(addr string) bool {
 	}
 	_ = l.Close()
 	return true
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func since(t time.Time) string {
