@@ -81,12 +81,13 @@ $(HELM):
 $(STATICCHECK):
 	GOBIN=$(dir $@) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# `make dev` compiles the dev tool to a fixed place and runs it with exec, so
-# that it is make's own child: a SIGTERM to make reaches it (make forwards
-# SIGTERM to its children; `go run` would die and leave it running), and it
-# cleans up before make returns. DEV_FLAGS are its flags, e.g.
-# DEV_FLAGS='-buyers 30 -capacity 10', -exit-after-demo or -screenshots docs.
-DEV_BIN   := $(TOOLS)/factos-dev
+# `make dev` compiles the dev tool into bin/ (ignored by git; the worker it
+# builds goes next to it) and runs it with exec, so that it is make's own
+# child: a SIGTERM to make reaches it (make forwards SIGTERM to its children;
+# `go run` would die and leave it running), and it cleans up before make
+# returns. DEV_FLAGS are its flags, e.g. DEV_FLAGS='-buyers 30 -capacity 10',
+# -exit-after-demo or -screenshots docs.
+DEV_BIN   := $(CURDIR)/bin/factos-dev
 DEV_FLAGS ?=
 
 .PHONY: dev

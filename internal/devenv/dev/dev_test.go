@@ -277,6 +277,19 @@ func TestMakeDevInterruptedThroughAPipe(t *testing.T) {
 	r.checkNothingLeft()
 }
 
+// The reader of make dev's output goes away without a signal (`make dev
+// | head`, a closed ssh session's pipe): make dev notices, cleans up and
+// exits 0, and so does make.
+func TestMakeDevStopsWhenItsOutputCloses(t *testing.T) {
+	t.Parallel()
+	r := startMakeDev(t)
+	_ = r.out.Close()
+	if st := r.wait(2 * time.Minute); !st.Success() || r.stderr.Len() != 0 {
+		t.Errorf("make exited %v, stderr %q; want 0 and nothing", st, r.stderr)
+	}
+	r.checkNothingLeft()
+}
+
 // SIGTERM to make (a supervisor stopping the job) reaches make dev, which
 // says what it stops, and cleans up before make returns.
 func TestMakeDevTerminated(t *testing.T) {
@@ -303,7 +316,7 @@ func TestMakeDevStopsWhenTheWorkerDies(t *testing.T) {
 	r := startMakeDev(t)
 	var worker []string
 	for _, p := range processesUsing(r.tmp) {
-		if strings.HasSuffix(p, "/worker run ") {
+		if strings.HasSuffix(p, "/bin/factos-dev-worker run ") {
 			worker = append(worker, p)
 		}
 	}

@@ -275,14 +275,15 @@ func (s *session) run(o options) error {
 	}
 	env = append(env, "DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS="+temporalAddr)
 
-	// The worker binary.
-	dir, err := os.MkdirTemp("", "factos-dev-")
+	// The worker binary, next to this one (bin/ of the checkout, see the
+	// Makefile): go build relinks a binary only when its inputs changed,
+	// so a second run takes seconds, and each checkout has its own.
+	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	s.later("", func() { _ = os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "worker")
-	s.con.say("building the worker (go build ./cmd/worker)")
+	bin := filepath.Join(filepath.Dir(exe), "factos-dev-worker")
+	s.con.say("building the worker (go build -o %s ./cmd/worker)", bin)
 	if err := s.slow("building the worker", func(ctx context.Context) error {
 		if out, err := devenv.GoCommand(ctx, "build", "-o", bin, "./cmd/worker").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/worker: %w\n%s", err, out)
