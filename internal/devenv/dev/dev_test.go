@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +28,9 @@ import (
 // to make, a crashed worker. Each time nothing it started may be left: no
 // process, no listening port, no temporary directory; only the worker's
 // log, whose path it printed.
+
+// A small demo, enough for both UIs to show something.
+const demoBuyers, demoSeats = 12, 4
 
 // run is one `make dev` under test.
 type run struct {
@@ -79,7 +83,7 @@ func startMakeDev(t *testing.T) *run {
 		t.Fatal(err)
 	}
 	r.out = pr
-	r.cmd = exec.Command("make", "--no-print-directory", "dev", "DEV_FLAGS=-buyers 30 -capacity 10")
+	r.cmd = exec.Command("make", "--no-print-directory", "dev", fmt.Sprintf("DEV_FLAGS=-buyers %d -capacity %d", demoBuyers, demoSeats))
 	r.cmd.Dir, r.cmd.Env = root, env
 	r.cmd.Stdout, r.cmd.Stderr = pw, r.stderr
 	// A process group of its own, as a shell gives a job: ^C at a terminal
@@ -381,8 +385,8 @@ func checkUIs(t *testing.T, r *run) {
 			buys++
 		}
 	}
-	if buys != 30 {
-		t.Errorf("Temporal UI lists %d BuyTicketWorkflow runs, want the demo's 30", buys)
+	if buys != demoBuyers {
+		t.Errorf("Temporal UI lists %d BuyTicketWorkflow runs, want the demo's %d", buys, demoBuyers)
 	}
 }
 
