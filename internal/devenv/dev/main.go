@@ -64,7 +64,7 @@ func main() {
 type session struct {
 	con *console
 
-	ctx  context.Context // cancelled, with a stopCause, when the session must end
+	ctx  context.Context // cancelled, with the reason as its cause, when the session must end
 	stop context.CancelCauseFunc
 
 	hurry     chan struct{} // closed on a second signal: stop children at once
