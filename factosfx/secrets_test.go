@@ -178,10 +178,10 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 	// The cases share the database, so they run one after another: two
 	// River clients would work each other's jobs.
 	for _, tc := range []struct {
-		name     string
-		dsn      string
-		ready    bool // the right password: the worker gets ready and works
-		refused  bool // pgx refuses the connection string: LoadConfig does
+		name    string
+		dsn     string
+		ready   bool // the right password: the worker gets ready and works
+		refused bool // pgx refuses the connection string: LoadConfig does
 	}{
 		{name: "URL", dsn: urlWith(dbPass), ready: true},
 		{name: "key=value", dsn: fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable", host, port, role, dbPass, dbName), ready: true},
