@@ -58,25 +58,36 @@ func TemporalBinaryPath() (path string, built bool, err error) {
 // BuildTemporalBinary builds the pinned temporal CLI into path with `go
 // install` from the Go module proxy. It takes minutes.
 func BuildTemporalBinary(ctx context.Context, path string) error {
-	cmd := GoCommand(ctx, "install", "github.com/temporalio/cli/cmd/temporal@"+TemporalVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+filepath.Dir(path))
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := RunGo(ctx, []string{"GOBIN=" + filepath.Dir(path)}, "install", "github.com/temporalio/cli/cmd/temporal@"+TemporalVersion); err != nil {
 		return fmt.Errorf("error building the temporal CLI %s: %w: %s", TemporalVersion, err, tail(string(out), 2000))
 	}
 	return nil
 }
 
-// GoCommand is the go command with args in a process group of its own:
-// ^C at a terminal reaches the caller, which decides, and cancelling ctx
-// interrupts the go command and the compilers it runs as ^C would (so it
-// removes its temporary work directory), killing them 10s later if they
-// still run.
-func GoCommand(ctx context.Context, args ...string) *exec.Cmd {
+// RunGo runs the go command with args, and env added to this process's
+// environment, and returns its combined output. It runs in a process group
+// of its own, so that ^C at a terminal reaches the caller, which decides:
+// cancelling ctx interrupts the go command and the compilers it runs as ^C
+// would, and kills them 10s later if they still run. An interrupted go
+// command leaves its work directory behind, so it gets a GOTMPDIR of its
+// own, removed afterwards.
+func RunGo(ctx context.Context, env []string, args ...string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "factos-go-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(append(os.Environ(), env...), "GOTMPDIR="+tmp)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = 10 * time.Second
-	return cmd
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil && cmd.Process != nil {
+		// The compilers of a go command killed after WaitDelay.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	return out, err
 }
 
 // ToolsDir is the cache of pinned tools: FACTOS_TOOLS, else

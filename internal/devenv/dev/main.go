@@ -285,7 +285,7 @@ func (s *session) run(o options) error {
 	bin := filepath.Join(filepath.Dir(exe), "factos-dev-worker")
 	s.con.say("building the worker (go build -o %s ./cmd/worker)", bin)
 	if err := s.slow("building the worker", func(ctx context.Context) error {
-		if out, err := devenv.GoCommand(ctx, "build", "-o", bin, "./cmd/worker").CombinedOutput(); err != nil {
+		if out, err := devenv.RunGo(ctx, nil, "build", "-o", bin, "./cmd/worker"); err != nil {
 			return fmt.Errorf("go build ./cmd/worker: %w\n%s", err, out)
 		}
 		return nil
