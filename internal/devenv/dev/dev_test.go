@@ -29,6 +29,19 @@ import (
 // process, no listening port, no temporary directory; only the worker's
 // log, whose path it printed.
 
+// TestMain builds the dev tool where `make dev` puts it, once: the tests
+// run make dev side by side, and each would otherwise rewrite the binary
+// another has just started.
+func TestMain(m *testing.M) {
+	build := exec.Command("go", "build", "-o", "bin/factos-dev", "./internal/devenv/dev")
+	build.Dir = "../../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the dev tool: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	os.Exit(m.Run())
+}
+
 // A small demo, enough for both UIs to show something.
 const demoBuyers, demoSeats = 12, 4
 

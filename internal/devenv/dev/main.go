@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/factos-go/factos/internal/devenv"
 )
@@ -285,6 +286,13 @@ func (s *session) run(o options) error {
 	bin := filepath.Join(filepath.Dir(exe), "factos-dev-worker")
 	s.con.say("building the worker (go build -o %s ./cmd/worker)", bin)
 	if err := s.slow("building the worker", func(ctx context.Context) error {
+		// Two sessions in one checkout build one after the other: a
+		// binary being written cannot be run.
+		unlock, err := lock(bin + ".lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		if out, err := devenv.RunGo(ctx, nil, "build", "-o", bin, "./cmd/worker"); err != nil {
 			return fmt.Errorf("go build ./cmd/worker: %w\n%s", err, out)
 		}
@@ -489,6 +497,19 @@ func redactURL(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// lock takes an exclusive lock on path, waiting for it.
+func lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("error locking %s: %w", path, err)
+	}
+	return func() { _ = f.Close() }, nil
 }
 
 func free(addr string) bool {
