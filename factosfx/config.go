@@ -121,7 +121,7 @@ var Vars = []Var{
 	{Name: "TEMPORAL_TASK_QUEUE", Default: "factos", Description: "Temporal task queue of the worker's activities and workflows.",
 		set: func(c *Config, v string) error { c.TemporalTaskQueue = v; return nonEmpty(v) }},
 	{Name: envTemporalTLS, Description: "Connect to Temporal over TLS: true or false. Unset: on when TEMPORAL_API_KEY or any TEMPORAL_TLS_* variable is set, as with the temporal CLI. Temporal Cloud needs it; false with an API key or TLS settings is refused.",
-		set: func(c *Config, v string) (err error) { c.TemporalTLS, err = strconv.ParseBool(v); return err }},
+		set: func(c *Config, v string) (err error) { c.TemporalTLS, err = parseBool(v); return err }},
 	{Name: envTemporalServerName, Description: "Server name to verify the Temporal server's certificate against, when it differs from TEMPORAL_ADDRESS's host (a private endpoint, say).",
 		set: func(c *Config, v string) error { c.TemporalTLSServerName = v; return nonEmpty(v) }},
 	{Name: envTemporalCAPath, Description: "File of PEM CA certificates that sign the Temporal server's certificate. Unset: the system's roots (enough for Temporal Cloud).",
@@ -143,7 +143,7 @@ var Vars = []Var{
 			// refuse in a header much later, on the first request.
 			c.TemporalAPIKey = strings.TrimSpace(v)
 			if c.TemporalAPIKey == "" || strings.ContainsFunc(c.TemporalAPIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-				return errors.New("must be one word, without spaces or control characters")
+				return invalid("has spaces or control characters in it", "the API key as one word, as Temporal Cloud issued it")
 			}
 			return nil
 		}},
