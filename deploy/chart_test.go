@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -34,6 +35,11 @@ type scenario struct {
 	// with their keys; every secretKeyRef must resolve to one of these or to
 	// a Secret the chart renders.
 	external map[string][]string
+	// externalConfigMaps: the same for ConfigMaps.
+	externalConfigMaps map[string][]string
+	// extraVars are variables the scenario gives the worker (extraEnv)
+	// that the worker itself does not read: GOMEMLIMIT, the domain's.
+	extraVars []string
 	// want holds the scenario's own expectations, on top of the checks every
 	// scenario gets.
 	want func(t *testing.T, ms manifests)
@@ -73,9 +79,16 @@ var scenarios = []scenario{
 			"factos-database-migrations": {"database-url"},
 			"factos-riverui":             {"username", "password"},
 		},
+		extraVars: []string{"GOMEMLIMIT"},
 		want: func(t *testing.T, ms manifests) {
 			if s := ofType[*corev1.Secret](ms); len(s) != 0 {
 				t.Errorf("production values render Secrets %v; they should all be existing ones", names(s))
+			}
+			if r := one[*prometheusRule](t, ms); r.Labels["release"] != "kube-prometheus-stack" {
+				t.Errorf("PrometheusRule labels %v lack the Prometheus selector label", r.Labels)
+			}
+			if tsc := one[*appsv1.Deployment](t, ms).Spec.Template.Spec.TopologySpreadConstraints; len(tsc) != 2 {
+				t.Errorf("production pods are not spread: %+v", tsc)
 			}
 			d := one[*appsv1.Deployment](t, ms)
 			if d.Spec.Replicas != nil {
@@ -336,6 +349,216 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name: "temporal cloud with mutual TLS",
+		values: minimal + `temporal:
+  address: factos.a1b2c.tmprl.cloud:7233
+  namespace: factos.a1b2c
+  tls:
+    clientCert:
+      existingSecret: temporal-client-tls
+`,
+		external: map[string][]string{"temporal-client-tls": {"tls.crt", "tls.key"}},
+		want: func(t *testing.T, ms manifests) {
+			d := one[*appsv1.Deployment](t, ms)
+			env := resolveEnv(t, ms, worker(t, d.Spec.Template.Spec))
+			for _, name := range []string{"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH"} {
+				if env[name].configMap == "" {
+					t.Errorf("%s not set from the ConfigMap: %+v", name, env[name])
+				}
+			}
+			for _, name := range []string{"TEMPORAL_TLS", "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_API_KEY", "TEMPORAL_TLS_SERVER_NAME"} {
+				if _, ok := env[name]; ok {
+					t.Errorf("%s set: %+v", name, env[name])
+				}
+			}
+			v := volume(t, d.Spec.Template.Spec, "temporal-tls")
+			if v.Projected == nil || v.Projected.DefaultMode == nil || *v.Projected.DefaultMode != 0o440 {
+				t.Errorf("temporal-tls volume %+v: want a projection readable by the group only", v)
+			}
+			for _, m := range worker(t, d.Spec.Template.Spec).VolumeMounts {
+				if m.Name == "temporal-tls" && (!m.ReadOnly || m.SubPath != "") {
+					t.Errorf("mount %+v: want read-only and no subPath (a subPath is never updated when the Secret is)", m)
+				}
+			}
+			// The migration Job does not talk to Temporal.
+			job := one[*batchv1.Job](t, ms)
+			if slices.ContainsFunc(job.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == "temporal-tls" }) {
+				t.Errorf("the migration Job mounts the Temporal certificates")
+			}
+		},
+	},
+	{
+		name:     "temporal cloud with an API key",
+		values:   minimal + "temporal:\n  address: eu-west-1.aws.api.temporal.io:7233\n  namespace: factos.a1b2c\n  apiKey:\n    existingSecret: temporal-api-key\nnetworkPolicy:\n  enabled: true\n",
+		external: map[string][]string{"temporal-api-key": {"api-key"}},
+		want: func(t *testing.T, ms manifests) {
+			d := one[*appsv1.Deployment](t, ms)
+			env := resolveEnv(t, ms, worker(t, d.Spec.Template.Spec))
+			wantSecret(t, env, "TEMPORAL_API_KEY", "temporal-api-key", "api-key")
+			if _, ok := env["TEMPORAL_TLS"]; ok {
+				t.Errorf("TEMPORAL_TLS set; the worker turns TLS on for an API key by itself")
+			}
+			if slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == "temporal-tls" }) {
+				t.Errorf("a certificate volume without certificates")
+			}
+			if ports := egressPorts(one[*networkingv1.NetworkPolicy](t, ms)); !slices.Contains(ports, "7233/TCP") {
+				t.Errorf("no egress to Temporal Cloud: %v", ports)
+			}
+		},
+	},
+	{
+		name: "self-hosted temporal with a private CA",
+		values: minimal + `temporal:
+  address: 10.0.0.5:7233
+  tls:
+    enabled: true
+    serverName: temporal.internal.example.com
+    serverCA:
+      existingConfigMap: temporal-ca
+      key: ca.pem
+    clientCert:
+      existingSecret: temporal-client-tls
+      certKey: client.pem
+      keyKey: client-key.pem
+`,
+		external:           map[string][]string{"temporal-client-tls": {"client.pem", "client-key.pem"}},
+		externalConfigMaps: map[string][]string{"temporal-ca": {"ca.pem"}},
+		want: func(t *testing.T, ms manifests) {
+			env := resolveEnv(t, ms, worker(t, one[*appsv1.Deployment](t, ms).Spec.Template.Spec))
+			for name, want := range map[string]string{"TEMPORAL_TLS": "true", "TEMPORAL_TLS_SERVER_NAME": "temporal.internal.example.com"} {
+				if env[name].value != want {
+					t.Errorf("%s = %q, want %q", name, env[name].value, want)
+				}
+			}
+			if _, ok := env["TEMPORAL_TLS_SERVER_CA_CERT_PATH"]; !ok {
+				t.Errorf("no CA path")
+			}
+		},
+	},
+	{
+		name:   "temporal off ignores its TLS settings",
+		values: minimal + "temporal:\n  enabled: false\n  tls:\n    serverName: x.example.com\n    clientCert:\n      existingSecret: gone\n  apiKey:\n    existingSecret: gone\n",
+		want: func(t *testing.T, ms manifests) {
+			d := one[*appsv1.Deployment](t, ms)
+			for name := range resolveEnv(t, ms, worker(t, d.Spec.Template.Spec)) {
+				if strings.HasPrefix(name, "TEMPORAL_") && name != "TEMPORAL_ENABLED" && name != "TEMPORAL_ADDRESS" && name != "TEMPORAL_NAMESPACE" && name != "TEMPORAL_TASK_QUEUE" {
+					t.Errorf("%s wired although Temporal is off", name)
+				}
+			}
+		},
+	},
+	{
+		name: "extra env and volumes with pod metadata and spreading",
+		values: minimal + `extraEnv:
+  - name: GOMEMLIMIT
+    value: 400MiB
+  - name: TICKETS_PAYMENT_TOKEN
+    valueFrom:
+      secretKeyRef:
+        name: payments
+        key: token
+  - name: PGSSLROOTCERT
+    value: /etc/db-ca/ca.crt
+envFrom:
+  - configMapRef:
+      name: app-settings
+  - secretRef:
+      name: app-secrets
+extraVolumes:
+  - name: db-ca
+    secret:
+      secretName: db-ca
+      items:
+        - key: ca.crt
+          path: ca.crt
+extraVolumeMounts:
+  - name: db-ca
+    mountPath: /etc/db-ca
+    readOnly: true
+podAnnotations:
+  example.com/owner: tickets
+podLabels:
+  team: tickets
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+  - maxSkew: 2
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector:
+      matchLabels:
+        app.kubernetes.io/instance: factos
+        app.kubernetes.io/component: worker
+`,
+		external:           map[string][]string{"payments": {"token"}, "app-secrets": nil, "db-ca": {"ca.crt"}},
+		externalConfigMaps: map[string][]string{"app-settings": nil},
+		extraVars:          []string{"GOMEMLIMIT", "TICKETS_PAYMENT_TOKEN", "PGSSLROOTCERT"},
+		want: func(t *testing.T, ms manifests) {
+			d := one[*appsv1.Deployment](t, ms)
+			job := one[*batchv1.Job](t, ms)
+			for what, c := range map[string]corev1.Container{"worker": worker(t, d.Spec.Template.Spec), "migration Job": job.Spec.Template.Spec.Containers[0]} {
+				env := resolveEnv(t, ms, c)
+				if env["GOMEMLIMIT"].value != "400MiB" || env["PGSSLROOTCERT"].value != "/etc/db-ca/ca.crt" {
+					t.Errorf("%s: extraEnv literals missing: %+v %+v", what, env["GOMEMLIMIT"], env["PGSSLROOTCERT"])
+				}
+				wantSecret(t, env, "TICKETS_PAYMENT_TOKEN", "payments", "token")
+				var from []string
+				for _, ef := range c.EnvFrom {
+					if ef.ConfigMapRef != nil {
+						from = append(from, "ConfigMap/"+ef.ConfigMapRef.Name)
+					}
+					if ef.SecretRef != nil {
+						from = append(from, "Secret/"+ef.SecretRef.Name)
+					}
+				}
+				// The operator's sources come after the chart's ConfigMap,
+				// so they override it.
+				if n := len(from); n < 2 || from[n-2] != "ConfigMap/app-settings" || from[n-1] != "Secret/app-secrets" {
+					t.Errorf("%s: envFrom %v, want the operator's sources last", what, from)
+				}
+				if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "db-ca" && m.MountPath == "/etc/db-ca" }) {
+					t.Errorf("%s: extra volume not mounted: %+v", what, c.VolumeMounts)
+				}
+			}
+			volume(t, job.Spec.Template.Spec, "db-ca")
+			pod := d.Spec.Template
+			if pod.Annotations["example.com/owner"] != "tickets" || pod.Annotations["checksum/config"] == "" || pod.Labels["team"] != "tickets" {
+				t.Errorf("pod metadata %v %v", pod.Annotations, pod.Labels)
+			}
+			if job.Spec.Template.Labels["team"] != "" {
+				t.Errorf("podLabels reach the migration Job's pods")
+			}
+			tsc := pod.Spec.TopologySpreadConstraints
+			if len(tsc) != 2 || tsc[0].LabelSelector == nil || tsc[1].LabelSelector.MatchLabels["app.kubernetes.io/instance"] != "factos" || len(tsc[1].LabelSelector.MatchLabels) != 2 {
+				t.Errorf("topologySpreadConstraints %+v: want the release's selector filled in where missing, the given one kept", tsc)
+			}
+		},
+	},
+	{
+		name:   "alerts and dashboard",
+		values: minimal + "prometheusRule:\n  enabled: true\n  labels:\n    release: kube-prometheus-stack\ngrafanaDashboard:\n  enabled: true\n",
+		want: func(t *testing.T, ms manifests) {
+			r := one[*prometheusRule](t, ms)
+			if r.Labels["release"] != "kube-prometheus-stack" {
+				t.Errorf("PrometheusRule labels %v", r.Labels)
+			}
+			if n := len(r.Spec.Groups[0].Rules); n != 9 {
+				t.Errorf("%d alerts, want 9", n)
+			}
+			cm, ok := find[*corev1.ConfigMap](ms, "factos-factos-worker-dashboard")
+			if !ok {
+				t.Fatalf("no dashboard ConfigMap")
+			}
+			if cm.Labels["grafana_dashboard"] != "1" {
+				t.Errorf("dashboard ConfigMap labels %v lack the sidecar's", cm.Labels)
+			}
+			if cm.Data["factos-worker.json"] != string(readDashboardFile(t)) {
+				t.Errorf("the ConfigMap's dashboard differs from dashboards/factos-worker.json")
+			}
+		},
+	},
+	{
 		name: "image digest and the longest name",
 		// Every suffixed name (Secrets, Job, Ingress) must stay valid and distinct.
 		values: minimal + "fullnameOverride: " + strings.Repeat("n", 63) + "\nimage:\n  digest: sha256:" + strings.Repeat("ab", 32) + "\n" +
@@ -362,9 +585,9 @@ func TestTemplate(t *testing.T) {
 			ms := mustRender(t, sc.files, sc.values)
 			checkObjects(t, ms)
 			checkSelectors(t, ms)
-			checkReferences(t, ms, sc.external)
+			checkReferences(t, ms, sc.external, sc.externalConfigMaps)
 			checkSecurity(t, ms)
-			checkContract(t, ms, mustSpec(t))
+			checkContract(t, ms, mustSpec(t), sc.extraVars)
 			if sc.want != nil {
 				sc.want(t, ms)
 			}
@@ -416,8 +639,34 @@ func TestValuesRejected(t *testing.T) {
 		{"scrape interval without unit", minimal + "serviceMonitor:\n  interval: \"30\"\n", "/serviceMonitor/interval"},
 		{"pdb enabled as a string", minimal + "podDisruptionBudget:\n  enabled: \"yes\"\n", "/podDisruptionBudget/enabled"},
 		{"hook delete policy unknown", minimal + "migrations:\n  hookDeletePolicy: never\n", "/migrations/hookDeletePolicy"},
+		{"temporal tls enabled as a string", minimal + "temporal:\n  tls:\n    enabled: \"yes\"\n", "/temporal/tls/enabled"},
+		{"temporal client cert key typo", minimal + "temporal:\n  tls:\n    clientCert:\n      certkey: tls.crt\n", "'certkey' not allowed"},
+		{"temporal api key secret with a bad name", minimal + "temporal:\n  apiKey:\n    existingSecret: My_Secret\n", "/temporal/apiKey/existingSecret"},
+		{"extraEnv without a name", minimal + "extraEnv:\n  - value: x\n", "/extraEnv/0"},
+		{"extraEnv field typo", minimal + "extraEnv:\n  - name: A\n    valu: x\n", "'valu' not allowed"},
+		{"extraEnv number value", minimal + "extraEnv:\n  - name: A\n    value: 3\n", "/extraEnv/0/value"},
+		{"envFrom field typo", minimal + "envFrom:\n  - secretref:\n      name: x\n", "'secretref' not allowed"},
+		{"extraVolumeMounts without a path", minimal + "extraVolumeMounts:\n  - name: x\n", "/extraVolumeMounts/0"},
+		{"extraVolumes without a name", minimal + "extraVolumes:\n  - emptyDir: {}\n", "/extraVolumes/0"},
+		{"extraVolumes source typo", minimal + "extraVolumes:\n  - name: x\n    secrets:\n      secretName: y\n", "'secrets' not allowed"},
+		{"extraVolumes with two sources", minimal + "extraVolumes:\n  - name: x\n    emptyDir: {}\n    secret:\n      secretName: y\n", "/extraVolumes/0"},
+		{"spread without a topology key", minimal + "topologySpreadConstraints:\n  - maxSkew: 1\n    whenUnsatisfiable: ScheduleAnyway\n", "/topologySpreadConstraints/0"},
+		{"alert for without a unit", minimal + "prometheusRule:\n  reactionLag:\n    for: \"10\"\n", "/prometheusRule/reactionLag/for"},
+		{"alert quantile above 1", minimal + "prometheusRule:\n  reactionLag:\n    quantile: 1.5\n", "/prometheusRule/reactionLag/quantile"},
+		{"alert selector with braces", minimal + "prometheusRule:\n  selector: '{job=\"x\"}'\n", "/prometheusRule/selector"},
+		{"dashboard key typo", minimal + "grafanaDashboard:\n  enable: true\n", "'enable' not allowed"},
 		// Templates.
 		{"no database", "{}\n", "set database.existingSecret (preferred) or database.url"},
+		{"temporal tls off with an api key", minimal + "temporal:\n  tls:\n    enabled: false\n  apiKey:\n    existingSecret: k\n", "temporal.tls.enabled=false, but TLS is needed by temporal.apiKey.existingSecret"},
+		{"temporal tls off with a client certificate", minimal + "temporal:\n  tls:\n    enabled: false\n    clientCert:\n      existingSecret: c\n", "TLS is needed by temporal.tls.clientCert.existingSecret"},
+		{"temporal CA twice", minimal + "temporal:\n  tls:\n    serverCA:\n      existingSecret: a\n      existingConfigMap: b\n", "not both"},
+		{"extraEnv sets a chart variable", minimal + "extraEnv:\n  - name: LOG_LEVEL\n    value: debug\n", "extraEnv sets LOG_LEVEL"},
+		{"extraEnv sets a chart secret", minimal + "extraEnv:\n  - name: DATABASE_URL\n    value: postgres://x@y/z\n", "extraEnv sets DATABASE_URL"},
+		{"extraEnv sets the api key", minimal + "extraEnv:\n  - name: TEMPORAL_API_KEY\n    value: k\n", "extraEnv sets TEMPORAL_API_KEY"},
+		{"podLabels override a selector label", minimal + "podLabels:\n  app.kubernetes.io/name: other\n", "podLabels sets app.kubernetes.io/name"},
+		{"extra volume named like the chart's", minimal + "extraVolumes:\n  - name: tmp\n    emptyDir: {}\n", `extraVolumes names a volume "tmp"`},
+		{"extra mount over the chart's", minimal + "extraVolumeMounts:\n  - name: x\n    mountPath: /etc/factos/temporal-tls\n", "mounts at /etc/factos/temporal-tls"},
+		{"severity in alertLabels", minimal + "prometheusRule:\n  alertLabels:\n    severity: page\n", "alertLabels sets severity"},
 		{"river ui without credentials", minimal + "riverui:\n  enabled: true\n", "riverui.enabled needs riverui.existingSecret"},
 		{"river ui with half the credentials", minimal + "riverui:\n  enabled: true\n  username: admin\n", "riverui.enabled needs"},
 		{"ingress without river ui", minimal + "riverui:\n  ingress:\n    enabled: true\n", "riverui.ingress.enabled needs riverui.enabled"},
@@ -462,6 +711,7 @@ func TestChecksumRollsPods(t *testing.T) {
 		{"log level", minimal, minimal + "logLevel: debug\n", true},
 		{"database url", minimal, "database:\n  url: postgres://factos:other@postgres:5432/factos\n", true},
 		{"river ui password alone", ui("one"), ui("two"), true},
+		{"temporal server name", minimal, minimal + "temporal:\n  tls:\n    serverName: ns.acct.tmprl.cloud\n", true},
 		{"replica count", minimal, minimal + "replicaCount: 2\n", false},
 	} {
 		if rolls := checksum(tc.from) != checksum(tc.to); rolls != tc.wantRolls {
@@ -552,6 +802,18 @@ func checkSelectors(t *testing.T, ms manifests) {
 		}
 	}
 	wantSelects("Deployment", d.Spec.Selector, false)
+	for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
+		// Spreading counts the pods the selector picks: another release's
+		// or the migration Job's would skew it.
+		wantSelects("topologySpreadConstraint "+c.TopologyKey, c.LabelSelector, false)
+		if s, err := metav1.LabelSelectorAsSelector(c.LabelSelector); err == nil && c.LabelSelector.MatchLabels["app.kubernetes.io/instance"] == "" {
+			other := labels.Set(maps.Clone(d.Spec.Template.Labels))
+			other["app.kubernetes.io/instance"] = "another-release"
+			if s.Matches(other) {
+				t.Errorf("topologySpreadConstraint %s: selector %v also picks another release's worker pods", c.TopologyKey, c.LabelSelector)
+			}
+		}
+	}
 	svc := one[*corev1.Service](t, ms)
 	wantSelects("Service", &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}, false)
 	for _, p := range ofType[*policyv1.PodDisruptionBudget](ms) {
@@ -593,7 +855,7 @@ func checkSelectors(t *testing.T, ms manifests) {
 // runs before the release's ordinary objects exist, so what it uses must be a
 // hook of lower weight (or exist already); the worker must never use a hook
 // object, which Helm deletes after the hooks have run.
-func checkReferences(t *testing.T, ms manifests, external map[string][]string) {
+func checkReferences(t *testing.T, ms manifests, external, externalConfigMaps map[string][]string) {
 	hookOK := func(user string, userHook hook, isHook bool, used metav1.Object) {
 		t.Helper()
 		h, usedIsHook := hookOf(t, used)
@@ -627,17 +889,76 @@ func checkReferences(t *testing.T, ms manifests, external map[string][]string) {
 				t.Errorf("%s uses ServiceAccount %s, which the chart does not render", user, sa)
 			}
 		}
+		// uses returns the check of one use of a Secret or a ConfigMap,
+		// with the keys it reads (none: the whole object).
+		uses := func(kind string, externals map[string][]string, lookup func(name string) (metav1.Object, func(key string) bool, bool)) func(what, name string, keys ...string) {
+			return func(what, name string, keys ...string) {
+				t.Helper()
+				obj, has, ok := lookup(name)
+				if !ok {
+					got, isExternal := externals[name]
+					for _, k := range keys {
+						isExternal = isExternal && slices.Contains(got, k)
+					}
+					if !isExternal {
+						t.Errorf("%s: %s reads %s %s %v, neither rendered nor an existing %s of the scenario", user, what, kind, name, keys, kind)
+					}
+					return
+				}
+				for _, k := range keys {
+					if !has(k) {
+						t.Errorf("%s: %s reads key %q that %s %s lacks", user, what, k, kind, name)
+					}
+				}
+				hookOK(user, userHook, isHook, obj)
+			}
+		}
+		secret := uses("Secret", external, func(name string) (metav1.Object, func(string) bool, bool) {
+			s, ok := find[*corev1.Secret](ms, name)
+			return s, func(k string) bool { _, has := s.Data[k]; return has }, ok
+		})
+		configMap := uses("ConfigMap", externalConfigMaps, func(name string) (metav1.Object, func(string) bool, bool) {
+			cm, ok := find[*corev1.ConfigMap](ms, name)
+			return cm, func(k string) bool { _, has := cm.Data[k]; return has }, ok
+		})
+		itemKeys := func(items []corev1.KeyToPath) []string {
+			var keys []string
+			for _, it := range items {
+				keys = append(keys, it.Key)
+			}
+			return keys
+		}
+		for _, v := range pod.Spec.Volumes {
+			what := "volume " + v.Name
+			switch {
+			case v.Secret != nil:
+				secret(what, v.Secret.SecretName, itemKeys(v.Secret.Items)...)
+			case v.ConfigMap != nil:
+				configMap(what, v.ConfigMap.Name, itemKeys(v.ConfigMap.Items)...)
+			case v.Projected != nil:
+				for _, src := range v.Projected.Sources {
+					switch {
+					case src.Secret != nil:
+						secret(what, src.Secret.Name, itemKeys(src.Secret.Items)...)
+					case src.ConfigMap != nil:
+						configMap(what, src.ConfigMap.Name, itemKeys(src.ConfigMap.Items)...)
+					}
+				}
+			}
+		}
 		for _, c := range pod.Spec.Containers {
 			for _, ef := range c.EnvFrom {
 				switch {
 				case ef.ConfigMapRef != nil:
-					if obj, ok := find[*corev1.ConfigMap](ms, ef.ConfigMapRef.Name); !ok {
-						t.Errorf("%s uses ConfigMap %s, which the chart does not render", user, ef.ConfigMapRef.Name)
-					} else {
-						hookOK(user, userHook, isHook, obj)
-					}
+					configMap("envFrom", ef.ConfigMapRef.Name)
 				case ef.SecretRef != nil:
-					t.Errorf("%s: envFrom a Secret hides which variables it sets; use secretKeyRef", user)
+					// The chart itself wires every secret by secretKeyRef,
+					// which says what variable it sets; an operator's own
+					// Secret (envFrom) must exist.
+					if _, rendered := find[*corev1.Secret](ms, ef.SecretRef.Name); rendered {
+						t.Errorf("%s: envFrom the chart's Secret %s hides which variables it sets; use secretKeyRef", user, ef.SecretRef.Name)
+					}
+					secret("envFrom", ef.SecretRef.Name)
 				}
 			}
 			for _, e := range c.Env {
@@ -645,21 +966,10 @@ func checkReferences(t *testing.T, ms manifests, external map[string][]string) {
 					continue
 				}
 				if r := e.ValueFrom.SecretKeyRef; r != nil {
-					if obj, ok := find[*corev1.Secret](ms, r.Name); ok {
-						if _, has := obj.Data[r.Key]; !has {
-							t.Errorf("%s: %s reads key %q that Secret %s lacks", user, e.Name, r.Key, r.Name)
-						}
-						hookOK(user, userHook, isHook, obj)
-					} else if !slices.Contains(external[r.Name], r.Key) {
-						t.Errorf("%s: %s reads Secret %s key %q, neither rendered nor an existing Secret of the scenario", user, e.Name, r.Name, r.Key)
-					}
+					secret(e.Name, r.Name, r.Key)
 				}
 				if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
-					if obj, ok := find[*corev1.ConfigMap](ms, r.Name); !ok {
-						t.Errorf("%s: %s reads ConfigMap %s, which the chart does not render", user, e.Name, r.Name)
-					} else {
-						hookOK(user, userHook, isHook, obj)
-					}
+					configMap(e.Name, r.Name, r.Key)
 				}
 			}
 		}
@@ -758,11 +1068,11 @@ func resolveEnv(t *testing.T, ms manifests, c corev1.Container) map[string]envSo
 			t.Errorf("container %s: envFrom prefix %q", c.Name, ef.Prefix)
 		}
 		if ef.ConfigMapRef == nil {
-			continue
+			continue // a Secret's variables are unknown here
 		}
 		cm, ok := find[*corev1.ConfigMap](ms, ef.ConfigMapRef.Name)
 		if !ok {
-			t.Fatalf("container %s: ConfigMap %s not rendered", c.Name, ef.ConfigMapRef.Name)
+			continue // an existing ConfigMap of the operator's: its variables are unknown here
 		}
 		for k, v := range cm.Data {
 			env[k] = envSource{value: v, literal: true, configMap: cm.Name}
@@ -776,11 +1086,11 @@ func resolveEnv(t *testing.T, ms manifests, c corev1.Container) map[string]envSo
 			env[e.Name] = envSource{secret: e.ValueFrom.SecretKeyRef.Name, key: e.ValueFrom.SecretKeyRef.Key}
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			r := e.ValueFrom.ConfigMapKeyRef
-			cm, ok := find[*corev1.ConfigMap](ms, r.Name)
-			if !ok {
-				t.Fatalf("container %s: ConfigMap %s not rendered", c.Name, r.Name)
+			if cm, ok := find[*corev1.ConfigMap](ms, r.Name); ok {
+				env[e.Name] = envSource{value: cm.Data[r.Key], literal: true, configMap: r.Name}
+			} else {
+				env[e.Name] = envSource{configMap: r.Name} // the operator's: value unknown
 			}
-			env[e.Name] = envSource{value: cm.Data[r.Key], literal: true, configMap: r.Name}
 		default:
 			env[e.Name] = envSource{} // field or resource reference: set, value unknown
 		}
@@ -795,6 +1105,16 @@ func wantSecret(t *testing.T, env map[string]envSource, name, secret, key string
 	}
 }
 
+// volume returns the pod's volume of that name.
+func volume(t *testing.T, p corev1.PodSpec, name string) corev1.Volume {
+	t.Helper()
+	i := slices.IndexFunc(p.Volumes, func(v corev1.Volume) bool { return v.Name == name })
+	if i < 0 {
+		t.Fatalf("no volume %s", name)
+	}
+	return p.Volumes[i]
+}
+
 // worker returns the worker container of the Deployment's pod.
 func worker(t *testing.T, p corev1.PodSpec) corev1.Container {
 	t.Helper()
@@ -806,7 +1126,7 @@ func worker(t *testing.T, p corev1.PodSpec) corev1.Container {
 
 // checkContract checks the chart against what the worker binary says about
 // itself (`worker spec`).
-func checkContract(t *testing.T, ms manifests, sp *workerSpec) {
+func checkContract(t *testing.T, ms manifests, sp *workerSpec, extraVars []string) {
 
 	// No ConfigMap may carry a secret variable: ConfigMaps are readable by
 	// far more people than Secrets.
@@ -820,7 +1140,8 @@ func checkContract(t *testing.T, ms manifests, sp *workerSpec) {
 
 	d := one[*appsv1.Deployment](t, ms)
 	c := worker(t, d.Spec.Template.Spec)
-	env := checkEnv(t, "Deployment", ms, c, sp)
+	env := checkEnv(t, "Deployment", ms, c, sp, extraVars)
+	checkFiles(t, "Deployment", env, c, d.Spec.Template.Spec)
 	if len(c.Command) != 0 {
 		t.Errorf("Deployment overrides the image's entrypoint with %v", c.Command)
 	}
@@ -936,7 +1257,7 @@ func checkContract(t *testing.T, ms manifests, sp *workerSpec) {
 			t.Fatalf("Job %s: want one container, got %d", job.Name, len(p.Containers))
 		}
 		jc := p.Containers[0]
-		checkEnv(t, "Job "+job.Name, ms, jc, sp)
+		checkFiles(t, "Job "+job.Name, checkEnv(t, "Job "+job.Name, ms, jc, sp, extraVars), jc, p)
 		if len(jc.Command) != 0 {
 			t.Errorf("Job overrides the image's entrypoint with %v", jc.Command)
 		}
@@ -962,10 +1283,13 @@ func checkContract(t *testing.T, ms manifests, sp *workerSpec) {
 }
 
 // checkEnv checks a container's variables against the spec and returns them.
-func checkEnv(t *testing.T, what string, ms manifests, c corev1.Container, sp *workerSpec) map[string]envSource {
+func checkEnv(t *testing.T, what string, ms manifests, c corev1.Container, sp *workerSpec, extraVars []string) map[string]envSource {
 	env := resolveEnv(t, ms, c)
 	for name, src := range env {
 		v, ok := sp.envVar(name)
+		if !ok && slices.Contains(extraVars, name) {
+			continue
+		}
 		if !ok {
 			t.Errorf("%s sets %s, which the worker does not read", what, name)
 			continue
@@ -988,6 +1312,65 @@ func checkEnv(t *testing.T, what string, ms manifests, c corev1.Container, sp *w
 		}
 	}
 	return env
+}
+
+// checkFiles: a variable naming a file (…_PATH) points into a volume the
+// container mounts, and to a file that volume holds when it lists its files
+// (items of a Secret, a ConfigMap or a projection).
+func checkFiles(t *testing.T, what string, env map[string]envSource, c corev1.Container, pod corev1.PodSpec) {
+	t.Helper()
+	for name, src := range env {
+		if !strings.HasSuffix(name, "_PATH") || !src.literal {
+			continue
+		}
+		var mount *corev1.VolumeMount
+		for i, m := range c.VolumeMounts {
+			if strings.HasPrefix(src.value, strings.TrimSuffix(m.MountPath, "/")+"/") {
+				mount = &c.VolumeMounts[i]
+			}
+		}
+		if mount == nil {
+			t.Errorf("%s: %s=%s is in no volume the container mounts", what, name, src.value)
+			continue
+		}
+		file := strings.TrimPrefix(src.value, strings.TrimSuffix(mount.MountPath, "/")+"/")
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == mount.Name })
+		if i < 0 {
+			t.Errorf("%s: mount %s of a volume the pod lacks", what, mount.Name)
+			continue
+		}
+		if files, listed := volumeFiles(pod.Volumes[i]); listed && !slices.Contains(files, file) {
+			t.Errorf("%s: %s=%s, but volume %s holds only %v", what, name, src.value, mount.Name, files)
+		}
+	}
+}
+
+// volumeFiles lists the files a volume holds when its source lists them.
+func volumeFiles(v corev1.Volume) (files []string, listed bool) {
+	add := func(items []corev1.KeyToPath) {
+		for _, it := range items {
+			files = append(files, it.Path)
+		}
+		listed = listed || len(items) > 0
+	}
+	switch {
+	case v.Secret != nil:
+		add(v.Secret.Items)
+	case v.ConfigMap != nil:
+		add(v.ConfigMap.Items)
+	case v.Projected != nil:
+		for _, src := range v.Projected.Sources {
+			switch {
+			case src.Secret != nil:
+				add(src.Secret.Items)
+			case src.ConfigMap != nil:
+				add(src.ConfigMap.Items)
+			default:
+				return nil, false // files the test cannot list
+			}
+		}
+	}
+	return files, listed
 }
 
 // likeDefault checks that a value has the shape of the variable's default:

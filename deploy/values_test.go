@@ -148,6 +148,8 @@ func TestProductionValuesCoverTheIssue(t *testing.T) {
 		"podDisruptionBudget.enabled": true,
 		"autoscaling.enabled":         true,
 		"serviceMonitor.enabled":      true,
+		"prometheusRule.enabled":      true,
+		"grafanaDashboard.enabled":    true,
 		"networkPolicy.enabled":       true,
 		"riverui.enabled":             true,
 	} {

@@ -10,11 +10,11 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.uber.org/fx"
 
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -25,11 +25,11 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, l *slog.Logger) (client.Cli
 	if !cfg.TemporalEnabled {
 		return nil, nil
 	}
-	c, err := client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    quietRejections{log.NewStructuredLogger(l.With("component", "temporal"))},
-	})
+	opts, err := TemporalClientOptions(cfg, l)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("error creating the Temporal client: %w", err)
 	}
@@ -99,6 +99,30 @@ func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River
 		return nil, err
 	}
 	return store, nil
+}
+
+// NewProjections registers the domain's projections and returns their
+// client, which the Runner starts once the schema is current.
+func NewProjections(cfg *Config, domain Domain, store *eventstore.Store, m *Metrics, l *slog.Logger) (*projections.Client, error) {
+	reg, err := domain.ProjectionRegistry(DomainEnv{Pool: store.Pool(), Temporal: cfg.TemporalEnabled})
+	if err != nil {
+		return nil, err
+	}
+	return projections.New(store, reg, ProjectionsConfig(cfg, m, l))
+}
+
+// ProjectionsConfig is the projections' configuration from the worker's.
+func ProjectionsConfig(cfg *Config, m *Metrics, l *slog.Logger) *projections.Config {
+	pc := &projections.Config{
+		BatchSize:     cfg.ProjectionBatchSize,
+		PollInterval:  cfg.ProjectionPollInterval,
+		LeaseInterval: cfg.ProjectionLeaseInterval,
+		Logger:        l.With("component", "projections"),
+	}
+	if m != nil {
+		pc.Metrics = m.Projections
+	}
+	return pc
 }
 
 // NewCommandRegistry registers the domain's commands.

@@ -6,21 +6,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
 // Metrics holds the process's Prometheus registry and the factos metrics.
 type Metrics struct {
-	Registry *prometheus.Registry
-	Reactors *reactors.Metrics
+	Registry    *prometheus.Registry
+	Reactors    *reactors.Metrics
+	Projections *projections.Metrics
 
 	dispatches *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	retries    *prometheus.CounterVec
 }
 
-// NewMetrics registers the Go and process collectors, the reactor metrics,
-// and the dispatch metrics:
+// NewMetrics registers the Go and process collectors, the reactor and
+// projection metrics, and the dispatch metrics:
 //
 //   - factos_dispatches_total{op,outcome,strategy}
 //   - factos_dispatch_duration_seconds{op,outcome}
@@ -32,9 +34,14 @@ func NewMetrics(pool *pgxpool.Pool) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	pm, err := projections.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	m := &Metrics{
-		Registry: reg,
-		Reactors: rm,
+		Registry:    reg,
+		Reactors:    rm,
+		Projections: pm,
 		dispatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "factos_dispatches_total",
 			Help: "Dispatches and appends by outcome."}, []string{"op", "outcome", "strategy"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "factos_dispatch_duration_seconds",

@@ -2,6 +2,7 @@ package factosfx
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -26,12 +28,28 @@ type Domain struct {
 	// enabled, the built-in workflow effects are registered before it runs.
 	// Optional.
 	Reactors func(reg *reactors.Registry, env DomainEnv) error
+	// Projections registers the application's projections; `worker run`
+	// runs them and `worker projections` operates them. It may be called
+	// with a nil env.Pool (by `worker spec`), so it must not use the
+	// database. Optional.
+	Projections func(reg *projections.Registry, env DomainEnv) error
 	// Commands registers the commands workflows may send. Optional.
 	Commands func(reg *activities.Registry) error
 	// Workflows registers the application's workflows. Optional.
 	Workflows func(w worker.WorkflowRegistry)
 	// DomainErrors names domain errors for Temporal (see activities.Config).
 	DomainErrors map[string]error
+}
+
+// ProjectionRegistry returns a registry holding the domain's projections.
+func (d Domain) ProjectionRegistry(env DomainEnv) (*projections.Registry, error) {
+	reg := projections.NewRegistry()
+	if d.Projections != nil {
+		if err := d.Projections(reg, env); err != nil {
+			return nil, fmt.Errorf("error registering projections: %w", err)
+		}
+	}
+	return reg, nil
 }
 
 // DomainEnv is what a domain's registration may use.
@@ -52,6 +70,7 @@ var Module = fx.Module("factos",
 		NewReactorRegistry,
 		NewRiver,
 		NewStore,
+		NewProjections,
 		NewCommandRegistry,
 		NewReadiness,
 		NewRunner,

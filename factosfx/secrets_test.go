@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/fx"
 
 	"github.com/factos-go/factos/activities"
@@ -29,6 +30,7 @@ import (
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testlog"
 	"github.com/factos-go/factos/internal/testriver"
+	"github.com/factos-go/factos/internal/testtemporal"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -125,6 +127,17 @@ func ticketDomain() factosfx.Domain {
 	}
 }
 
+// checkNoSecrets fails the test for every secret found in emitted, showing
+// where.
+func checkNoSecrets(t *testing.T, secrets map[string]string, emitted string) {
+	t.Helper()
+	for what, secret := range secrets {
+		if i := strings.Index(emitted, secret); i >= 0 {
+			t.Errorf("the %s leaks: ...%s...", what, emitted[max(0, i-200):min(len(emitted), i+len(secret)+50)])
+		}
+	}
+}
+
 // The database password and the River UI credentials never appear in what
 // the process emits. The whole fx app runs in-process, at debug level,
 // against a real PostgreSQL that checks the password, with River UI on;
@@ -178,15 +191,15 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 	// The cases share the database, so they run one after another: two
 	// River clients would work each other's jobs.
 	for _, tc := range []struct {
-		name     string
-		dsn      string
-		ready    bool // the right password: the worker gets ready and works
-		buildErr bool // pgx refuses the connection string: fx refuses the app
+		name    string
+		dsn     string
+		ready   bool // the right password: the worker gets ready and works
+		refused bool // pgx refuses the connection string: LoadConfig does
 	}{
 		{name: "URL", dsn: urlWith(dbPass), ready: true},
 		{name: "key=value", dsn: fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable", host, port, role, dbPass, dbName), ready: true},
 		{name: "wrong password", dsn: urlWith(wrongPass)},
-		{name: "refused by pgx", dsn: urlWith(dbPass) + "&connect_timeout=soon", buildErr: true},
+		{name: "refused by pgx", dsn: urlWith(dbPass) + "&connect_timeout=soon", refused: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freeAddr(t)
@@ -194,6 +207,18 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 				"DATABASE_URL": tc.dsn, "TEMPORAL_ENABLED": "false", "HTTP_ADDR": addr, "LOG_LEVEL": "debug",
 				"RIVERUI_ENABLED": "true", "RIVERUI_USERNAME": uiUser, "RIVERUI_PASSWORD": uiPass, "SHUTDOWN_TIMEOUT": "5s",
 			}))
+			if tc.refused {
+				var ce *factosfx.ConfigError
+				if !errors.As(err, &ce) || ce.Var != "DATABASE_URL" {
+					t.Fatalf("err = %v, want a ConfigError naming DATABASE_URL", err)
+				}
+				for what, secret := range secrets {
+					if strings.Contains(err.Error(), secret) {
+						t.Errorf("the %s leaks: %v", what, err)
+					}
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,12 +226,7 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 			logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			var emitted strings.Builder // everything else the process said
 			defer func() {
-				all := logs.String() + emitted.String()
-				for what, secret := range secrets {
-					if i := strings.Index(all, secret); i >= 0 {
-						t.Errorf("the %s leaks: ...%s...", what, all[max(0, i-200):min(len(all), i+len(secret)+50)])
-					}
-				}
+				checkNoSecrets(t, secrets, logs.String()+emitted.String())
 				if t.Failed() {
 					t.Logf("logs:\n%s", logs.String())
 				}
@@ -220,13 +240,6 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 				fx.Decorate(func(*slog.Logger) *slog.Logger { return logger }),
 				fx.Populate(&store),
 			)
-			if tc.buildErr {
-				if app.Err() == nil {
-					t.Fatal("fx accepted a connection string pgx refuses")
-				}
-				fmt.Fprintln(&emitted, app.Err())
-				return
-			}
 			if err := app.Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -342,6 +355,127 @@ func TestSecretsStayOutOfLogsErrorsAndMetrics(t *testing.T) {
 			}
 			if tc.ready && !strings.Contains(lines, `"msg":"River started"`) {
 				t.Errorf("logs lack River's start")
+			}
+		})
+	}
+}
+
+// The Temporal API key and the client's private key never appear in what
+// the process emits. The whole worker runs in-process at debug level
+// against the real Temporal dev server behind a Temporal Cloud-like front
+// door (see temporalGate), with the key given inline, through its work and
+// its failure paths: a wrong API key, which the front door refuses, and
+// configuration errors about the key. Every log line, HTTP response and
+// error is searched for the key, each line of the private key's PEM body,
+// and the wrong key.
+func TestTemporalSecretsStayOutOfLogsAndErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newTemporalTLSEnv(t)
+	secrets := map[string]string{"Temporal API key": e.apiKey, "wrong Temporal API key": "tcak-wrong-" + randomHex(t)}
+	for i, line := range strings.Split(string(e.client.KeyPEM), "\n") {
+		if !strings.HasPrefix(line, "-----") && len(line) >= 16 {
+			secrets[fmt.Sprintf("private key, line %d", i)] = line
+		}
+	}
+	dbURL := testdb.NewURL(t)
+	if err := tickets.Migrate(ctx, testdb.Pool(t, dbURL)); err != nil {
+		t.Fatal(err)
+	}
+	inline := func(apiKey string) map[string]string {
+		v := e.vars()
+		delete(v, "TEMPORAL_TLS_CLIENT_CERT_PATH")
+		delete(v, "TEMPORAL_TLS_CLIENT_KEY_PATH")
+		v["TEMPORAL_TLS_CLIENT_CERT_DATA"], v["TEMPORAL_TLS_CLIENT_KEY_DATA"] = string(e.client.CertPEM), string(e.client.KeyPEM)
+		v["TEMPORAL_API_KEY"] = apiKey
+		v["DATABASE_URL"], v["LOG_LEVEL"], v["SHUTDOWN_TIMEOUT"] = dbURL, "debug", "5s"
+		return v
+	}
+
+	// Configuration errors about the key: another certificate, the key
+	// with its line breaks lost, TLS turned off.
+	var emitted strings.Builder
+	for _, edit := range []func(v map[string]string){
+		func(v map[string]string) {
+			v["TEMPORAL_TLS_CLIENT_CERT_DATA"] = string(e.clientCA.issueNow(t, "other", false).CertPEM)
+		},
+		func(v map[string]string) {
+			v["TEMPORAL_TLS_CLIENT_KEY_DATA"] = strings.ReplaceAll(v["TEMPORAL_TLS_CLIENT_KEY_DATA"], "\n", `\n`)
+		},
+		func(v map[string]string) {
+			v["TEMPORAL_TLS_CLIENT_KEY_DATA"] = strings.TrimSuffix(v["TEMPORAL_TLS_CLIENT_KEY_DATA"], "-----END PRIVATE KEY-----\n")
+		},
+		func(v map[string]string) { v["TEMPORAL_TLS"] = "false" },
+		func(v map[string]string) { v["TEMPORAL_API_KEY"] += " " + secrets["wrong Temporal API key"] },
+	} {
+		v := inline(e.apiKey)
+		edit(v)
+		_, err := factosfx.LoadConfig(env(v))
+		if err == nil {
+			t.Fatalf("LoadConfig accepted %v", v)
+		}
+		fmt.Fprintln(&emitted, err)
+	}
+	checkNoSecrets(t, secrets, emitted.String())
+
+	// Run sequentially: both workers poll the same task queue.
+	queue := testtemporal.UniqueID("tls-secrets")
+	for _, tc := range []struct {
+		name  string
+		key   string
+		ready bool
+	}{
+		{"right key", e.apiKey, true},
+		{"wrong key", secrets["wrong Temporal API key"], false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := inline(tc.key)
+			addr := freeAddr(t)
+			v["HTTP_ADDR"], v["TEMPORAL_TASK_QUEUE"] = addr, queue
+			cfg, err := factosfx.LoadConfig(env(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &testlog.Buffer{}
+			var emitted strings.Builder
+			get := func(path string) (int, string) {
+				code, body := httpGet(t, "http://"+addr+path)
+				fmt.Fprintf(&emitted, "GET %s: %d\n%s\n", path, code, body)
+				return code, body
+			}
+			func() {
+				domain := ticketDomain()
+				domain.Workflows = tickets.RegisterWorkflows
+				stop := startApp(t, cfg, domain, logs)
+				defer stop()
+				if tc.ready {
+					testriver.WaitFor(t, time.Minute, "the worker to be ready", func() (bool, error) {
+						code, _ := get(factosfx.PathReady)
+						return code == http.StatusOK, nil
+					})
+					c, err := dialWith(t, e.vars())
+					if err != nil {
+						t.Fatal(err)
+					}
+					run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: testtemporal.UniqueID("buy"), TaskQueue: queue},
+						tickets.BuyTicketWorkflow, tickets.BuyTicket{ConcertID: testtemporal.UniqueID("no-such-concert"), BuyerID: "b"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					fmt.Fprintln(&emitted, run.Get(ctx, nil)) // the concert does not exist: a rejection
+				} else {
+					testriver.WaitFor(t, time.Minute, "the worker to report the refusal", func() (bool, error) {
+						return strings.Contains(logs.String(), "Request unauthorized"), nil
+					})
+					if code, body := get(factosfx.PathReady); code != http.StatusServiceUnavailable || !strings.Contains(body, `"temporal":"not started"`) {
+						t.Errorf("readyz with a wrong API key: %d %s", code, body)
+					}
+				}
+				get(factosfx.PathMetrics)
+			}()
+			checkNoSecrets(t, secrets, logs.String()+emitted.String())
+			if line := firstLine(logs.String(), "starting factos worker"); !strings.Contains(line, `"temporal_client_cert":"inline"`) {
+				t.Errorf("start-up line: %s", line)
 			}
 		})
 	}

@@ -1,5 +1,7 @@
 package factosfx
 
+import "github.com/factos-go/factos/projections"
+
 // HTTP paths the worker serves on HTTP_ADDR.
 const (
 	PathHealth  = "/healthz"  // process alive
@@ -19,6 +21,8 @@ type Spec struct {
 	Commands []CommandSpec `json:"commands"`
 	Env      []Var         `json:"env"`
 	HTTP     HTTPSpec      `json:"http"`
+	// Projections are the domain's projections (see DomainSpec).
+	Projections []projections.Info `json:"projections,omitempty"`
 	// ShutdownTimeoutVar bounds the graceful stop; a pod's termination
 	// grace period must be longer.
 	ShutdownTimeoutVar string `json:"shutdown_timeout_var"`
@@ -48,6 +52,21 @@ var Commands = []CommandSpec{
 	{Name: "migrate status", Args: []string{"migrate", "status"}, Description: "Print which migrations are applied."},
 	{Name: "demo tickets", Args: []string{"demo", "tickets"}, Description: "Run a concurrent ticket sale and print a JSON summary."},
 	{Name: "spec", Args: []string{"spec"}, Description: "Print this description as JSON."},
+	{Name: "projections status", Args: []string{"projections", "status"}, Description: "Print every projection's checkpoint, lag, state, owner and skips (-wait D: first wait until they caught up; -json)."},
+	{Name: "projections reset", Args: []string{"projections", "reset"}, Description: "Reset a projection: NAME [-from POS] [-reason TEXT]; the running worker rebuilds it."},
+	{Name: "projections rebuild", Args: []string{"projections", "rebuild"}, Description: "Reset a projection and wait until it has caught up: NAME [-from POS] [-reason TEXT]."},
+	{Name: "projections skip", Args: []string{"projections", "skip"}, Description: "Skip the event a projection is stuck at, recorded: NAME POS [-reason TEXT]."},
+}
+
+// DomainSpec returns the worker's spec with the domain's projections.
+func DomainSpec(d Domain) (Spec, error) {
+	s := WorkerSpec()
+	reg, err := d.ProjectionRegistry(DomainEnv{})
+	if err != nil {
+		return s, err
+	}
+	s.Projections = reg.Infos()
+	return s, nil
 }
 
 // WorkerSpec returns the worker's spec.

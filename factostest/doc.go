@@ -60,10 +60,10 @@
 //
 // # Projections
 //
-//	sales := factostest.ForView(t, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Query: &q})
+//	sales := factostest.ForView(t, codec, tickets.SaleStateView(), &factostest.ProjectionOpts{Query: &q})
 //	sales.Given(tickets.ConcertScheduled{ConcertID: "c1", Capacity: 2}).
 //		Unrelated(tickets.ConcertScheduled{ConcertID: "c2", Capacity: 9}).
-//		Then(tickets.ConcertSales{...})
+//		Then(tickets.SaleState{...})
 //
 // ForView takes an eventstore.View. ForProjection takes any Projection,
 // a function from records to a view, so a projection that writes tables

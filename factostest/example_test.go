@@ -108,8 +108,8 @@ func ExampleForReactor() {
 func ExampleForView() {
 	var t printT // in a test: t *testing.T
 	codec := tickets.NewCodec()
-	q := tickets.ConcertSalesQuery("c1")
-	sales := factostest.ForView(t, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Query: &q})
+	q := tickets.SaleStateQuery("c1")
+	sales := factostest.ForView(t, codec, tickets.SaleStateView(), &factostest.ProjectionOpts{Query: &q})
 
 	sales.Given(tickets.ConcertScheduled{ConcertID: "c1", Capacity: 2}).
 		GivenData(eventstore.EventData{ // a sale stored at version 1, before channels
@@ -117,7 +117,7 @@ func ExampleForView() {
 			Data: []byte(`{"concert_id":"c1","buyer_id":"ada","seat":1}`),
 		}).
 		Unrelated(tickets.ConcertScheduled{ConcertID: "c2", Capacity: 9}).
-		Then(tickets.ConcertSales{
+		Then(tickets.SaleState{
 			Capacity: 2,
 			Sold:     map[string]int{tickets.SaleDirect: 1},
 			Buyers:   map[int]string{1: "ada"},

@@ -151,7 +151,7 @@ func sharedInitial() eventstore.Handler[tickets.BuyTicket, tickets.Event, map[st
 	return eventstore.Handler[tickets.BuyTicket, tickets.Event, map[string]int]{
 		Codec:  codec,
 		Stream: func(c tickets.BuyTicket) string { return tickets.BuyerStream(c.BuyerID) },
-		Query:  func(c tickets.BuyTicket) eventstore.Query { return tickets.ConcertSalesQuery(c.ConcertID) },
+		Query:  func(c tickets.BuyTicket) eventstore.Query { return tickets.SaleStateQuery(c.ConcertID) },
 		Decider: eventstore.Decider[tickets.BuyTicket, tickets.Event, map[string]int]{
 			Initial: func() map[string]int { return counts },
 			Evolve: func(s map[string]int, e tickets.Event) map[string]int {

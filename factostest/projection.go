@@ -54,8 +54,8 @@ type ProjectionTest[E, V any] struct {
 
 // ForView starts the scenarios of a pure view, reported to tb:
 //
-//	sales := factostest.ForView(t, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Query: &q})
-//	sales.Given(tickets.ConcertScheduled{ConcertID: "c1", Capacity: 2}).Then(tickets.ConcertSales{Capacity: 2, ...})
+//	sales := factostest.ForView(t, codec, tickets.SaleStateView(), &factostest.ProjectionOpts{Query: &q})
+//	sales.Given(tickets.ConcertScheduled{ConcertID: "c1", Capacity: 2}).Then(tickets.SaleState{Capacity: 2, ...})
 func ForView[E, S any](tb testing.TB, codec eventstore.Codec[E], view eventstore.View[E, S], opts *ProjectionOpts) *ProjectionTest[E, S] {
 	tb.Helper()
 	if view.Evolve == nil {

@@ -11,7 +11,7 @@ import (
 )
 
 func salesOpts(store *eventstore.Store) *factostest.ProjectionOpts {
-	q := tickets.ConcertSalesQuery("c1")
+	q := tickets.SaleStateQuery("c1")
 	return &factostest.ProjectionOpts{Query: &q, Store: store}
 }
 
@@ -22,14 +22,14 @@ func TestProjectionPasses(t *testing.T) {
 		run  func(tb testing.TB, store *eventstore.Store)
 	}{
 		{"view", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).
+			factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).
 				Given(scheduled("c1", 3), sold("ada", 1), reserved("bob", "r1")).
 				Unrelated(scheduled("c2", 9), tickets.TicketSold{ConcertID: "c2", BuyerID: "cy", Seat: 1, Channel: tickets.SaleDirect}).
-				Then(tickets.ConcertSales{Capacity: 3, Sold: map[string]int{tickets.SaleDirect: 1}, Buyers: map[int]string{1: "ada"}, Held: map[string]string{"r1": "bob"}})
+				Then(tickets.SaleState{Capacity: 3, Sold: map[string]int{tickets.SaleDirect: 1}, Buyers: map[int]string{1: "ada"}, Held: map[string]string{"r1": "bob"}})
 		}},
 		{"no facts", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).
-				Then(tickets.ConcertSales{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
+			factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).
+				Then(tickets.SaleState{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
 		}},
 		{"every event", func(tb testing.TB, store *eventstore.Store) {
 			count := eventstore.View[tickets.Event, int]{Evolve: func(n int, _ eventstore.Record[tickets.Event]) int { return n + 1 }}
@@ -86,31 +86,31 @@ func TestProjectionFailures(t *testing.T) {
 		want [][]string
 	}{
 		{"other view", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).
+			factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).
 				Given(scheduled("c1", 3), sold("ada", 1)).
-				Then(tickets.ConcertSales{Capacity: 3, Sold: map[string]int{tickets.SaleDirect: 1}, Buyers: map[int]string{1: "bob"}, Held: map[string]string{}})
-		}, [][]string{{"factostest: view tickets.ConcertSales: the view differs (-want +got):\n",
+				Then(tickets.SaleState{Capacity: 3, Sold: map[string]int{tickets.SaleDirect: 1}, Buyers: map[int]string{1: "bob"}, Held: map[string]string{}})
+		}, [][]string{{"factostest: view tickets.SaleState: the view differs (-want +got):\n",
 			"\n      \"buyers\": {\n  -     \"1\": \"bob\"\n  +     \"1\": \"ada\"\n      },\n"}}},
 		{"query too wide", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Store: store}).
+			factostest.ForView(tb, codec, tickets.SaleStateView(), &factostest.ProjectionOpts{Store: store}).
 				Given(scheduled("c1", 3)).Unrelated(scheduled("c2", 9)).
-				Then(tickets.ConcertSales{Capacity: 3, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
+				Then(tickets.SaleState{Capacity: 3, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
 		}, [][]string{
 			{"query: all", "selected needlessly: 1 fact(s) declared Unrelated that the query selects, so the view reads and folds them",
 				`unrelated[0] ConcertScheduled v1 tags [concert:c2] {"capacity":9,"concert_id":"c2"}`},
 			{"the view differs", "-   \"capacity\": 3,\n  +   \"capacity\": 9,"},
 		}},
 		{"query misses a fact", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).
+			factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).
 				Given(scheduled("c1", 3), tickets.PaymentReceived{ReservationID: "r1", AmountCents: 1}).
-				Then(tickets.ConcertSales{Capacity: 3, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
+				Then(tickets.SaleState{Capacity: 3, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
 		}, [][]string{{"missed: 1 given fact(s) the query does not select, so in production the view never sees them", "given[1] PaymentReceived v1"}}},
 		{"impure", func(tb testing.TB, store *eventstore.Store) {
-			shared := tickets.ConcertSales{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}}
-			impure := tickets.ConcertSalesView()
-			impure.Initial = func() tickets.ConcertSales { return shared }
+			shared := tickets.SaleState{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}}
+			impure := tickets.SaleStateView()
+			impure.Initial = func() tickets.SaleState { return shared }
 			factostest.ForView(tb, codec, impure, salesOpts(store)).Given(sold("ada", 1)).
-				Then(tickets.ConcertSales{Sold: map[string]int{tickets.SaleDirect: 1}, Buyers: map[int]string{1: "ada"}, Held: map[string]string{}})
+				Then(tickets.SaleState{Sold: map[string]int{tickets.SaleDirect: 1}, Buyers: map[int]string{1: "ada"}, Held: map[string]string{}})
 		}, [][]string{{"the projection is not pure: projecting the same records again built another view (-first +again):",
 			"  -     \"direct\": 1\n  +     \"direct\": 2\n", "Initial must return fresh maps"}}},
 		{"difference JSON does not show", func(tb testing.TB, store *eventstore.Store) {
@@ -122,10 +122,10 @@ func TestProjectionFailures(t *testing.T) {
 			factostest.ForProjection(tb, codec, failing, &factostest.ProjectionOpts{Store: store}).Then(0)
 		}, [][]string{{"the projection failed: reactor failed; want the view:\n    0"}}},
 		{"view instead of an error", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).ThenError(errReactor)
+			factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).ThenError(errReactor)
 		}, [][]string{{`want an error matching "reactor failed", but the projection built the view:`, `"capacity": 0`}}},
 		{"another error", func(tb testing.TB, store *eventstore.Store) {
-			factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).
+			factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).
 				GivenData(eventstore.EventData{Type: tickets.TypeTicketSold, Version: 7, Tags: []string{"concert:c1"}, Data: []byte(`{}`)}).
 				ThenError(errReactor)
 		}, [][]string{{`the projection failed with "error decoding event \"TicketSold\" (version 7) at position 1`, `want an error matching "reactor failed"`}}},
@@ -148,15 +148,15 @@ func TestProjectionStops(t *testing.T) {
 	r.stops(t, "factostest: ForView: the view's Evolve is nil")
 
 	r = record(t, func(tb testing.TB) {
-		factostest.ForView(tb, codec, tickets.ConcertSalesView(), nil).ThenError(nil)
+		factostest.ForView(tb, codec, tickets.SaleStateView(), nil).ThenError(nil)
 	})
 	r.stops(t, "ThenError(nil)")
 
 	store := newStore(t)
 	r = record(t, func(tb testing.TB) {
-		v := factostest.ForView(tb, codec, tickets.ConcertSalesView(), salesOpts(store)).Given(scheduled("c1", 1))
-		v.Then(tickets.ConcertSales{Capacity: 1, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
-		v.Then(tickets.ConcertSales{Capacity: 1, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
+		v := factostest.ForView(tb, codec, tickets.SaleStateView(), salesOpts(store)).Given(scheduled("c1", 1))
+		v.Then(tickets.SaleState{Capacity: 1, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
+		v.Then(tickets.SaleState{Capacity: 1, Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}})
 	})
 	r.stops(t, "the store already holds 1 events the query")
 	if len(r.errors) != 0 {

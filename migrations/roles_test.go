@@ -25,6 +25,7 @@ import (
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/migrations"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -235,6 +236,9 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 			if strategy == eventstore.LockKeys {
 				checkRiverUI(t, env)
 			}
+			if strategy == eventstore.LockKeys {
+				checkProjections(t, env.Store, codec)
+			}
 			// A named replay stores its checkpoint twice (insert, then
 			// update) and enqueues nothing: the reactions ran.
 			for range 2 {
@@ -274,6 +278,9 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 		"DELETE FROM factos_replays",
 		"UPDATE factos_settings SET value = 'table'",
 		"DELETE FROM factos_settings",
+		"DELETE FROM factos_projections",
+		"UPDATE factos_projection_skips SET reason = 'x'",
+		"DELETE FROM factos_projection_skips",
 		"INSERT INTO factos_migrations (version_id, is_applied) VALUES (999, true)",
 		"DELETE FROM factos_migrations",
 		"DELETE FROM river_migration",
@@ -292,6 +299,56 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 	var after int
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM factos_events`).Scan(&after); err != nil || after != before {
 		t.Errorf("events %d -> %d (%v)", before, after, err)
+	}
+}
+
+// checkProjections runs, rebuilds and skips in projections as the role of
+// store's pool: a runner applies the ticket domain's projection (taking
+// its lease and presence locks and reading pg_locks), a rebuild clears and
+// refills its view, and a skip is recorded.
+func checkProjections(t *testing.T, store *eventstore.Store, codec eventstore.Codec[tickets.Event]) {
+	t.Helper()
+	ctx := context.Background()
+	reg := projections.NewRegistry()
+	if err := tickets.RegisterProjections(reg, codec); err != nil {
+		t.Fatal(err)
+	}
+	ticketsSold := projections.Projection[tickets.Event]{Name: "roles_skip", Codec: codec,
+		Query: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
+		Apply: func(context.Context, pgx.Tx, []eventstore.Record[tickets.Event]) error { return nil }}
+	if err := projections.AddProjection(reg, ticketsSold); err != nil {
+		t.Fatal(err)
+	}
+	c, err := projections.New(store, reg, &projections.Config{LeaseInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Skip a sale before anything runs.
+	page, err := store.ReadAfter(ctx, 0, &eventstore.ReadAfterOpts{Query: &ticketsSold.Query, Limit: 1})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("a sale to skip: %v %v", page, err)
+	}
+	if _, err := c.Skip(ctx, "roles_skip", page.Records[0].Position, &projections.SkipOpts{Reason: "roles"}); err != nil {
+		t.Fatalf("skip as the app role: %v", err)
+	}
+	if _, err := c.Rebuild(ctx, tickets.ProjectionConcertSales, nil); err != nil {
+		t.Fatalf("rebuild as the app role: %v", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Stop(ctx) }()
+	st, err := c.StatusOf(ctx, "roles_skip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range reg.Names() {
+		if err := c.WaitFor(ctx, name, st.Head); err != nil {
+			t.Fatalf("%s as the app role: %v", name, err)
+		}
+	}
+	if sts, err := c.Status(ctx); err != nil || sts[0].State != projections.StateOK || !sts[0].Running || sts[1].Skipped != 1 {
+		t.Fatalf("status as the app role: %+v %v", sts, err)
 	}
 }
 

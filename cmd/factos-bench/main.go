@@ -59,6 +59,8 @@ type options struct {
 	maxOther                    float64
 	remeasure                   int
 	effectRates                 string
+	projectionBatchSizes        string
+	projectionRates             string
 	temporalAddress             string
 }
 
@@ -85,6 +87,8 @@ func parseFlags() *options {
 	flag.IntVar(&o.maxAttempts, "max-attempts", eventstore.DefaultMaxAttempts, "the stores' MaxAttempts")
 	flag.Float64Var(&o.maxOther, "max-other", bench.DefaultMaxOther, "cores other processes may use during a window before it is measured again (negative: never)")
 	flag.StringVar(&o.effectRates, "effect-rates", ints(bench.DefaultEffectRates), "comma-separated offered rates (commands/s) of the effects scenario")
+	flag.StringVar(&o.projectionBatchSizes, "projection-batch-sizes", ints(bench.DefaultProjectionBatchSizes), "comma-separated batch sizes of the projection-catchup scenario")
+	flag.StringVar(&o.projectionRates, "projection-rates", ints(bench.DefaultProjectionRates), "comma-separated offered rates (commands/s) of the projection-lag scenario")
 	flag.StringVar(&o.temporalAddress, "temporal-address", os.Getenv("TEMPORAL_ADDRESS"), "Temporal frontend for the temporal scenario (default: a dev server started from the pinned temporal CLI)")
 	flag.IntVar(&o.remeasure, "remeasure", bench.DefaultRemeasure, "how often a disturbed window is measured again (negative: never)")
 	flag.Parse()
@@ -168,6 +172,8 @@ func (o *options) config() (bench.Config, error) {
 	pick("clients", func() (e error) { cfg.Clients, e = parseInts(o.clients); return })
 	pick("history", func() (e error) { cfg.HistorySizes, e = parseInts(o.history); return })
 	pick("effect-rates", func() (e error) { cfg.EffectRates, e = parseInts(o.effectRates); return })
+	pick("projection-batch-sizes", func() (e error) { cfg.ProjectionBatchSizes, e = parseInts(o.projectionBatchSizes); return })
+	pick("projection-rates", func() (e error) { cfg.ProjectionRates, e = parseInts(o.projectionRates); return })
 	pick("repeat-high", func() error { cfg.HighRepeats = o.repeatHigh; return nil })
 	pick("catchup-events", func() error { cfg.CatchUpEvents = o.catchUpEvents; return nil })
 	pick("catchup-writers", func() error { cfg.CatchUpWriters = o.catchUpWriters; return nil })

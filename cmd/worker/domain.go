@@ -4,6 +4,7 @@ import (
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factosfx"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -21,6 +22,9 @@ func ticketDomain() factosfx.Domain {
 				return tickets.RegisterPaymentSignals(reg, codec)
 			}
 			return nil
+		},
+		Projections: func(reg *projections.Registry, _ factosfx.DomainEnv) error {
+			return tickets.RegisterProjections(reg, codec)
 		},
 		Commands:     func(reg *activities.Registry) error { return tickets.RegisterCommands(reg, codec) },
 		Workflows:    tickets.RegisterWorkflows,

@@ -11,13 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/internal/devenv"
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testlog"
@@ -252,6 +256,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("River UI lists %d completed announce effects for the concert, want 20", completed)
 	}
 
+	checkConcertSales(t, env, dbURL)
+
 	if code, body := p.get("/readyz"); code != http.StatusOK || !strings.Contains(body, `"temporal":"ok"`) {
 		t.Fatalf("readyz %d %s", code, body)
 	}
@@ -267,6 +273,10 @@ func TestEndToEnd(t *testing.T) {
 		`factos_reaction_lag_seconds_count{reactor="announce_sales"}`,
 		`factos_effect_duration_seconds_count{kind="announce_ticket_sale",outcome="completed"}`,
 		`factos_pool_connections{state="total"}`,
+		`factos_projection_lag_events{projection="concert_sales"} 0`,
+		`factos_projection_lag_seconds{projection="concert_sales"} 0`,
+		`factos_projection_leader{projection="concert_sales"} 1`,
+		`factos_projection_events_total{projection="concert_sales"}`,
 	} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
@@ -282,6 +292,87 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"msg":"workers stopped"`) || !strings.Contains(logs, `"msg":"database pool closed"`) {
 		t.Errorf("no graceful stop in the logs")
+	}
+	// 40 buyers found the concert sold out: an outcome, logged at debug
+	// level at most, never as an error.
+	rejections := 0
+	for _, l := range jsonLines(t, logs) {
+		line, _ := json.Marshal(l)
+		if !strings.Contains(string(line), "sold out") {
+			continue
+		}
+		if l["level"] != "DEBUG" {
+			t.Errorf("a sold-out outcome logged at %v: %s", l["level"], line)
+		}
+		rejections++
+	}
+	if rejections == 0 {
+		t.Errorf("no debug line for the 40 sold-out outcomes; is the test looking at the right text?")
+	}
+}
+
+// checkConcertSales checks the tickets domain's projection after the
+// demo: caught up, and equal to the fold of the log; then again after a
+// rebuild from the command line while the worker runs it.
+func checkConcertSales(t *testing.T, env []string, dbURL string) {
+	t.Helper()
+	out, errOut, code := command(t, env, "projections", "status", "-wait", "60s", "-json")
+	if code != 0 {
+		t.Fatalf("projections status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var sts []struct {
+		Name      string `json:"name"`
+		State     string `json:"state"`
+		Position  int64  `json:"position"`
+		Head      int64  `json:"head"`
+		LagEvents int64  `json:"lag_events"`
+		Running   bool   `json:"running"`
+	}
+	if err := json.Unmarshal([]byte(out), &sts); err != nil {
+		t.Fatalf("projections status -json: %v\n%s", err, out)
+	}
+	if len(sts) != 1 || sts[0].Name != tickets.ProjectionConcertSales || sts[0].State != "ok" || !sts[0].Running || sts[0].LagEvents != 0 || sts[0].Position != sts[0].Head {
+		t.Fatalf("projections status: %+v", sts)
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := eventstore.New(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalsFold := func(when string) {
+		t.Helper()
+		fold, err := tickets.ConcertSalesFromLog(ctx, store, tickets.NewCodec())
+		if err != nil {
+			t.Fatal(err)
+		}
+		view, err := tickets.ReadConcertSales(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(view, fold) || len(view) == 0 {
+			t.Fatalf("%s: the concert_sales view differs from the fold of the log:\nview %v\nfold %v", when, view, fold)
+		}
+	}
+	equalsFold("after the demo")
+
+	if out, errOut, code := command(t, env, "projections", "rebuild", tickets.ProjectionConcertSales, "-reason", "e2e"); code != 0 || !strings.Contains(out, "rebuilt from 0") {
+		t.Fatalf("projections rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	equalsFold("after a rebuild")
+	if _, errOut, code := command(t, env, "projections", "skip", tickets.ProjectionConcertSales, "1"); code != 1 || !strings.Contains(errOut, "already applied") {
+		t.Fatalf("skipping an applied position: exit %d, %s", code, errOut)
+	}
+	if out, _, code := command(t, env, "projections", "status"); code != 0 || !strings.Contains(out, "last reset to 0 by") || !strings.Contains(out, "(e2e)") {
+		t.Fatalf("projections status: exit %d\n%s", code, out)
+	}
+	out, _, _ = command(t, env, "spec")
+	if !strings.Contains(out, `"name": "concert_sales"`) {
+		t.Fatalf("worker spec does not list the projection:\n%s", out)
 	}
 }
 

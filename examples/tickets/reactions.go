@@ -28,11 +28,14 @@ const announcementsSchema = `CREATE TABLE IF NOT EXISTS ticket_announcements (
     announced_at timestamptz NOT NULL DEFAULT clock_timestamp()
 )`
 
-// Migrate creates the example's table. The library's migrations do not
-// include it: it belongs to the application.
+// Migrate creates the example's tables: the announcements and the
+// concert_sales view. The library's migrations do not include them: they
+// belong to the application.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, announcementsSchema); err != nil {
-		return fmt.Errorf("error creating ticket_announcements: %w", err)
+	for _, sql := range append([]string{announcementsSchema}, salesSchema...) {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("error creating the example's tables: %w", err)
+		}
 	}
 	return nil
 }

@@ -93,10 +93,10 @@ func TestOldHistory(t *testing.T) {
 				ThenRejected(tickets.ErrSoldOut)
 		},
 		"sales by channel": func(t *testing.T, opts *factostest.HandlerOpts) {
-			q := tickets.ConcertSalesQuery("c1")
-			factostest.ForView(t, codec, tickets.ConcertSalesView(), &factostest.ProjectionOpts{Query: &q, Store: opts.Store}).
+			q := tickets.SaleStateQuery("c1")
+			factostest.ForView(t, codec, tickets.SaleStateView(), &factostest.ProjectionOpts{Query: &q, Store: opts.Store}).
 				GivenData(saleV1(t)...).Given(sold("cy", 3)).
-				Then(tickets.ConcertSales{
+				Then(tickets.SaleState{
 					Capacity: 3,
 					Sold:     map[string]int{tickets.SaleDirect: 2, tickets.SaleReservation: 1},
 					Buyers:   map[int]string{1: "ada", 2: "bob", 3: "cy"},

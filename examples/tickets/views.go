@@ -2,8 +2,8 @@ package tickets
 
 import "github.com/factos-go/factos/eventstore"
 
-// ConcertSales is a read model of one concert's sale.
-type ConcertSales struct {
+// SaleState is a read model of one concert's sale.
+type SaleState struct {
 	Capacity int `json:"capacity"`
 	// Sold counts the sold seats by channel (SaleDirect, SaleReservation).
 	Sold map[string]int `json:"sold"`
@@ -13,23 +13,23 @@ type ConcertSales struct {
 	Held map[string]string `json:"held"`
 }
 
-// ConcertSalesQuery selects the records ConcertSalesView reads: the
+// SaleStateQuery selects the records SaleStateView reads: the
 // concert's schedule, sales and reservations.
-func ConcertSalesQuery(concertID string) eventstore.Query { return saleQuery(concertID) }
+func SaleStateQuery(concertID string) eventstore.Query { return saleQuery(concertID) }
 
-// ConcertSalesView folds a concert's sale into ConcertSales:
+// SaleStateView folds a concert's sale into SaleState:
 //
-//	sales, _, err := eventstore.Project(ctx, store, codec, tickets.ConcertSalesQuery(id), tickets.ConcertSalesView())
+//	sales, _, err := eventstore.Project(ctx, store, codec, tickets.SaleStateQuery(id), tickets.SaleStateView())
 //
 // Sales stored before TicketSold had a channel (version 1) are counted by
 // the channel their upcaster derives.
-func ConcertSalesView() eventstore.View[Event, ConcertSales] {
-	return eventstore.View[Event, ConcertSales]{
+func SaleStateView() eventstore.View[Event, SaleState] {
+	return eventstore.View[Event, SaleState]{
 		// Fresh maps for every fold, so that Evolve may update them in place.
-		Initial: func() ConcertSales {
-			return ConcertSales{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}}
+		Initial: func() SaleState {
+			return SaleState{Sold: map[string]int{}, Buyers: map[int]string{}, Held: map[string]string{}}
 		},
-		Evolve: func(s ConcertSales, rec eventstore.Record[Event]) ConcertSales {
+		Evolve: func(s SaleState, rec eventstore.Record[Event]) SaleState {
 			switch e := rec.Event.(type) {
 			case ConcertScheduled:
 				s.Capacity = e.Capacity

@@ -52,6 +52,8 @@ func TestQuickRun(t *testing.T) {
 		bench.ScenarioStream:   strategies,
 		bench.ScenarioOutbox:   {"keys", "keys+outbox"},
 		bench.ScenarioTemporal: {"direct", "temporal", "temporal-local", "temporal-local+eager"},
+
+		bench.ScenarioProjections: {"keys", "keys+3 projections"},
 	}
 	type cellKey struct {
 		scenario, strategy string
@@ -115,6 +117,23 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("effects at %d/s: latencies not ordered: reaction %+v effect %+v done %+v", e.Rate, e.ToReaction, e.ToEffect, l)
 		}
 	}
+	if len(res.ProjectionCatchUp) != len(cfg.ProjectionBatchSizes) {
+		t.Errorf("%d projection catch-up results, want one per batch size %v", len(res.ProjectionCatchUp), cfg.ProjectionBatchSizes)
+	}
+	for _, c := range res.ProjectionCatchUp {
+		// Three quarters of the loaded log are sales, all applied.
+		if c.Errors != 0 || c.Events != int64(cfg.CatchUpEvents*3/4) || c.Batches < c.Events/int64(c.BatchSize) || c.EventsPerS <= 0 {
+			t.Errorf("projection catch-up at batch size %d: %+v", c.BatchSize, c)
+		}
+	}
+	if len(res.ProjectionLag) != len(cfg.ProjectionRates) {
+		t.Errorf("%d projection lag results, want one per rate %v", len(res.ProjectionLag), cfg.ProjectionRates)
+	}
+	for _, l := range res.ProjectionLag {
+		if l.Commands <= 0 || l.Errors != 0 || l.Lag.P50 <= 0 || l.Lag.P50 > l.Lag.P99 || l.Dispatch.P50 <= 0 {
+			t.Errorf("projection lag at %d/s: %+v", l.Rate, l)
+		}
+	}
 	if len(res.Plans) == 0 {
 		t.Error("no plans explained")
 	}
@@ -123,8 +142,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("empty plan %+v", p)
 		}
 	}
-	if len(res.Targets) != 7 {
-		t.Errorf("%d targets, want 7", len(res.Targets))
+	if len(res.Targets) != 8 {
+		t.Errorf("%d targets, want 8", len(res.Targets))
 	}
 	if res.Machine.CPUs == 0 || res.Machine.Postgres == "" || res.Machine.Settings["fsync"] == "" {
 		t.Errorf("machine not described: %+v", res.Machine)
@@ -185,7 +204,7 @@ func checkRendering(t *testing.T, res *bench.Results) {
 	if err := bench.WriteMarkdown(&md, res, ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, heading := range []string{"## Machine", "## Targets", "## Disjoint contexts", "## One hot context", "## Mix", "## Stream-revision dispatch", "## History", "## Catch-up reads", "## Outbox", "## From commit to effect", "## Commands through Temporal", "## Evidence", "## Analysis"} {
+	for _, heading := range []string{"## Machine", "## Targets", "## Disjoint contexts", "## One hot context", "## Mix", "## Stream-revision dispatch", "## History", "## Catch-up reads", "## Outbox", "## From commit to effect", "## Projections", "## Dispatch with projections running", "## Commands through Temporal", "## Evidence", "## Analysis"} {
 		if !strings.Contains(md.String(), heading) {
 			t.Errorf("report lacks %q", heading)
 		}

@@ -25,6 +25,8 @@ var colors = map[string]string{
 	// Lighter shades of the regular activity's.
 	strategyTemporalLocal: "#ff9896",
 	strategyTemporalEager: "#e377c2",
+
+	strategyProjections: "#bcbd22",
 }
 
 func colorOf(name string) string {
@@ -68,7 +70,7 @@ const (
 // client count, p50 latency per history size and catch-up read rates.
 func WriteSVG(w io.Writer, res *Results) error {
 	var panels []panel
-	for _, sc := range []string{ScenarioDisjoint, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioOutbox, ScenarioTemporal} {
+	for _, sc := range []string{ScenarioDisjoint, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioOutbox, ScenarioProjections, ScenarioTemporal} {
 		if p := throughputPanel(res, sc); len(p.groups) > 0 {
 			panels = append(panels, p)
 		}

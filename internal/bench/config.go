@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/projections"
 )
 
 // Scenario names, as accepted by Config.Scenarios and the -scenarios flag.
@@ -40,6 +41,15 @@ const (
 	// ScenarioEffects: commands at fixed rates (EffectRates) with River
 	// running reactions and effects; latency from commit to effect.
 	ScenarioEffects = "effects"
+	// ScenarioProjections: the disjoint command with and without three
+	// projections running in the process.
+	ScenarioProjections = "projections"
+	// ScenarioProjectionCatchUp: a projection catching up from position 0
+	// on CatchUpEvents stored events, at each of ProjectionBatchSizes.
+	ScenarioProjectionCatchUp = "projection-catchup"
+	// ScenarioProjectionLag: commands at fixed rates (ProjectionRates)
+	// with a live projection; latency from commit to the view.
+	ScenarioProjectionLag = "projection-lag"
 	// ScenarioTemporal: the disjoint command sent from a Temporal workflow
 	// through the regular and through the local dispatch activity, against
 	// the same command dispatched in process. Needs TemporalAddress or
@@ -48,7 +58,8 @@ const (
 )
 
 // AllScenarios lists every scenario in the order a run takes them.
-var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioOutbox, ScenarioEffects, ScenarioTemporal}
+var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioOutbox, ScenarioEffects,
+	ScenarioProjections, ScenarioProjectionCatchUp, ScenarioProjectionLag, ScenarioTemporal}
 
 // StrategySerializable labels the SERIALIZABLE-isolation baseline: not a
 // strategy the store offers (it does not keep the guarantee in position
@@ -85,6 +96,14 @@ var DefaultClients = []int{1, 4, 16, 64}
 // DefaultEffectRates are the offered rates of the effects scenario,
 // commands per second.
 var DefaultEffectRates = []int{50, 200, 800}
+
+// DefaultProjectionBatchSizes are compared in the projection-catchup
+// scenario.
+var DefaultProjectionBatchSizes = []int{100, 500, 2000}
+
+// DefaultProjectionRates are the offered rates of the projection-lag
+// scenario, commands per second.
+var DefaultProjectionRates = []int{100, 500}
 
 // DefaultHistorySizes are the numbers of events stored before the history
 // scenario's cells.
@@ -152,6 +171,15 @@ type Config struct {
 	// EffectRates are the offered rates (commands per second) of the
 	// effects scenario. Default: DefaultEffectRates (50, 200, 800).
 	EffectRates []int
+
+	// ProjectionBatchSizes are the batch sizes the projection-catchup
+	// scenario compares. Default: DefaultProjectionBatchSizes (100, 500,
+	// 2000).
+	ProjectionBatchSizes []int
+
+	// ProjectionRates are the offered rates (commands per second) of the
+	// projection-lag scenario. Default: DefaultProjectionRates (100, 500).
+	ProjectionRates []int
 
 	// TemporalAddress is the Temporal frontend of the temporal scenario;
 	// TemporalNamespace its namespace. Default namespace: "default".
@@ -226,6 +254,9 @@ func QuickConfig() Config {
 		Remeasure:      -1,
 		Statements:     true,
 		Explain:        true,
+
+		ProjectionBatchSizes: []int{50, 500},
+		ProjectionRates:      []int{100},
 	}
 }
 
@@ -269,6 +300,12 @@ func (c Config) WithDefaults() Config {
 	if len(c.EffectRates) == 0 {
 		c.EffectRates = slices.Clone(DefaultEffectRates)
 	}
+	if len(c.ProjectionBatchSizes) == 0 {
+		c.ProjectionBatchSizes = slices.Clone(DefaultProjectionBatchSizes)
+	}
+	if len(c.ProjectionRates) == 0 {
+		c.ProjectionRates = slices.Clone(DefaultProjectionRates)
+	}
 	if c.TemporalNamespace == "" {
 		c.TemporalNamespace = "default"
 	}
@@ -305,6 +342,16 @@ func (c Config) validate() error {
 	for _, n := range c.EffectRates {
 		if n < 1 || n > 1_000_000 {
 			errs = append(errs, fmt.Errorf("field EffectRates: %d is not a rate (1..1000000 per second)", n))
+		}
+	}
+	for _, n := range c.ProjectionRates {
+		if n < 1 || n > 1_000_000 {
+			errs = append(errs, fmt.Errorf("field ProjectionRates: %d is not a rate (1..1000000 per second)", n))
+		}
+	}
+	for _, n := range c.ProjectionBatchSizes {
+		if n < 1 || n > projections.MaxBatchSize {
+			errs = append(errs, fmt.Errorf("field ProjectionBatchSizes: %d is not a batch size (1..%d)", n, projections.MaxBatchSize))
 		}
 	}
 	if c.has(ScenarioTemporal) && c.TemporalAddress == "" && c.StartTemporal == nil {

@@ -283,6 +283,67 @@ type EffectRun struct {
 	ToDone     Latency `json:"to_done"`
 }
 
+// offered is what offer measured.
+type offered struct {
+	seconds float64
+	// lat are the durations of the calls that succeeded.
+	lat      []time.Duration
+	errors   int64
+	firstErr string
+}
+
+func (o offered) perSecond() float64 { return float64(len(o.lat)) / o.seconds }
+
+// offer calls do rate times a second for d, each call on its own goroutine
+// (so a slow one does not delay the next one's start), and waits for them
+// all. At most 256 calls are in flight: past that the store is the
+// bottleneck and the achieved rate says so.
+func offer(ctx context.Context, rate int, d time.Duration, do func(ctx context.Context, i int) error) (offered, error) {
+	var o offered
+	interval := time.Second / time.Duration(rate)
+	n := int(d / interval)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		errCount atomic.Int64
+		firstErr atomic.Pointer[string]
+	)
+	sem := make(chan struct{}, 256)
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return o, ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			t0 := time.Now()
+			if err := do(ctx, i); err != nil {
+				errCount.Add(1)
+				s := err.Error()
+				firstErr.CompareAndSwap(nil, &s)
+				return
+			}
+			d := time.Since(t0)
+			mu.Lock()
+			o.lat = append(o.lat, d)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	o.seconds = time.Since(start).Seconds()
+	o.errors = errCount.Load()
+	if s := firstErr.Load(); s != nil {
+		o.firstErr = *s
+	}
+	return o, nil
+}
+
 // effectTimes collects the effects scenario's observations.
 type effectTimes struct {
 	mu                 sync.Mutex
@@ -328,11 +389,7 @@ func (r *runner) effects(ctx context.Context, res *Results) error {
 }
 
 func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVariant) (err error) {
-	url, drop, err := r.cfg.Databases.Create(ctx)
-	if err != nil {
-		return err
-	}
-	t, err := openTarget(ctx, r.cfg, keys, url, drop, 64)
+	t, err := r.keysTarget(ctx, 64)
 	if err != nil {
 		return err
 	}
@@ -433,60 +490,21 @@ func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVarian
 	return nil
 }
 
-// effectRate offers rate commands a second for Duration, each on its own
-// goroutine (so a slow dispatch does not delay the next one's start), then
-// waits up to a minute for every effect.
+// effectRate offers rate commands a second for Duration, then waits up to
+// a minute for every effect.
 func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
 	run := EffectRun{Rate: rate}
-	interval := time.Second / time.Duration(rate)
-	n := int(r.cfg.Duration / interval)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		lat      []time.Duration
-		errCount atomic.Int64
-		firstErr atomic.Pointer[string]
-	)
-	// At most 256 dispatches in flight: past that the store is the
-	// bottleneck and the achieved rate says so.
-	sem := make(chan struct{}, 256)
-	start := time.Now()
-	for i := range n {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			select {
-			case <-ctx.Done():
-				return run, ctx.Err()
-			case <-time.After(d):
-			}
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			id := fmt.Sprintf("%s-%d", prefix, i)
-			t0 := time.Now()
-			_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
-			if err != nil {
-				errCount.Add(1)
-				s := err.Error()
-				firstErr.CompareAndSwap(nil, &s)
-				return
-			}
-			d := time.Since(t0)
-			mu.Lock()
-			lat = append(lat, d)
-			mu.Unlock()
-		})
+	o, err := offer(ctx, rate, r.cfg.Duration, func(ctx context.Context, i int) error {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
+		return err
+	})
+	if err != nil {
+		return run, err
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	run.Seconds = elapsed.Seconds()
-	run.Commands = int64(len(lat))
-	run.PerSecond = float64(run.Commands) / run.Seconds
-	run.Errors = errCount.Load()
-	if s := firstErr.Load(); s != nil {
-		run.FirstError = *s
-	}
-	run.Dispatch = latencyOf(lat)
+	run.Seconds, run.Commands, run.PerSecond = o.seconds, int64(len(o.lat)), o.perSecond()
+	run.Errors, run.FirstError = o.errors, o.firstErr
+	run.Dispatch = latencyOf(o.lat)
 
 	deadline := time.Now().Add(time.Minute)
 	for times.effects.Load() < run.Commands && time.Now().Before(deadline) {

@@ -65,7 +65,8 @@ func WriteMarkdown(w io.Writer, res *Results, analysis string) error {
 	md.scenario(ScenarioOutbox, "Outbox", "The disjoint command under `keys`, without and with the outbox: with it, every dispatch also inserts one River reaction job (`InsertManyTx` on the dispatch's own transaction) for a reactor subscribed to UserRegistered. No River worker runs, so the jobs wait; the cost measured is the insert's, in the transaction.",
 		[2]string{strategyOutbox, keys})
 	md.effects()
-	md.scenario(ScenarioTemporal, "Commands through Temporal", "The disjoint command (RegisterUser) sent two ways to the same store: `direct` calls `activities.Registry.Dispatch` in the client's goroutine (JSON payload and command id, as the activity does); `temporal` starts a workflow per command (one `activities.ExecuteCommand`, the library's default activity options) on a worker in the benchmark process and waits for its result; `temporal-local` does the same with the command sent through the local activity (`CommandOptions.Local`, default local activity options), which runs in the workflow's worker inside its workflow task instead of being scheduled through the server; `temporal-local+eager` also starts the workflow eagerly (`EnableEagerStart`: the benchmark's client is its worker's, so the server hands the first workflow task back with the start's response), so no task of the workflow goes through a task queue. The Temporal dev server (SQLite) runs on the same machine and shares its cores. Round trips are not counted on the Temporal paths (their dispatches run in the worker's context).",
+	md.projections()
+	md.scenario(ScenarioTemporal, "Commands through Temporal", "The disjoint command (RegisterUser) sent four ways to the same store: `direct` calls `activities.Registry.Dispatch` in the client's goroutine (JSON payload and command id, as the activity does); `temporal` starts a workflow per command (one `activities.ExecuteCommand`, the library's default activity options) on a worker in the benchmark process and waits for its result; `temporal-local` does the same with the command sent through the local activity (`CommandOptions.Local`, default local activity options), which runs in the workflow's worker inside its workflow task instead of being scheduled through the server; `temporal-local+eager` also starts the workflow eagerly (`EnableEagerStart`: the benchmark's client is its worker's, so the server hands the first workflow task back with the start's response), so no task of the workflow goes through a task queue. The Temporal dev server (SQLite) runs on the same machine and shares its cores. Round trips are not counted on the Temporal paths (their dispatches run in the worker's context).",
 		[2]string{strategyTemporal, strategyDirect}, [2]string{strategyTemporalLocal, strategyTemporal}, [2]string{strategyTemporalEager, strategyTemporal})
 	md.evidence()
 	md.analysis(analysis)
@@ -413,6 +414,38 @@ func (m *mdWriter) effects() {
 			m.p("At %d/s, %d dispatches failed; the first: %s\n\n", e.Rate, e.Errors, e.FirstError)
 		}
 	}
+}
+
+// projections writes the three projection scenarios.
+func (m *mdWriter) projections() {
+	counts := m.res.clientCounts(ScenarioProjections)
+	if len(counts) == 0 && len(m.res.ProjectionCatchUp) == 0 && len(m.res.ProjectionLag) == 0 {
+		return
+	}
+	m.p("## Projections\n\nThe projections package (docs/projections.md): each batch of events is applied and its checkpoint moved in one transaction, by the one runner holding the projection's lease.\n\n")
+	if len(m.res.ProjectionCatchUp) > 0 {
+		m.p("**Catch-up.** The ticket domain's `concert_sales` (per-concert seats and buyers, folded from every TicketSold: %s of the %d stored events, over 1000 concerts) starts from position 0 on a fresh copy of the log and runs until its checkpoint reaches the head, with each batch size. Events/s counts events applied; positions/s the log passed.\n\n", "three quarters", m.res.Run.CatchUpEvents)
+		m.p("| batch size | events | batches | seconds | events/s | positions/s | errors |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, c := range m.res.ProjectionCatchUp {
+			m.p("| %d | %d | %d | %.2f | %.0f | %.0f | %d |\n", c.BatchSize, c.Events, c.Batches, c.Seconds, c.EventsPerS, c.PositionsPerS, c.Errors)
+		}
+		m.p("\n")
+	}
+	if len(m.res.ProjectionLag) > 0 {
+		m.p("**Live lag.** RegisterUser commands offered at a fixed rate, each on its own goroutine, while the `users` projection runs in the same process with the worker's defaults (poll every %.0fms); each command then waits for its event in the view with `WaitFor`. Lag runs from the dispatch's return (its commit) to `WaitFor`'s.\n\n", m.res.ProjectionLag[0].PollMs)
+		m.p("| offered /s | achieved /s | commands | dispatch p50 / p99 ms | commit to view p50 / p99 / max ms | errors |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, l := range m.res.ProjectionLag {
+			m.p("| %d | %.0f | %d | %.2f / %.2f | %.1f / %.1f / %.1f | %d |\n", l.Rate, l.PerSecond, l.Commands, l.Dispatch.P50, l.Dispatch.P99, l.Lag.P50, l.Lag.P99, l.Lag.Max, l.Errors)
+		}
+		m.p("\n")
+		for _, l := range m.res.ProjectionLag {
+			if l.Errors > 0 {
+				m.p("At %d/s, %d commands failed; the first: %s\n\n", l.Rate, l.Errors, l.FirstError)
+			}
+		}
+	}
+	m.scenario(ScenarioProjections, "Dispatch with projections running", "The disjoint command under `keys`, without projections and with three running in the benchmark process on the same database: `users` and `type_counts` match every command's event (the latter reads the whole log, so its catch-up reads take the `all` barrier key every writer holds shared), `concert_sales` matches none. Each runner reads, applies and checkpoints as the commands commit.",
+		[2]string{strategyProjections, keys})
 }
 
 func (m *mdWriter) evidence() {

@@ -16,6 +16,10 @@ type Results struct {
 	Effects []EffectRun `json:"effects,omitempty"`
 	Plans   []Plan      `json:"plans,omitempty"`
 	Targets []Target    `json:"targets,omitempty"`
+
+	// ProjectionCatchUp and ProjectionLag are the projection scenarios'.
+	ProjectionCatchUp []ProjectionCatchUp `json:"projection_catchup,omitempty"`
+	ProjectionLag     []ProjectionLag     `json:"projection_lag,omitempty"`
 }
 
 // RunInfo is how the run was made.
@@ -45,6 +49,9 @@ type RunInfo struct {
 	MaxOther       float64  `json:"max_other_cores"`
 	Remeasure      int      `json:"remeasure"`
 
+	ProjectionBatchSizes []int `json:"projection_batch_sizes,omitempty"`
+	ProjectionRates      []int `json:"projection_rates,omitempty"`
+
 	// Definitions says how the figures are counted.
 	Definitions map[string]string `json:"definitions"`
 }
@@ -70,6 +77,9 @@ var definitions = map[string]string{
 	// The temporal scenario's paths through the local activity.
 	"temporal-local":       "the same workflow with the command sent through the local activity (ExecuteCommand with CommandOptions.Local, default local activity options), which runs in the workflow's worker inside its workflow task; round trips are not counted on this path",
 	"temporal-local+eager": "temporal-local with the workflow started eagerly (StartWorkflowOptions.EnableEagerStart): the client is the worker's, so the server hands the first workflow task back in the start's response; no task of the workflow goes through a task queue",
+
+	"keys+3 projections": "keys with three projections running in the benchmark process on the same database (users: every UserRegistered into a table; type_counts: every event, counted by type; concert_sales: schedules and sales, which the workload does not write), each with the default batch size and poll interval",
+	"projection_lag":     "commands offered at a fixed rate, each on its own goroutine, with the users projection running in the benchmark process; from the dispatch's return (its commit) to WaitFor's return for its position",
 }
 
 // Cell is one scenario at one client count under one strategy: its

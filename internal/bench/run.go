@@ -38,6 +38,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		CatchUpWriters: cfg.CatchUpWriters,
 		HistorySizes:   cfg.HistorySizes,
 		EffectRates:    cfg.EffectRates,
+
+		ProjectionBatchSizes: cfg.ProjectionBatchSizes,
+		ProjectionRates:      cfg.ProjectionRates,
 	}}
 	if !cfg.has(ScenarioCatchUp) {
 		res.Run.CatchUpEvents, res.Run.CatchUpWriters = 0, 0
@@ -47,6 +50,14 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	if !cfg.has(ScenarioEffects) {
 		res.Run.EffectRates = nil
+	}
+	if !cfg.has(ScenarioProjectionCatchUp) {
+		res.Run.ProjectionBatchSizes = nil
+	} else {
+		res.Run.CatchUpEvents = cfg.CatchUpEvents
+	}
+	if !cfg.has(ScenarioProjectionLag) {
+		res.Run.ProjectionRates = nil
 	}
 	r := &runner{cfg: &cfg, cpu: &cpuMeter{postmaster: cfg.ServerPID}}
 	if err := r.probe(ctx, res); err != nil {
@@ -155,6 +166,24 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 	if cfg.has(ScenarioEffects) {
 		if err := r.effects(ctx, res); err != nil {
 			return err
+		}
+	}
+	if cfg.has(ScenarioProjections) {
+		err := r.matrix(ctx, res, ScenarioProjections, []string{keys, strategyProjections}, func(t *target) (workload, error) {
+			return projectionsWorkload(ctx, t)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.has(ScenarioProjectionCatchUp) {
+		if err := r.projectionCatchUp(ctx, res); err != nil {
+			return fmt.Errorf("projection catch-up: %w", err)
+		}
+	}
+	if cfg.has(ScenarioProjectionLag) {
+		if err := r.projectionLag(ctx, res); err != nil {
+			return fmt.Errorf("projection lag: %w", err)
 		}
 	}
 	if cfg.has(ScenarioTemporal) {

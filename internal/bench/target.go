@@ -73,7 +73,7 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 				return fail(err)
 			}
 			hooks = append(hooks, ob)
-		case strategyDirect, strategyTemporal, strategyTemporalLocal, strategyTemporalEager:
+		case strategyDirect, strategyTemporal, strategyTemporalLocal, strategyTemporalEager, strategyProjections:
 			t.strategy = eventstore.LockKeys
 		}
 		storeCfg := &eventstore.Config{
@@ -95,6 +95,16 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 		t.stmts = openStatements(ctx, url)
 	}
 	return t, nil
+}
+
+// keysTarget opens a target under keys, with maxConns connections, in a
+// database of its own.
+func (r *runner) keysTarget(ctx context.Context, maxConns int) (*target, error) {
+	url, drop, err := r.cfg.Databases.Create(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return openTarget(ctx, r.cfg, keys, url, drop, maxConns)
 }
 
 // migrate migrates the database at url through a pool of its own: Up holds

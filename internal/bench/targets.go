@@ -125,7 +125,14 @@ func (r *Results) evaluate() {
 	})
 	add(t)
 
-	// 7. commands through the local path at least twice as many as
+	// 7. three running projections cost the writers at most 15%.
+	t = Target{Name: "projections: keys+3 projections >= 0.85x keys", Goal: "commands/s of the disjoint command with three projections running divided by commands/s without them (keys) is at least 0.85 at every client count"}
+	t.Checks = r.throughputRatios(ScenarioProjections, strategyProjections, keys, 0, 0.85, func(p, k *Cell) string {
+		return fmt.Sprintf("with projections %.0f/s (p99 %.2fms), without %.0f/s (p99 %.2fms)", p.PerSecond, p.P99Ms, k.PerSecond, k.P99Ms)
+	})
+	add(t)
+
+	// 8. commands through the local path at least twice as many as
 	// through the regular activity, on the same Temporal server.
 	t = Target{Name: "temporal: local path >= 2x regular activity at 16 clients", Goal: "commands/s of temporal-local+eager (the command in a local activity, the workflow started eagerly: no task through a task queue) divided by temporal's (a regular activity, today's path), on the same Temporal dev server in the same run, is at least 2 at 16 clients; temporal-local (the local activity alone) is shown beside it"}
 	if l, a := r.find(ScenarioTemporal, strategyTemporalEager, 16, 0), r.find(ScenarioTemporal, strategyTemporal, 16, 0); l != nil && a != nil && a.PerSecond > 0 {

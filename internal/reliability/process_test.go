@@ -314,6 +314,9 @@ func TestWorkerSurvivesFaults(t *testing.T) {
 		t.Errorf("hanging effects: %d of %d discarded after their attempts; failing: %d of %d", hangDiscarded, hangPlanned, failDiscarded, failPlanned)
 	}
 	checkCatchUp(t, ctx, pool, <-reader)
+	// The worker's projection went through the same faults.
+	waitCaughtUp(t, ctx, pool, tickets.ProjectionConcertSales)
+	checkConcertSales(t, ctx, store)
 
 	// The worker stops cleanly after all that.
 	if err := worker.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -1,7 +1,10 @@
 // Command testworker is the worker of the reliability suite: the factosfx
 // modules with the ticket domain plus a chaos reactor whose effects are
 // slow (CHAOS_SLOW_MS), hang past their timeout, or keep failing, so that
-// the suite can kill and restart workers while effects run.
+// the suite can kill and restart workers while effects run; and, with
+// CHAOS_PROJECTION_MS, a chaos projection whose batches hold their
+// transaction open that long after writing, so that the suite can kill the
+// worker in the middle of one.
 package main
 
 import (
@@ -12,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
 
@@ -19,15 +23,21 @@ import (
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factosfx"
+	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
 
 // Schema of the chaos effects' ledger: one row per effect key, and how many
-// times the handler ran for it.
-const Schema = `CREATE TABLE IF NOT EXISTS chaos_effects (
+// times the handler ran for it; and the chaos projection's view: one row
+// per applied event, without uniqueness, so that an event applied twice
+// shows as two rows.
+var Schema = []string{`CREATE TABLE IF NOT EXISTS chaos_effects (
     key  text PRIMARY KEY,
     runs integer NOT NULL DEFAULT 1
-)`
+)`, `CREATE TABLE IF NOT EXISTS chaos_projection (
+    seq      bigserial PRIMARY KEY,
+    position bigint NOT NULL
+)`}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
@@ -39,7 +49,8 @@ func main() {
 		os.Exit(2)
 	}
 	slow, _ := strconv.Atoi(os.Getenv("CHAOS_SLOW_MS"))
-	fx.New(factosfx.Options(cfg, domain(time.Duration(slow)*time.Millisecond))).Run()
+	hold, _ := strconv.Atoi(os.Getenv("CHAOS_PROJECTION_MS"))
+	fx.New(factosfx.Options(cfg, domain(time.Duration(slow)*time.Millisecond, time.Duration(hold)*time.Millisecond))).Run()
 }
 
 func migrate() int {
@@ -50,17 +61,42 @@ func migrate() int {
 		return 1
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, Schema); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	for _, sql := range Schema {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	return 0
 }
 
-func domain(slow time.Duration) factosfx.Domain {
+func domain(slow, hold time.Duration) factosfx.Domain {
 	codec := tickets.NewCodec()
 	return factosfx.Domain{
 		Name: "chaos",
+		Projections: func(reg *projections.Registry, _ factosfx.DomainEnv) error {
+			if err := tickets.RegisterProjections(reg, codec); err != nil {
+				return err
+			}
+			if hold == 0 {
+				return nil
+			}
+			return projections.AddProjection(reg, projections.Projection[tickets.Event]{
+				Name: "chaos", Codec: codec, Query: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
+				Apply: func(ctx context.Context, tx pgx.Tx, records []eventstore.Record[tickets.Event]) error {
+					positions := make([]int64, len(records))
+					for i, r := range records {
+						positions[i] = int64(r.Position)
+					}
+					if _, err := tx.Exec(ctx, `INSERT INTO chaos_projection (position) SELECT unnest($1::int8[])`, positions); err != nil {
+						return err
+					}
+					// Written, not committed: the window the suite kills in.
+					_, err := tx.Exec(ctx, `SELECT pg_sleep($1::float8) /* chaos projection */`, hold.Seconds())
+					return err
+				},
+			})
+		},
 		Reactors: func(reg *reactors.Registry, env factosfx.DomainEnv) error {
 			if err := tickets.RegisterReactions(reg, codec, env.Pool); err != nil {
 				return err

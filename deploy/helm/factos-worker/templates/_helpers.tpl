@@ -181,3 +181,95 @@ helm.sh/hook-weight: {{ .weight | quote }}
 helm.sh/hook-delete-policy: {{ .deletePolicy }}
 {{- end }}
 {{- end }}
+
+{{/*
+Temporal TLS files. The client certificate, its key and the server CA are
+projected into one read-only directory; the worker finds them through the
+TEMPORAL_TLS_*_PATH variables of the ConfigMap. A projected Secret is updated
+in place when the Secret changes (no subPath), and the worker rereads the
+client certificate at each new connection.
+*/}}
+{{- define "factos-worker.temporalTLSDir" -}}
+/etc/factos/temporal-tls
+{{- end }}
+
+{{- define "factos-worker.temporalServerCA" -}}
+{{- $ca := .Values.temporal.tls.serverCA }}
+{{- if and .Values.temporal.enabled (or $ca.existingSecret $ca.existingConfigMap) }}true{{ end }}
+{{- end }}
+
+{{- define "factos-worker.temporalClientCert" -}}
+{{- if and .Values.temporal.enabled .Values.temporal.tls.clientCert.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "factos-worker.temporalTLSVolume" -}}
+{{- if or (include "factos-worker.temporalServerCA" .) (include "factos-worker.temporalClientCert" .) }}true{{ end }}
+{{- end }}
+
+{{- define "factos-worker.temporalAPIKeySecret" -}}
+{{- if .Values.temporal.enabled }}
+{{- .Values.temporal.apiKey.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/*
+Variables the chart sets from values, in its ConfigMap or as env entries.
+extraEnv may not set them (envFrom may: it is below the chart's ConfigMap
+only by choice of the operator, and below every env entry).
+*/}}
+{{- define "factos-worker.managedEnv" -}}
+{{- $cm := include (print .Template.BasePath "/configmap.yaml") . | fromYaml }}
+{{- $names := list "DATABASE_URL" "RIVERUI_USERNAME" "RIVERUI_PASSWORD" "TEMPORAL_API_KEY" "TEMPORAL_TLS" "TEMPORAL_TLS_SERVER_NAME" "TEMPORAL_TLS_SERVER_CA_CERT_PATH" "TEMPORAL_TLS_CLIENT_CERT_PATH" "TEMPORAL_TLS_CLIENT_KEY_PATH" }}
+{{- range $k, $_ := $cm.data }}
+{{- $names = append $names $k }}
+{{- end }}
+{{- $names | uniq | sortAlpha | toJson }}
+{{- end }}
+
+{{/*
+Checks of values that the schema cannot express. Included by the Deployment;
+renders nothing.
+*/}}
+{{- define "factos-worker.validate" -}}
+{{- $t := .Values.temporal }}
+{{- if and $t.enabled (kindIs "bool" $t.tls.enabled) (not $t.tls.enabled) }}
+{{- $set := list }}
+{{- if $t.apiKey.existingSecret }}{{ $set = append $set "temporal.apiKey.existingSecret" }}{{ end }}
+{{- if $t.tls.clientCert.existingSecret }}{{ $set = append $set "temporal.tls.clientCert.existingSecret" }}{{ end }}
+{{- if $t.tls.serverCA.existingSecret }}{{ $set = append $set "temporal.tls.serverCA.existingSecret" }}{{ end }}
+{{- if $t.tls.serverCA.existingConfigMap }}{{ $set = append $set "temporal.tls.serverCA.existingConfigMap" }}{{ end }}
+{{- if $t.tls.serverName }}{{ $set = append $set "temporal.tls.serverName" }}{{ end }}
+{{- if $set }}
+{{- fail (printf "factos-worker: temporal.tls.enabled=false, but TLS is needed by %s (an API key would travel in plain text; Temporal Cloud accepts TLS only): remove temporal.tls.enabled or set it true" (join ", " $set)) }}
+{{- end }}
+{{- end }}
+{{- if and $t.tls.serverCA.existingSecret $t.tls.serverCA.existingConfigMap }}
+{{- fail "factos-worker: set temporal.tls.serverCA.existingSecret or temporal.tls.serverCA.existingConfigMap, not both" }}
+{{- end }}
+{{- $managed := include "factos-worker.managedEnv" . | fromJsonArray }}
+{{- range .Values.extraEnv }}
+{{- if has .name $managed }}
+{{- fail (printf "factos-worker: extraEnv sets %s, which the chart sets from its values: set the value instead (the chart's README maps variables to values)" .name) }}
+{{- end }}
+{{- end }}
+{{- $chartLabels := include "factos-worker.labels" . | fromYaml }}
+{{- $_ := set $chartLabels "app.kubernetes.io/component" "worker" }}
+{{- range $k, $_ := .Values.podLabels }}
+{{- if hasKey $chartLabels $k }}
+{{- fail (printf "factos-worker: podLabels sets %s, a label the chart sets (its selectors use some)" $k) }}
+{{- end }}
+{{- end }}
+{{- if hasKey .Values.prometheusRule.alertLabels "severity" }}
+{{- fail "factos-worker: prometheusRule.alertLabels sets severity; set each alert's severity instead (prometheusRule.<alert>.severity)" }}
+{{- end }}
+{{- range .Values.extraVolumes }}
+{{- if has .name (list "tmp" "temporal-tls") }}
+{{- fail (printf "factos-worker: extraVolumes names a volume %q, which the chart uses" .name) }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraVolumeMounts }}
+{{- if has .mountPath (list "/tmp" (include "factos-worker.temporalTLSDir" $)) }}
+{{- fail (printf "factos-worker: extraVolumeMounts mounts at %s, where the chart mounts its own volume" .mountPath) }}
+{{- end }}
+{{- end }}
+{{- end }}
