@@ -94,10 +94,12 @@
 //     the history per attempt past the first backoffs. Rejections, bad
 //     payloads and codec failures are not retried on either path.
 //   - A retrying local activity is not visible as a pending activity in
-//     Temporal's UI: its failures show in the worker's logs and SDK
-//     metrics (temporal_local_activity_*), and the final failure in the
-//     marker. A worker crash is noticed only when the workflow task times
-//     out (the workflow task timeout, 10s by default).
+//     Temporal's UI, and the SDK does not log its failures: they show in
+//     the store's dispatch metrics (factosfx exports them by outcome) and
+//     the SDK's local activity metrics (temporal_local_activity_*), and the
+//     last one in the marker and the workflow's error. A worker crash is
+//     noticed only when the workflow task times out (the workflow task
+//     timeout, 10s by default).
 //   - No heartbeats: a local activity cannot heartbeat (the SDK ignores
 //     activity.RecordHeartbeat). The dispatch does not heartbeat on either
 //     path; it is short and idempotent, so a retry costs one dispatch.
