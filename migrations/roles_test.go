@@ -242,7 +242,7 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 			// A named replay stores its checkpoint twice (insert, then
 			// update) and enqueues nothing: the reactions ran.
 			for range 2 {
-				res, err := reg.Replay(ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, Name: "roles-" + string(strategy)})
+				res, err := reg.Replay(ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, Name: "roles-" + string(strategy)})
 				if err != nil || res.Enqueued != 0 || !res.Done {
 					t.Fatalf("replay: %+v %v", res, err)
 				}

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
 
 	"github.com/factos-go/factos/activities"
@@ -95,15 +93,11 @@ func runDemo(ctx context.Context, args []string) int {
 			return fail(err)
 		}
 	}
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	ob, err := reg.Outbox(nil)
 	if err != nil {
 		return fail(err)
 	}
-	ob, err := reg.Outbox(rc)
-	if err != nil {
-		return fail(err)
-	}
-	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy, Hooks: []eventstore.Hook{ob}})
+	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy, BatchHooks: []eventstore.BatchHook{ob}})
 	if err != nil {
 		return fail(err)
 	}
