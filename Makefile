@@ -81,9 +81,25 @@ $(HELM):
 $(STATICCHECK):
 	GOBIN=$(dir $@) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+# `make dev` compiles the dev tool into bin/ (ignored by git; the worker it
+# builds goes next to it) and runs it with exec, so that it is make's own
+# child: a SIGTERM to make reaches it (make forwards SIGTERM to its children;
+# `go run` would die and leave it running), and it cleans up before make
+# returns. DEV_FLAGS are its flags, e.g. DEV_FLAGS='-buyers 30 -capacity 10',
+# -exit-after-demo or -screenshots docs.
+DEV_BIN   := $(CURDIR)/bin/factos-dev
+DEV_FLAGS ?=
+
 .PHONY: dev
-dev: ## Start PostgreSQL and Temporal if needed, migrate, run the worker and the demo; ^C cleans up
-	go run ./internal/devenv/dev
+dev: ## Start PostgreSQL and Temporal (with its UI) if needed, migrate, run the worker and the demo; ^C cleans up
+	@if [ -x $(DEV_BIN) ]; then echo "==> compiling the dev tool (internal/devenv/dev)"; \
+	 else echo "==> compiling the dev tool (internal/devenv/dev); the first time, Go compiles its dependencies: a minute or two"; fi
+	@start=$$SECONDS; mkdir -p $(dir $(DEV_BIN)) && go build -o $(DEV_BIN) ./internal/devenv/dev && echo "    done in $$((SECONDS - start))s"
+	@exec $(DEV_BIN) $(DEV_FLAGS)
+
+.PHONY: dev/screenshots
+dev/screenshots: ## Run `make dev`'s demo and save screenshots of River UI and Temporal UI in docs/ (needs chromium)
+	@$(MAKE) --no-print-directory dev DEV_FLAGS=-screenshots=docs
 
 .PHONY: reliability
 reliability: tools ## Fault-injection suite, long profile (larger loads)

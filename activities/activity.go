@@ -111,7 +111,8 @@ func (a *Activities) Dispatch(ctx context.Context, req Request) (*Result, error)
 // toTemporal maps a dispatch error to the application error Temporal acts
 // on. Rejections, bad input and codec failures would fail again: not
 // retryable. Conflicts, store failures and events from a newer release may
-// pass: retryable.
+// pass: retryable. Only rejections are benign (expected; not logged or
+// counted as failures).
 func (r *Registry) toTemporal(cmd string, err error) error {
 	var (
 		rej     *eventstore.RejectedError
@@ -120,9 +121,15 @@ func (r *Registry) toTemporal(cmd string, err error) error {
 	)
 	switch {
 	case errors.As(err, &rej):
+		// Benign: a rejection is an outcome the domain expects (sold
+		// out), so the SDK logs it at debug level and counts no failure,
+		// where a real error stays an error.
 		name := r.errors.Name(rej.Err)
-		return temporal.NewNonRetryableApplicationError(rej.Err.Error(), name, nil,
-			Rejection{Command: cmd, Name: name, Message: rej.Err.Error()})
+		return temporal.NewApplicationErrorWithOptions(rej.Err.Error(), name, temporal.ApplicationErrorOptions{
+			NonRetryable: true,
+			Category:     temporal.ApplicationErrorCategoryBenign,
+			Details:      []any{Rejection{Command: cmd, Name: name, Message: rej.Err.Error()}},
+		})
 	case errors.As(err, &unknown):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnknownCommand, nil)
 	case errors.As(err, &payload):

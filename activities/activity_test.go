@@ -80,15 +80,16 @@ func TestDispatchActivityMapsErrors(t *testing.T) {
 		req       activities.Request
 		errType   string
 		retryable bool
+		benign    bool // an expected outcome, not logged as an error
 	}{
-		{"domain rejection", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-2", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "bob"})}, "SoldOut", false},
-		{"unnamed domain error", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-3", Payload: payload(tickets.BuyTicket{ConcertID: "", BuyerID: "bob"})}, "InvalidCommand", false},
-		{"unknown command", activities.Request{Command: "tickets.Nope", CommandID: "x-1", Payload: payload(1)}, activities.ErrTypeUnknownCommand, false},
-		{"unknown field", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-2", Payload: json.RawMessage(`{"concert_id":"c1","buyer":"typo"}`)}, activities.ErrTypeBadPayload, false},
-		{"wrong type", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-3", Payload: json.RawMessage(`{"concert_id":7}`)}, activities.ErrTypeBadPayload, false},
-		{"empty payload", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-5"}, activities.ErrTypeBadPayload, false},
-		{"missing command id", activities.Request{Command: tickets.CmdBuyTicket, Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false},
-		{"invalid tag from input", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-6", Payload: payload(tickets.BuyTicket{ConcertID: "c\x001", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false},
+		{"domain rejection", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-2", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "bob"})}, "SoldOut", false, true},
+		{"unnamed domain error", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-3", Payload: payload(tickets.BuyTicket{ConcertID: "", BuyerID: "bob"})}, "InvalidCommand", false, true},
+		{"unknown command", activities.Request{Command: "tickets.Nope", CommandID: "x-1", Payload: payload(1)}, activities.ErrTypeUnknownCommand, false, false},
+		{"unknown field", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-2", Payload: json.RawMessage(`{"concert_id":"c1","buyer":"typo"}`)}, activities.ErrTypeBadPayload, false, false},
+		{"wrong type", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-3", Payload: json.RawMessage(`{"concert_id":7}`)}, activities.ErrTypeBadPayload, false, false},
+		{"empty payload", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-5"}, activities.ErrTypeBadPayload, false, false},
+		{"missing command id", activities.Request{Command: tickets.CmdBuyTicket, Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false, false},
+		{"invalid tag from input", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-6", Payload: payload(tickets.BuyTicket{ConcertID: "c\x001", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +100,9 @@ func TestDispatchActivityMapsErrors(t *testing.T) {
 			}
 			if app.Type() != tc.errType || app.NonRetryable() == tc.retryable {
 				t.Errorf("type %q retryable %v, want %q retryable %v (%v)", app.Type(), !app.NonRetryable(), tc.errType, tc.retryable, err)
+			}
+			if benign := app.Category() == temporal.ApplicationErrorCategoryBenign; benign != tc.benign {
+				t.Errorf("benign %v, want %v (%v)", benign, tc.benign, err)
 			}
 		})
 	}
@@ -143,8 +147,8 @@ func TestStoreFailureIsRetryable(t *testing.T) {
 	_, err := env.ExecuteActivity(activities.DispatchActivity, activities.Request{
 		Command: tickets.CmdBuyTicket, CommandID: "buy-1", Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"})})
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != activities.ErrTypeStore || app.NonRetryable() {
-		t.Fatalf("err = %v, want a retryable store failure", err)
+	if !errors.As(err, &app) || app.Type() != activities.ErrTypeStore || app.NonRetryable() || app.Category() == temporal.ApplicationErrorCategoryBenign {
+		t.Fatalf("err = %v, want a retryable store failure, logged as an error", err)
 	}
 }
 

@@ -87,6 +87,25 @@ func TestAlertsFire(t *testing.T) {
 		{"FactosProjectionLagSeconds", "a projection a second behind",
 			p2("factos_projection_lag_seconds", `,projection="sales"`) + " 1x20\n", false},
 
+		// factos_projection_stuck and _running are read from the database
+		// by every pod: the same values from both.
+		{"FactosProjectionStuck", "a projection stuck, seen by two pods",
+			p1("factos_projection_stuck", `,projection="sales"`) + " 0x5 1x15\n" + p2("factos_projection_stuck", `,projection="sales"`) + " 0x5 1x15\n" +
+				p1("factos_projection_stuck", `,projection="seats"`) + " 0x20\n", true},
+		{"FactosProjectionStuck", "a projection stuck a while, then moving on",
+			p1("factos_projection_stuck", `,projection="sales"`) + " 0x5 1x10 0x5\n", false},
+		{"FactosProjectionStuck", "another release's projection stuck",
+			p1("factos_projection_stuck", `,projection="sales"`) + " 0x20\n" + theirs("factos_projection_stuck", `,projection="sales"`) + " 1x20\n", false},
+		{"FactosProjectionNotRunning", "no process holds a projection's lease",
+			p1("factos_projection_running", `,projection="sales"`) + " 1x5 0x15\n" + p2("factos_projection_running", `,projection="sales"`) + " 1x5 0x15\n" +
+				p1("factos_projection_running", `,projection="seats"`) + " 1x20\n", true},
+		// The pods read the lease at different instants (around a
+		// takeover): held if any of them saw it held.
+		{"FactosProjectionNotRunning", "one pod sees the lease held",
+			p1("factos_projection_running", `,projection="sales"`) + " 0x20\n" + p2("factos_projection_running", `,projection="sales"`) + " 1x20\n", false},
+		{"FactosProjectionNotRunning", "another release's projection not running",
+			p2("factos_projection_running", `,projection="sales"`) + " 1x20\n" + theirs("factos_projection_running", `,projection="sales"`) + " 0x20\n", false},
+
 		{"FactosWorkerUnavailable", "an unready pod",
 			`kube_deployment_status_replicas_unavailable{namespace="factos",deployment="factos-factos-worker"} 1x20` + "\n", true},
 		{"FactosWorkerUnavailable", "every pod ready",
@@ -136,6 +155,8 @@ func checkAlertLabels(t *testing.T, alert string, v promql.Vector) {
 		"FactosReactionBacklog":      {"namespace"},
 		"FactosProjectionLagEvents":  {"projection", "namespace"},
 		"FactosProjectionLagSeconds": {"projection", "namespace"},
+		"FactosProjectionStuck":      {"projection", "namespace"},
+		"FactosProjectionNotRunning": {"projection", "namespace"},
 		"FactosWorkerUnavailable":    {"deployment", "namespace"},
 		"FactosWorkerScrapeFailing":  {"pod", "namespace"},
 	}[alert]

@@ -18,9 +18,9 @@ import (
 // The Grafana dashboard and the PrometheusRule query the worker's metrics.
 // These tests check every query offline: it parses as PromQL, every metric
 // it reads is one the worker serves (deploy/worker-metrics.json, which a
-// factosfx test keeps equal to the worker's registry) or an announced one,
-// every label it filters or groups by exists on those series, and it is
-// scoped to one release.
+// factosfx test keeps equal to the worker's registry), every label it
+// filters or groups by exists on those series, and it is scoped to one
+// release.
 
 // metric is one metric family of worker-metrics.json.
 type metric struct {
@@ -29,14 +29,6 @@ type metric struct {
 	// external: not scraped from the worker, so without its target
 	// labels (Labels are all it has).
 	external bool
-}
-
-// announced are metrics the worker will serve but does not yet: the
-// projection runners' lag (issue 12). A name worker-metrics.json lists
-// wins over this list, which can then lose it.
-var announced = []metric{
-	{Name: "factos_projection_lag_events", Labels: []string{"projection"}},
-	{Name: "factos_projection_lag_seconds", Labels: []string{"projection"}},
 }
 
 // targetLabels are the labels Prometheus adds to every series it scrapes
@@ -65,7 +57,7 @@ func workerMetrics(t *testing.T) catalog {
 		t.Fatalf("worker-metrics.json lists %d metrics", len(ms))
 	}
 	c := catalog{}
-	for _, m := range append(announced, ms...) {
+	for _, m := range ms {
 		c[m.Name] = m
 	}
 	return c
@@ -413,7 +405,8 @@ func TestPrometheusRule(t *testing.T) {
 		}
 	}
 	want := []string{"FactosEffectsDiscarded", "FactosReactionLagHigh", "FactosReactionBacklog", "FactosProjectionLagEvents",
-		"FactosProjectionLagSeconds", "FactosWorkerUnavailable", "FactosWorkerScrapeFailing"}
+		"FactosProjectionLagSeconds", "FactosProjectionStuck", "FactosProjectionNotRunning", "FactosWorkerUnavailable",
+		"FactosWorkerScrapeFailing"}
 	if !slices.Equal(alerts, want) {
 		t.Errorf("alerts %v, want %v", alerts, want)
 	}
@@ -422,6 +415,7 @@ func TestPrometheusRule(t *testing.T) {
 	groups := map[string][]string{
 		"effectsDiscarded": {"FactosEffectsDiscarded"}, "reactionLag": {"FactosReactionLagHigh"},
 		"reactionBacklog": {"FactosReactionBacklog"}, "projectionLag": {"FactosProjectionLagEvents", "FactosProjectionLagSeconds"},
+		"projectionStuck": {"FactosProjectionStuck"}, "projectionNotRunning": {"FactosProjectionNotRunning"},
 		"notReady": {"FactosWorkerUnavailable", "FactosWorkerScrapeFailing"},
 	}
 	var allOff strings.Builder

@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/projections"
@@ -60,6 +63,7 @@ type Config struct {
 
 	LockStrategy    eventstore.LockStrategy
 	ShutdownTimeout time.Duration
+	StartupTimeout  time.Duration
 
 	ProjectionBatchSize     int
 	ProjectionPollInterval  time.Duration
@@ -75,16 +79,26 @@ type Var struct {
 	Description string `json:"description"`
 
 	set func(c *Config, v string) error
+	// form is what a required variable's message suggests when it is
+	// unset.
+	form string
 }
 
 // Vars are the worker's environment variables. `worker spec` prints them,
 // and the Helm chart's tests check the chart against that output.
 var Vars = []Var{
 	{Name: "DATABASE_URL", Required: true, Secret: true,
-		Description: "PostgreSQL connection string (postgres://user:pass@host:5432/db).",
+		Description: "PostgreSQL connection string (postgres://user:pass@host:5432/db).", form: databaseURLForm,
 		set: func(c *Config, v string) error {
-			if _, err := url.Parse(v); err != nil || !(strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://") || strings.Contains(v, "host=")) {
-				return errors.New("must be a postgres:// URL or a key=value connection string")
+			isURL := strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")
+			if !isURL && !strings.Contains(v, "=") {
+				return invalid("is not a PostgreSQL connection string", databaseURLForm)
+			}
+			// pgx's own parser decides, so that what passes here also
+			// opens a pool; its message can echo the password, so it
+			// is not passed on.
+			if _, err := pgxpool.ParseConfig(v); err != nil {
+				return invalid("cannot be parsed as a PostgreSQL connection string (check the port, the percent-encoding of special characters in the password, and the option names)", databaseURLForm)
 			}
 			c.DatabaseURL = v
 			return nil
@@ -96,21 +110,18 @@ var Vars = []Var{
 			return err
 		}},
 	{Name: "TEMPORAL_ENABLED", Default: "true", Description: "Run the Temporal worker (dispatch activity and workflows).",
-		set: func(c *Config, v string) (err error) { c.TemporalEnabled, err = strconv.ParseBool(v); return err }},
+		set: func(c *Config, v string) (err error) { c.TemporalEnabled, err = parseBool(v); return err }},
 	{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Description: "Temporal frontend host:port.",
-		set: func(c *Config, v string) error {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				return errors.New("must be host:port")
-			}
-			c.TemporalAddress = v
-			return nil
+		set: func(c *Config, v string) (err error) {
+			c.TemporalAddress, err = hostPort(v, true, "host:port", "temporal-frontend.temporal:7233")
+			return err
 		}},
 	{Name: "TEMPORAL_NAMESPACE", Default: "default", Description: "Temporal namespace.",
 		set: func(c *Config, v string) error { c.TemporalNamespace = v; return nonEmpty(v) }},
 	{Name: "TEMPORAL_TASK_QUEUE", Default: "factos", Description: "Temporal task queue of the worker's activities and workflows.",
 		set: func(c *Config, v string) error { c.TemporalTaskQueue = v; return nonEmpty(v) }},
 	{Name: envTemporalTLS, Description: "Connect to Temporal over TLS: true or false. Unset: on when TEMPORAL_API_KEY or any TEMPORAL_TLS_* variable is set, as with the temporal CLI. Temporal Cloud needs it; false with an API key or TLS settings is refused.",
-		set: func(c *Config, v string) (err error) { c.TemporalTLS, err = strconv.ParseBool(v); return err }},
+		set: func(c *Config, v string) (err error) { c.TemporalTLS, err = parseBool(v); return err }},
 	{Name: envTemporalServerName, Description: "Server name to verify the Temporal server's certificate against, when it differs from TEMPORAL_ADDRESS's host (a private endpoint, say).",
 		set: func(c *Config, v string) error { c.TemporalTLSServerName = v; return nonEmpty(v) }},
 	{Name: envTemporalCAPath, Description: "File of PEM CA certificates that sign the Temporal server's certificate. Unset: the system's roots (enough for Temporal Cloud).",
@@ -132,24 +143,28 @@ var Vars = []Var{
 			// refuse in a header much later, on the first request.
 			c.TemporalAPIKey = strings.TrimSpace(v)
 			if c.TemporalAPIKey == "" || strings.ContainsFunc(c.TemporalAPIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-				return errors.New("must be one word, without spaces or control characters")
+				return invalid("has spaces or control characters in it", "the API key as one word, as Temporal Cloud issued it")
 			}
 			return nil
 		}},
 	{Name: "HTTP_ADDR", Default: ":8080", Description: "Listen address of /healthz, /readyz, /metrics and /riverui/.",
+		set: func(c *Config, v string) (err error) {
+			c.HTTPAddr, err = hostPort(v, false, "[host]:port", ":8080 or 127.0.0.1:8080")
+			return err
+		}},
+	{Name: "LOG_LEVEL", Default: "info", Description: oneOf(logLevels) + ".",
 		set: func(c *Config, v string) error {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				return errors.New("must be [host]:port")
+			// slog also reads offsets such as "info+2"; the four names are
+			// what anyone needs.
+			if c.LogLevel.UnmarshalText([]byte(v)) != nil {
+				return invalid("is not a log level", oneOf(logLevels))
 			}
-			c.HTTPAddr = v
 			return nil
 		}},
-	{Name: "LOG_LEVEL", Default: "info", Description: "debug, info, warn or error.",
-		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
-	{Name: "LOG_FORMAT", Default: "json", Description: "json or text.",
+	{Name: "LOG_FORMAT", Default: "json", Description: oneOf(logFormats) + ".",
 		set: func(c *Config, v string) error {
-			if v != "json" && v != "text" {
-				return errors.New("must be json or text")
+			if !slices.Contains(logFormats, v) {
+				return invalid("is not a log format", oneOf(logFormats))
 			}
 			c.LogFormat = v
 			return nil
@@ -161,7 +176,7 @@ var Vars = []Var{
 	{Name: "RIVER_FETCH_COOLDOWN", Default: "10ms", Description: "Shortest time between two fetches of available jobs per queue. River's own default, 100ms, caps 10 workers at about 100 jobs a second and puts 100ms or more between a commit and its reaction; a fetch is one small query.",
 		set: func(c *Config, v string) (err error) {
 			if c.FetchCooldown, err = positiveDuration(v); err == nil && c.FetchCooldown < time.Millisecond {
-				err = errors.New("must be at least 1ms")
+				err = invalid("is shorter than 1ms", "a duration of 1ms or more, such as 10ms")
 			}
 			return err
 		}},
@@ -170,20 +185,22 @@ var Vars = []Var{
 	{Name: "RIVER_RESCUE_AFTER", Default: "1h", Description: "A job still running after this long is presumed lost with its worker (a killed process) and retried. Must exceed every job's timeout.",
 		set: func(c *Config, v string) (err error) { c.RescueAfter, err = positiveDuration(v); return err }},
 	{Name: "RIVERUI_ENABLED", Default: "false", Description: "Serve River UI under /riverui/.",
-		set: func(c *Config, v string) (err error) { c.RiverUIEnabled, err = strconv.ParseBool(v); return err }},
+		set: func(c *Config, v string) (err error) { c.RiverUIEnabled, err = parseBool(v); return err }},
 	{Name: "RIVERUI_USERNAME", Secret: true, Description: "River UI basic-auth user (required with RIVERUI_ENABLED unless unauthenticated access is allowed).",
 		set: func(c *Config, v string) error { c.RiverUIUsername = v; return nil }},
 	{Name: "RIVERUI_PASSWORD", Secret: true, Description: "River UI basic-auth password.",
 		set: func(c *Config, v string) error { c.RiverUIPassword = v; return nil }},
 	{Name: "RIVERUI_ALLOW_UNAUTHENTICATED", Default: "false", Description: "Serve River UI without credentials (local development only).",
 		set: func(c *Config, v string) (err error) {
-			c.RiverUIAllowUnauthenticated, err = strconv.ParseBool(v)
+			c.RiverUIAllowUnauthenticated, err = parseBool(v)
 			return err
 		}},
-	{Name: "LOCK_STRATEGY", Default: "keys", Description: "Event store lock strategy: keys or table. Every process writing the database must use the one the database records (`worker lock-strategy`); a worker with another refuses to start.",
+	{Name: "LOCK_STRATEGY", Default: string(eventstore.LockKeys), Description: "Event store lock strategy: " + oneOf(lockStrategies()) + ". Every process writing the database must use the one the database records (`worker lock-strategy`); a worker with another refuses to start.",
 		set: func(c *Config, v string) (err error) {
-			c.LockStrategy, err = eventstore.ParseLockStrategy(v)
-			return err
+			if c.LockStrategy, err = eventstore.ParseLockStrategy(v); err != nil {
+				return invalid("is not a lock strategy", oneOf(lockStrategies()))
+			}
+			return nil
 		}},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Description: "How long running jobs and activities may take to finish after SIGTERM.",
 		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
@@ -202,17 +219,83 @@ var Vars = []Var{
 			c.ProjectionLeaseInterval, err = atLeastMillisecond(v)
 			return err
 		}},
+	{Name: "STARTUP_TIMEOUT", Default: "5m", Description: "How long `worker run` waits for the database, its migrations and Temporal before it gives up and exits 1 (it reports itself not ready meanwhile); 0 waits forever.",
+		set: func(c *Config, v string) (err error) {
+			if d, err := time.ParseDuration(v); err == nil && d == 0 {
+				c.StartupTimeout = 0 // "0", "0s": wait forever
+				return nil
+			}
+			var iv *invalidValue
+			if c.StartupTimeout, err = positiveDuration(v); errors.As(err, &iv) {
+				return invalid(iv.reason, "a positive duration such as 5m, or 0 to wait forever")
+			}
+			return err
+		}},
 }
 
-// ConfigError names the variable that is wrong and why.
+// The values some variables accept, for their parsers, descriptions and
+// messages alike.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"json", "text"}
+)
+
+const databaseURLForm = "postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as \"host=db user=app dbname=factos\""
+
+func lockStrategies() []string {
+	var out []string
+	for _, ls := range eventstore.LockStrategies {
+		out = append(out, string(ls))
+	}
+	return out
+}
+
+// ConfigError names the variable that is wrong, what is wrong with its
+// value in plain words, and what it accepts:
+//
+//	invalid configuration: LOG_LEVEL="loud" is not a log level; use debug, info, warn or error
 type ConfigError struct {
-	Var    string
+	// Var is the variable's name.
+	Var string
+	// Value is the refused value, quoted in the message. It is empty when
+	// the variable is unset or secret.
+	Value string
+	// Secret is set when the variable holds a secret: the message says
+	// "(value hidden)" instead of quoting it.
+	Secret bool
+	// Reason says what is wrong, as the rest of a sentence whose subject
+	// is the variable: "is not a log level".
 	Reason string
+	// Valid says what the variable accepts, when a list or a form helps:
+	// "debug, info, warn or error". Optional.
+	Valid string
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("invalid configuration: %s: %s", e.Var, e.Reason)
+	var b strings.Builder
+	b.WriteString("invalid configuration: ")
+	b.WriteString(e.Var)
+	switch {
+	case e.Value != "":
+		fmt.Fprintf(&b, "=%q", e.Value)
+	case e.Secret:
+		b.WriteString(" (value hidden)")
+	}
+	b.WriteString(" ")
+	b.WriteString(e.Reason)
+	if e.Valid != "" {
+		b.WriteString("; use ")
+		b.WriteString(e.Valid)
+	}
+	return b.String()
 }
+
+// invalidValue is what a variable's parser returns for a value it refuses.
+type invalidValue struct{ reason, valid string }
+
+func (e *invalidValue) Error() string { return e.reason + "; use " + e.valid }
+
+func invalid(reason, valid string) error { return &invalidValue{reason: reason, valid: valid} }
 
 // LoadConfig reads the configuration from getenv (os.Getenv if nil). It
 // reports every invalid or missing variable at once.
@@ -226,7 +309,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		val := getenv(v.Name)
 		if val == "" {
 			if v.Required {
-				errs = append(errs, &ConfigError{Var: v.Name, Reason: "required"})
+				errs = append(errs, &ConfigError{Var: v.Name, Reason: "is required and not set", Valid: v.form})
 				continue
 			}
 			val = v.Default
@@ -235,15 +318,20 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 			continue
 		}
 		if err := v.set(c, val); err != nil {
-			reason := err.Error()
+			ce := &ConfigError{Var: v.Name, Secret: v.Secret, Reason: err.Error()}
 			if !v.Secret {
-				reason = fmt.Sprintf("%q %s", val, reason)
+				ce.Value = val
 			}
-			errs = append(errs, &ConfigError{Var: v.Name, Reason: reason})
+			var iv *invalidValue
+			if errors.As(err, &iv) {
+				ce.Reason, ce.Valid = iv.reason, iv.valid
+			}
+			errs = append(errs, ce)
 		}
 	}
 	if c.RiverUIEnabled && !c.RiverUIAllowUnauthenticated && (c.RiverUIUsername == "" || c.RiverUIPassword == "") {
-		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME", Reason: "RIVERUI_ENABLED needs RIVERUI_USERNAME and RIVERUI_PASSWORD (or RIVERUI_ALLOW_UNAUTHENTICATED=true)"})
+		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME",
+			Reason: "and RIVERUI_PASSWORD must both be set when RIVERUI_ENABLED=true (or, on a development machine only, RIVERUI_ALLOW_UNAUTHENTICATED=true)"})
 	}
 	c.resolveTemporalTLS(getenv(envTemporalTLS) != "")
 	if c.TemporalEnabled {
@@ -254,7 +342,9 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		}
 	}
 	if c.RescueAfter != 0 && c.RescueAfter <= c.JobTimeout {
-		errs = append(errs, &ConfigError{Var: "RIVER_RESCUE_AFTER", Reason: "must be longer than RIVER_JOB_TIMEOUT, or running jobs would be rescued while they run"})
+		errs = append(errs, &ConfigError{Var: "RIVER_RESCUE_AFTER", Value: c.RescueAfter.String(),
+			Reason: fmt.Sprintf("is not longer than RIVER_JOB_TIMEOUT=%s, so jobs would be rescued (and run twice) while they run", c.JobTimeout),
+			Valid:  "a duration longer than RIVER_JOB_TIMEOUT"})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -273,7 +363,7 @@ func (c *Config) Redacted() []any {
 		"temporal_api_key", c.TemporalAPIKey != "",
 		"http_addr", c.HTTPAddr, "riverui_enabled", c.RiverUIEnabled,
 		"reaction_workers", c.ReactionWorkers, "effect_workers", c.EffectWorkers,
-		"shutdown_timeout", c.ShutdownTimeout.String(),
+		"shutdown_timeout", c.ShutdownTimeout.String(), "startup_timeout", c.StartupTimeout.String(),
 	}
 	return out
 }
@@ -301,17 +391,25 @@ func redactURL(raw string) string {
 }
 
 func positive(v string, max int) (int, error) {
+	valid := fmt.Sprintf("a whole number from 1 to %d", max)
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return 0, fmt.Errorf("must be an integer from 1 to %d", max)
+	switch {
+	case err != nil:
+		return 0, invalid("is not a whole number", valid)
+	case n < 1 || n > max:
+		return 0, invalid("is out of range", valid)
 	}
 	return n, nil
 }
 
 func positiveDuration(v string) (time.Duration, error) {
+	const valid = "a positive duration with a unit, such as 30s, 5m or 1h30m"
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, errors.New("must be a positive duration such as 30s")
+	switch {
+	case err != nil:
+		return 0, invalid("is not a duration", valid)
+	case d <= 0:
+		return 0, invalid("is not positive", valid)
 	}
 	return d, nil
 }
@@ -319,16 +417,49 @@ func positiveDuration(v string) (time.Duration, error) {
 func atLeastMillisecond(v string) (time.Duration, error) {
 	d, err := positiveDuration(v)
 	if err == nil && d < time.Millisecond {
-		err = errors.New("must be at least 1ms")
+		err = invalid("is shorter than 1ms", "a duration of at least 1ms, such as 25ms")
 	}
 	return d, err
 }
 
+// boolValues are the spellings strconv.ParseBool accepts.
+const boolValues = "true or false (1, t, T, TRUE, True, 0, f, F, FALSE and False work too)"
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, invalid("is not a boolean", boolValues)
+	}
+	return b, nil
+}
+
+// hostPort checks a listen or dial address of the given form, such as
+// "host:port" (needHost) or "[host]:port".
+func hostPort(v string, needHost bool, form, example string) (string, error) {
+	valid := form + ", such as " + example
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || (needHost && host == "") {
+		return "", invalid("is not "+form, valid)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", invalid("has no valid port (0 to 65535)", valid)
+	}
+	return v, nil
+}
+
 func nonEmpty(v string) error {
 	if strings.TrimSpace(v) == "" {
-		return errors.New("must not be empty")
+		return invalid("is blank", "a name")
 	}
 	return nil
+}
+
+// oneOf lists values for a sentence: "a, b or c".
+func oneOf(values []string) string {
+	if len(values) < 2 {
+		return strings.Join(values, "")
+	}
+	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
 }
 
 // VarNames lists the variable names, sorted.

@@ -3,6 +3,7 @@ package factosfx_test
 import (
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 		TemporalEnabled: true, TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", TemporalTaskQueue: "factos",
 		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 10, EffectWorkers: 10,
 		FetchCooldown: 10 * time.Millisecond, JobTimeout: time.Minute, RescueAfter: time.Hour,
-		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second,
+		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second, StartupTimeout: 5 * time.Minute,
 		ProjectionBatchSize: 500, ProjectionPollInterval: 25 * time.Millisecond, ProjectionLeaseInterval: 2 * time.Second,
 	}
 	if *cfg != want {
@@ -55,6 +56,8 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 		{map[string]string{"RIVER_EFFECT_WORKERS": "-1"}, "RIVER_EFFECT_WORKERS"},
 		{map[string]string{"LOCK_STRATEGY": "global"}, "LOCK_STRATEGY"},
 		{map[string]string{"SHUTDOWN_TIMEOUT": "soon"}, "SHUTDOWN_TIMEOUT"},
+		{map[string]string{"STARTUP_TIMEOUT": "-1s"}, "STARTUP_TIMEOUT"},
+		{map[string]string{"DATABASE_URL": "postgres://u:hunter2@db:notaport/factos"}, "DATABASE_URL"},
 		{map[string]string{"RIVER_JOB_TIMEOUT": "0s"}, "RIVER_JOB_TIMEOUT"},
 		{map[string]string{"RIVER_FETCH_COOLDOWN": "500us"}, "RIVER_FETCH_COOLDOWN"},
 		{map[string]string{"RIVER_FETCH_COOLDOWN": "fast"}, "RIVER_FETCH_COOLDOWN"},
@@ -89,6 +92,125 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 	for _, name := range []string{"DATABASE_URL", "LOG_LEVEL", "HTTP_ADDR"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("err = %v, want it to name %s", err, name)
+		}
+	}
+}
+
+// Each message names the variable, says what is wrong with the value in
+// plain words, and lists what is accepted.
+func TestConfigErrorMessages(t *testing.T) {
+	t.Parallel()
+	var strategies []string
+	for _, ls := range eventstore.LockStrategies {
+		strategies = append(strategies, string(ls))
+	}
+	for _, tc := range []struct {
+		name, value string
+		want        string
+	}{
+		{"RIVERUI_ENABLED", "yes", `invalid configuration: RIVERUI_ENABLED="yes" is not a boolean; use true or false (1, t, T, TRUE, True, 0, f, F, FALSE and False work too)`},
+		{"TEMPORAL_ENABLED", "on", `invalid configuration: TEMPORAL_ENABLED="on" is not a boolean; use true or false (1, t, T, TRUE, True, 0, f, F, FALSE and False work too)`},
+		{"LOG_LEVEL", "loud", `invalid configuration: LOG_LEVEL="loud" is not a log level; use debug, info, warn or error`},
+		{"LOG_FORMAT", "xml", `invalid configuration: LOG_FORMAT="xml" is not a log format; use json or text`},
+		{"LOCK_STRATEGY", "foo", `invalid configuration: LOCK_STRATEGY="foo" is not a lock strategy; use ` + strings.Join(strategies[:len(strategies)-1], ", ") + " or " + strategies[len(strategies)-1]},
+		{"DATABASE_MAX_CONNS", "many", `invalid configuration: DATABASE_MAX_CONNS="many" is not a whole number; use a whole number from 1 to 1000`},
+		{"DATABASE_MAX_CONNS", "0", `invalid configuration: DATABASE_MAX_CONNS="0" is out of range; use a whole number from 1 to 1000`},
+		{"SHUTDOWN_TIMEOUT", "30", `invalid configuration: SHUTDOWN_TIMEOUT="30" is not a duration; use a positive duration with a unit, such as 30s, 5m or 1h30m`},
+		{"RIVER_JOB_TIMEOUT", "-1m", `invalid configuration: RIVER_JOB_TIMEOUT="-1m" is not positive; use a positive duration with a unit, such as 30s, 5m or 1h30m`},
+		{"RIVER_FETCH_COOLDOWN", "500us", `invalid configuration: RIVER_FETCH_COOLDOWN="500us" is shorter than 1ms; use a duration of 1ms or more, such as 10ms`},
+		{"TEMPORAL_ADDRESS", "temporal", `invalid configuration: TEMPORAL_ADDRESS="temporal" is not host:port; use host:port, such as temporal-frontend.temporal:7233`},
+		{"TEMPORAL_ADDRESS", ":7233", `invalid configuration: TEMPORAL_ADDRESS=":7233" is not host:port; use host:port, such as temporal-frontend.temporal:7233`},
+		{"HTTP_ADDR", "8080", `invalid configuration: HTTP_ADDR="8080" is not [host]:port; use [host]:port, such as :8080 or 127.0.0.1:8080`},
+		{"HTTP_ADDR", ":http-alt", `invalid configuration: HTTP_ADDR=":http-alt" has no valid port (0 to 65535); use [host]:port, such as :8080 or 127.0.0.1:8080`},
+		{"TEMPORAL_TASK_QUEUE", " ", `invalid configuration: TEMPORAL_TASK_QUEUE=" " is blank; use a name`},
+		{"DATABASE_URL", "", `invalid configuration: DATABASE_URL is required and not set; use postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as "host=db user=app dbname=factos"`},
+		{"DATABASE_URL", "mysql://root:hunter2@db/x", `invalid configuration: DATABASE_URL (value hidden) is not a PostgreSQL connection string; use postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as "host=db user=app dbname=factos"`},
+		{"DATABASE_URL", "postgres://u:hunter2@db:port/x", `invalid configuration: DATABASE_URL (value hidden) cannot be parsed as a PostgreSQL connection string (check the port, the percent-encoding of special characters in the password, and the option names); use postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as "host=db user=app dbname=factos"`},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			t.Parallel()
+			vars := map[string]string{"DATABASE_URL": "postgres://u:p@db/factos", tc.name: tc.value}
+			_, err := factosfx.LoadConfig(env(vars))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("\n got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+
+	// Rules between variables say which ones and why.
+	for _, tc := range []struct {
+		set  map[string]string
+		want string
+	}{
+		{map[string]string{"RIVERUI_ENABLED": "true", "RIVERUI_PASSWORD": "x"},
+			"invalid configuration: RIVERUI_USERNAME and RIVERUI_PASSWORD must both be set when RIVERUI_ENABLED=true (or, on a development machine only, RIVERUI_ALLOW_UNAUTHENTICATED=true)"},
+		{map[string]string{"RIVER_JOB_TIMEOUT": "2m", "RIVER_RESCUE_AFTER": "1m"},
+			`invalid configuration: RIVER_RESCUE_AFTER="1m0s" is not longer than RIVER_JOB_TIMEOUT=2m0s, so jobs would be rescued (and run twice) while they run; use a duration longer than RIVER_JOB_TIMEOUT`},
+	} {
+		tc.set["DATABASE_URL"] = "postgres://u:p@db/factos"
+		if _, err := factosfx.LoadConfig(env(tc.set)); err == nil || err.Error() != tc.want {
+			t.Errorf("%v:\n got %v\nwant %s", tc.set, err, tc.want)
+		}
+	}
+}
+
+// Every variable that refuses a value explains itself the same way,
+// including variables added later: a parser's own message ("strconv.
+// ParseBool: parsing ...") never reaches the operator.
+func TestEveryVariableExplainsABadValue(t *testing.T) {
+	t.Parallel()
+	checked := 0
+	for _, v := range factosfx.Vars {
+		for _, bad := range []string{"yes please", " ", "-1", "soon", "0x"} {
+			vars := map[string]string{"DATABASE_URL": "postgres://u:p@db/factos", v.Name: bad}
+			_, err := factosfx.LoadConfig(env(vars))
+			var ce *factosfx.ConfigError
+			if !errors.As(err, &ce) || ce.Var != v.Name {
+				continue
+			}
+			checked++
+			msg := err.Error()
+			if ce.Reason == "" || ce.Valid == "" {
+				t.Errorf("%s=%q: %q says what is wrong (%q) or what is accepted (%q) not at all", v.Name, bad, msg, ce.Reason, ce.Valid)
+			}
+			for _, internal := range []string{"strconv", "slog:", "time:", "invalid syntax", "unknown name"} {
+				if strings.Contains(msg, internal) {
+					t.Errorf("%s=%q: %q passes on a parser's message", v.Name, bad, msg)
+				}
+			}
+			if quoted := strconv.Quote(bad); v.Secret == strings.Contains(msg, quoted) || strings.Count(msg, quoted) > 1 {
+				t.Errorf("%s=%q: %q should quote the value once (hidden if secret: %v)", v.Name, bad, msg, v.Secret)
+			}
+			switch {
+			case isBool(v.Default):
+				if !strings.Contains(msg, "true or false") {
+					t.Errorf("%s=%q: %q does not list the booleans", v.Name, bad, msg)
+				}
+			case isDuration(v.Default):
+				if !strings.Contains(msg, "duration") {
+					t.Errorf("%s=%q: %q does not ask for a duration", v.Name, bad, msg)
+				}
+			}
+		}
+	}
+	if checked < 30 {
+		t.Errorf("only %d refusals checked", checked)
+	}
+}
+
+func isBool(s string) bool { _, err := strconv.ParseBool(s); return err == nil }
+
+func isDuration(s string) bool {
+	_, err := time.ParseDuration(s)
+	return err == nil && strings.ContainsAny(s, "hms")
+}
+
+func TestStartupTimeoutZeroWaitsForever(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"0", "0s"} {
+		cfg, err := factosfx.LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://u:p@db/factos", "STARTUP_TIMEOUT": v}))
+		if err != nil || cfg.StartupTimeout != 0 {
+			t.Fatalf("STARTUP_TIMEOUT=%s: %v %v", v, cfg, err)
 		}
 	}
 }

@@ -14,7 +14,9 @@
 // Start-up is ordered so that the process refuses work until it can do it
 // right: the HTTP server answers at once (/healthz), but River and the
 // Temporal worker start only once the database answers and its migrations
-// are current, and /readyz says so. On SIGTERM the process stops taking
+// are current, and /readyz says so. A process that does not get them
+// within STARTUP_TIMEOUT logs what it waited for and exits 1; once started,
+// an outage only makes it unready. On SIGTERM the process stops taking
 // work, lets running jobs and activities finish within SHUTDOWN_TIMEOUT,
 // and closes the pool last.
 //

@@ -3,6 +3,7 @@ package factosfx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -61,12 +62,23 @@ func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, p
 	return r
 }
 
+// start waits for the database, its migrations and Temporal, and starts
+// the workers. It gives up after STARTUP_TIMEOUT and shuts the process
+// down with exit code 1: a worker that cannot start says so and exits
+// (an orchestrator then restarts it with a back-off) instead of waiting
+// silently forever. ctx is cancelled when the process stops.
 func (r *Runner) start(ctx context.Context) {
 	defer close(r.done)
-	if !r.waitForMigrations(ctx) {
+	w := startWait{r: r, ctx: ctx, began: time.Now()}
+	if r.cfg.StartupTimeout > 0 {
+		var cancel context.CancelFunc
+		w.ctx, cancel = context.WithTimeout(ctx, r.cfg.StartupTimeout)
+		defer cancel()
+	}
+	if !r.waitForMigrations(&w) {
 		return
 	}
-	if !r.checkLockStrategy(ctx) {
+	if !r.checkLockStrategy(&w) {
 		return
 	}
 	if r.river.Works {
@@ -94,7 +106,7 @@ func (r *Runner) start(ctx context.Context) {
 	if r.tc == nil {
 		return
 	}
-	w := worker.New(r.tc, r.cfg.TemporalTaskQueue, worker.Options{
+	tw := worker.New(r.tc, r.cfg.TemporalTaskQueue, worker.Options{
 		WorkerStopTimeout: r.cfg.ShutdownTimeout,
 		// A worker that cannot go on (its namespace deleted, say) ends the
 		// process, so that the orchestrator restarts it visibly.
@@ -103,24 +115,23 @@ func (r *Runner) start(ctx context.Context) {
 			_ = r.sd.Shutdown(fx.ExitCode(1))
 		},
 	})
-	r.cmds.Activities().Register(w)
+	r.cmds.Activities().Register(tw)
 	if r.domain.Workflows != nil {
-		r.domain.Workflows(w)
+		r.domain.Workflows(tw)
 	}
 	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
-		err := w.Start()
+		err := tw.Start()
 		if err == nil {
 			break
 		}
-		r.log.Warn("Temporal worker not started; retrying", "error", err, "address", r.cfg.TemporalAddress, "retry_in", backoff.String())
-		select {
-		case <-ctx.Done():
+		err = fmt.Errorf("cannot start the Temporal worker at %s (namespace %q): %w. Is the Temporal server running, and are TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE right?",
+			r.cfg.TemporalAddress, r.cfg.TemporalNamespace, err)
+		if !w.retry("Temporal", err, backoff) {
 			return
-		case <-time.After(backoff):
 		}
 	}
 	r.mu.Lock()
-	r.tworker = w
+	r.tworker = tw
 	r.mu.Unlock()
 	r.ready.set(componentTemporal, true)
 	r.log.Info("Temporal worker started", "task_queue", r.cfg.TemporalTaskQueue, "namespace", r.cfg.TemporalNamespace)
@@ -143,26 +154,25 @@ func (r *Runner) startOwn(name string, start func(context.Context) error) contex
 
 // waitForMigrations polls until the schema is current. A worker must not
 // run against a schema it does not know.
-func (r *Runner) waitForMigrations(ctx context.Context) bool {
-	var lastLog time.Time
+func (r *Runner) waitForMigrations(w *startWait) bool {
 	for {
+		ctx, cancel := context.WithTimeout(w.ctx, PingTimeout)
 		st, err := migrations.ReadStatus(ctx, r.pool, nil)
-		if err == nil && st.Current() {
+		err = explainPoolError(ctx, r.pool, err)
+		cancel()
+		switch {
+		case err == nil && st.Current():
 			r.ready.set(componentMigrations, true)
 			return true
-		}
-		if time.Since(lastLog) > 30*time.Second {
-			lastLog = time.Now()
-			if err != nil {
-				r.log.Warn("waiting for the database", "error", err)
-			} else {
-				r.log.Warn("waiting for migrations; run `worker migrate`", "pending", st.Pending())
+		case err == nil:
+			err = fmt.Errorf("migrations %v are pending: run `worker migrate` (the Helm chart runs it as a hook)", st.Pending())
+			if !w.retry("migrations", err, 2*time.Second) {
+				return false
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(2 * time.Second):
+		default:
+			if !w.retry("the database", err, 2*time.Second) {
+				return false
+			}
 		}
 	}
 }
@@ -170,9 +180,9 @@ func (r *Runner) waitForMigrations(ctx context.Context) bool {
 // checkLockStrategy refuses to start a worker whose LOCK_STRATEGY differs
 // from the one the database records: its locks would not conflict with the
 // other writers', and the consistency guarantee would be lost silently.
-func (r *Runner) checkLockStrategy(ctx context.Context) bool {
+func (r *Runner) checkLockStrategy(w *startWait) bool {
 	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
-		err := r.store.CheckLockStrategy(ctx)
+		err := r.store.CheckLockStrategy(w.ctx)
 		if err == nil {
 			return true
 		}
@@ -181,13 +191,52 @@ func (r *Runner) checkLockStrategy(ctx context.Context) bool {
 			_ = r.sd.Shutdown(fx.ExitCode(1))
 			return false
 		}
-		r.log.Warn("cannot read the recorded lock strategy; retrying", "error", err, "retry_in", backoff.String())
-		select {
-		case <-ctx.Done():
+		if !w.retry("the recorded lock strategy", err, backoff) {
 			return false
-		case <-time.After(backoff):
 		}
 	}
+}
+
+// startWait is the start sequence's patience: it logs what the worker
+// waits for (at once, then every 30s or when the reason changes) and
+// gives up at the STARTUP_TIMEOUT deadline.
+type startWait struct {
+	r       *Runner
+	ctx     context.Context // ends at the deadline or when the process stops
+	began   time.Time
+	lastLog time.Time
+	lastMsg string
+}
+
+// retry logs why the worker waits for what, sleeps for backoff, and
+// reports whether to try again: false when the process stops or the
+// deadline has passed (then it asks the process to exit with code 1).
+func (w *startWait) retry(what string, err error, backoff time.Duration) bool {
+	// An attempt cut short by the deadline says only that; the reason
+	// worth reporting is the one before it.
+	if msg := err.Error(); w.ctx.Err() == nil && (msg != w.lastMsg || time.Since(w.lastLog) >= 30*time.Second) {
+		w.lastMsg, w.lastLog = msg, time.Now()
+		args := []any{"error", msg, "retry_in", backoff.String()}
+		if dl, ok := w.ctx.Deadline(); ok {
+			args = append(args, "gives_up_in", time.Until(dl).Round(time.Second).String())
+		}
+		w.r.log.Warn("waiting for "+what, args...)
+	}
+	select {
+	case <-w.ctx.Done():
+	case <-time.After(backoff):
+		return true
+	}
+	if errors.Is(w.ctx.Err(), context.DeadlineExceeded) {
+		reason := w.lastMsg
+		if reason == "" {
+			reason = err.Error()
+		}
+		w.r.log.Error("giving up: not started within STARTUP_TIMEOUT; exiting", "startup_timeout", w.r.cfg.StartupTimeout.String(),
+			"waiting_for", what, "error", reason, "waited", time.Since(w.began).Round(time.Second).String())
+		_ = w.r.sd.Shutdown(fx.ExitCode(1))
+	}
+	return false
 }
 
 // stop stops taking work and lets running work finish: the Temporal worker,

@@ -50,7 +50,7 @@ func TemporalClientOptions(cfg *Config, l *slog.Logger) (client.Options, error) 
 	return client.Options{
 		HostPort:          cfg.TemporalAddress,
 		Namespace:         cfg.TemporalNamespace,
-		Logger:            quietRejections{log.NewStructuredLogger(l.With("component", "temporal"))},
+		Logger:            log.NewStructuredLogger(l.With("component", "temporal")),
 		ConnectionOptions: conn,
 		Credentials:       creds,
 	}, nil

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 
 	"github.com/factos-go/factos/activities"
@@ -47,18 +45,23 @@ type DemoSummary struct {
 // tickets sold and every sale's effect completed.
 func runDemo(ctx context.Context, args []string) int {
 	if len(args) == 0 || args[0] != "tickets" {
-		fmt.Fprintln(os.Stderr, "usage: worker demo tickets [-capacity N] [-buyers M] [-concurrency K] [-direct] [-wait D]")
+		const demoUsage = "usage: worker demo tickets [flags]\n\nThe one demo is tickets; `worker demo tickets -h` lists its flags.\n"
+		if len(args) > 0 && isHelp(args[0]) {
+			fmt.Print(demoUsage)
+			return 0
+		}
+		fmt.Fprint(os.Stderr, demoUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("demo tickets", flag.ContinueOnError)
+	fs := newFlags("demo tickets", " [flags]")
 	capacity := fs.Int("capacity", 100, "seats for sale")
 	buyers := fs.Int("buyers", 300, "buyers racing for them")
 	concurrency := fs.Int("concurrency", 32, "buyers at once")
 	direct := fs.Bool("direct", false, "dispatch straight through the store instead of through Temporal workflows")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the effects to complete (0: do not wait)")
 	concert := fs.String("concert", "", "concert id (default: a new random one)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
 	}
 	if *capacity < 0 || *buyers < 1 || *concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "worker demo tickets: -capacity >= 0, -buyers >= 1 and -concurrency >= 1")
@@ -73,15 +76,14 @@ func runDemo(ctx context.Context, args []string) int {
 		_, _ = rand.Read(b[:])
 		*concert = "demo-" + hex.EncodeToString(b[:])
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker demo: DATABASE_URL cannot be parsed as a connection string")
-		return 2
+	pool, ok := openPool(ctx, "demo", cfg)
+	if !ok {
+		return 1
 	}
 	defer pool.Close()
 
 	// The demo dispatches like the worker does: through a store whose
-	// outbox enqueues reaction jobs (an insert-only River client), so the
+	// outbox enqueues reaction jobs, so the
 	// running worker reacts and runs the effects.
 	codec := tickets.NewCodec()
 	reg := reactors.NewRegistry(nil)
@@ -130,7 +132,8 @@ func runDemo(ctx context.Context, args []string) int {
 		}
 		tc, err := client.Dial(opts)
 		if err != nil {
-			return fail(fmt.Errorf("error connecting to Temporal at %s: %w", cfg.TemporalAddress, err))
+			return fail(fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w. Is the Temporal server running, and are TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE right? (-direct runs the demo without Temporal)",
+				cfg.TemporalAddress, cfg.TemporalNamespace, err))
 		}
 		defer tc.Close()
 		buy = func(ctx context.Context, i int) (bool, error) {

@@ -293,6 +293,22 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"workers stopped"`) || !strings.Contains(logs, `"msg":"database pool closed"`) {
 		t.Errorf("no graceful stop in the logs")
 	}
+	// 40 buyers found the concert sold out: an outcome, logged at debug
+	// level at most, never as an error.
+	rejections := 0
+	for _, l := range jsonLines(t, logs) {
+		line, _ := json.Marshal(l)
+		if !strings.Contains(string(line), "sold out") {
+			continue
+		}
+		if l["level"] != "DEBUG" {
+			t.Errorf("a sold-out outcome logged at %v: %s", l["level"], line)
+		}
+		rejections++
+	}
+	if rejections == 0 {
+		t.Errorf("no debug line for the 40 sold-out outcomes; is the test looking at the right text?")
+	}
 }
 
 // checkConcertSales checks the tickets domain's projection after the

@@ -22,8 +22,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
+
+	"github.com/factos-go/factos/factosfx"
 )
 
 func main() {
@@ -31,12 +38,19 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Print(usage)
+		return 0
+	}
 	cmd := "run"
-	if len(args) > 0 {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "spec":
+		if code, ok := parseFlags(newFlags("spec", ""), args); !ok {
+			return code
+		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(spec()); err != nil {
@@ -45,6 +59,9 @@ func run(ctx context.Context, args []string) int {
 		}
 		return 0
 	case "run":
+		if code, ok := parseFlags(newFlags("run", ""), args); !ok {
+			return code
+		}
 		return runWorker(ctx)
 	case "migrate":
 		return runMigrate(ctx, args)
@@ -54,7 +71,7 @@ func run(ctx context.Context, args []string) int {
 		return runLockStrategy(ctx, args)
 	case "projections":
 		return runProjections(ctx, args)
-	case "-h", "--help", "help":
+	case "help":
 		fmt.Print(usage)
 		return 0
 	}
@@ -76,4 +93,57 @@ const usage = `usage:
                                start a projection again from POS (default 0)
   worker projections skip NAME POS [-reason TEXT]
                                skip the event a projection is stuck at, recorded
+
+Configuration comes from the environment; ` + "`worker spec`" + ` lists every
+variable with its default. ` + "`worker COMMAND -h`" + ` describes a command.
 `
+
+// newFlags returns the flag set of a subcommand (its name as in
+// factosfx.Commands), whose usage says what the command does.
+func newFlags(name, argsSyntax string) *flag.FlagSet {
+	fs := flag.NewFlagSet("worker "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage: worker %s%s\n\n", name, argsSyntax)
+		for _, c := range factosfx.Commands {
+			if c.Name == name {
+				fmt.Fprintf(out, "%s\n", c.Description)
+			}
+		}
+		fmt.Fprintln(out, "Configuration comes from the environment; `worker spec` lists every variable with its default.")
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(out, "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses a subcommand's arguments. -h prints the command's
+// usage on stdout and ends it with exit code 0; a bad flag or a stray
+// argument prints the problem and the usage on stderr, exit code 2. ok
+// says whether the command should go on.
+func parseFlags(fs *flag.FlagSet, args []string, allowArgs ...string) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 && !slices.Contains(allowArgs, fs.Arg(0)) {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return 0, false
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		fs.SetOutput(os.Stderr)
+		fs.Usage()
+		return 2, false
+	}
+	fs.SetOutput(os.Stderr)
+	return 0, true
+}
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"text/tabwriter"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/migrations"
@@ -18,35 +15,31 @@ import (
 // "status" prints what is applied. Safe to run from several processes at
 // once (a Helm hook and a developer, say).
 func runMigrate(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("migrate", " [status]")
+	if code, ok := parseFlags(fs, args, "status"); !ok {
+		return code
 	}
-	status := false
-	switch fs.Arg(0) {
-	case "":
-	case "status":
-		status = true
-	default:
-		fmt.Fprintf(os.Stderr, "worker migrate: unknown argument %q (want nothing or \"status\")\n", fs.Arg(0))
-		return 2
+	status := fs.Arg(0) == "status"
+	if status {
+		if code, ok := parseFlags(newFlags("migrate status", ""), fs.Args()[1:]); !ok {
+			return code
+		}
 	}
 	cfg := loadConfig()
 	if cfg == nil {
 		return 2
 	}
 	log := factosfx.NewLogger(cfg)
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker migrate: DATABASE_URL cannot be parsed as a connection string")
-		return 2
+	pool, ok := openPool(ctx, "migrate", cfg)
+	if !ok {
+		return 1
 	}
 	defer pool.Close()
 
 	if status {
 		st, err := migrations.ReadStatus(ctx, pool, nil)
 		if err != nil {
-			log.Error("error reading migration status", "error", err)
+			log.Error("error reading migration status", "error", factosfx.ExplainDatabaseError(err))
 			return 1
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -70,13 +63,13 @@ func runMigrate(ctx context.Context, args []string) int {
 
 	res, err := migrations.Up(ctx, pool, &migrations.Config{Logger: log})
 	if err != nil {
-		log.Error("migration failed", "error", err)
+		log.Error("migration failed", "error", factosfx.ExplainDatabaseError(err))
 		return 1
 	}
 	domain := ticketDomain()
 	if domain.Migrate != nil {
 		if err := domain.Migrate(ctx, pool); err != nil {
-			log.Error("application migration failed", "domain", domain.Name, "error", err)
+			log.Error("application migration failed", "domain", domain.Name, "error", factosfx.ExplainDatabaseError(err))
 			return 1
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
 
 	"github.com/factos-go/factos/factosfx"
@@ -21,15 +22,39 @@ func spec() factosfx.Spec {
 }
 
 // loadConfig reads the environment, printing what is wrong (every variable
-// at once) and returning nil when it is invalid.
+// at once, one a line) and returning nil when it is invalid.
 func loadConfig() *factosfx.Config {
 	cfg, err := factosfx.LoadConfig(nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			fmt.Fprintln(os.Stderr, "worker:", e)
+		}
 		fmt.Fprintln(os.Stderr, "worker: `worker spec` lists every variable with its default")
 		return nil
 	}
 	return cfg
+}
+
+// openPool opens the pool and checks that the database answers, printing
+// why not in plain words. A command that needs the database and cannot
+// reach it ends with exit code 1.
+func openPool(ctx context.Context, cmd string, cfg *factosfx.Config) (*pgxpool.Pool, bool) {
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err == nil {
+		err = factosfx.PingDatabase(ctx, pool)
+		if err != nil {
+			pool.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker %s: %v\n", cmd, err)
+		return nil, false
+	}
+	return pool, true
 }
 
 // runWorker runs until SIGINT or SIGTERM (fx listens for both) or until a

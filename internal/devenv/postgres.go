@@ -94,8 +94,10 @@ func StartPostgres(ctx context.Context, opts PostgresOpts) (*Postgres, error) {
 		if err = p.Start(ctx); err == nil {
 			return p, nil
 		}
-		if opts.Port != 0 || attempt == 4 {
-			_ = os.RemoveAll(p.dataDir)
+		if opts.Port != 0 || attempt == 4 || ctx.Err() != nil {
+			// pg_ctl may have been cut short after the server started:
+			// stop it before removing its directory.
+			_ = p.Destroy()
 			return nil, err
 		}
 	}
@@ -114,6 +116,26 @@ func (p *Postgres) Port() int { return p.port }
 
 // DataDir is the cluster's data directory.
 func (p *Postgres) DataDir() string { return p.dataDir }
+
+// LogFile is the server's log.
+func (p *Postgres) LogFile() string { return filepath.Join(p.dataDir, "server.log") }
+
+// Exited returns a channel closed when the running server's postmaster
+// ends, whoever stops it or however it dies. pg_ctl starts the postmaster
+// as a daemon, not as our child, so this watches its pid (from
+// postmaster.pid) through a pidfd.
+func (p *Postgres) Exited() (<-chan struct{}, error) {
+	pidFile, err := os.ReadFile(filepath.Join(p.dataDir, "postmaster.pid"))
+	if err != nil {
+		return nil, fmt.Errorf("error reading the postmaster's pid: %w", err)
+	}
+	line, _, _ := strings.Cut(string(pidFile), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return nil, fmt.Errorf("error reading the postmaster's pid: %q", line)
+	}
+	return watchPid(pid)
+}
 
 // Start starts the server of an existing cluster (after Stop) and waits until
 // it accepts connections.
@@ -143,7 +165,7 @@ func (p *Postgres) Start(ctx context.Context) error {
 	for _, k := range keys {
 		fmt.Fprintf(&o, "-c %s=%s ", k, settings[k])
 	}
-	logFile := filepath.Join(p.dataDir, "server.log")
+	logFile := p.LogFile()
 	if out, err := p.run(ctx, "pg_ctl", "-D", p.dataDir, "-l", logFile, "-o", o.String(), "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(logFile)
 		return fmt.Errorf("error starting postgres: %w: %s %s", err, out, tail(string(log), 2000))
@@ -246,6 +268,15 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr is a loopback host:port nothing listens on (yet).
+func FreeAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }
 
 func tail(s string, n int) string {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,31 +26,68 @@ import (
 // `go install`, so this is the newest one the Go module proxy can build.
 const TemporalVersion = "v1.5.1"
 
-// TemporalBinary returns the path of the pinned temporal CLI: the one named
-// by FACTOS_TEMPORAL_BIN, else the one in the tools cache
-// (~/.cache/factos/bin/temporal-<version>/temporal), building it there with
-// `go install` from the Go module proxy if it is missing (minutes, once).
+// TemporalBinary returns the path of the pinned temporal CLI (see
+// TemporalBinaryPath), building it with BuildTemporalBinary if it is
+// missing (minutes, once).
 func TemporalBinary(ctx context.Context) (string, error) {
+	path, built, err := TemporalBinaryPath()
+	if err != nil || built {
+		return path, err
+	}
+	return path, BuildTemporalBinary(ctx, path)
+}
+
+// TemporalBinaryPath returns where the pinned temporal CLI is, and whether
+// it is there: the one named by FACTOS_TEMPORAL_BIN if it exists, else the
+// one in the tools cache (~/.cache/factos/bin/temporal-<version>/temporal).
+func TemporalBinaryPath() (path string, built bool, err error) {
 	if p := os.Getenv("FACTOS_TEMPORAL_BIN"); p != "" {
 		if _, err := os.Stat(p); err == nil {
-			return p, nil
+			return p, true, nil
 		}
 	}
 	dir, err := ToolsDir()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	bin := filepath.Join(dir, "temporal-"+TemporalVersion)
-	path := filepath.Join(bin, "temporal")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
+	path = filepath.Join(dir, "temporal-"+TemporalVersion, "temporal")
+	_, err = os.Stat(path)
+	return path, err == nil, nil
+}
+
+// BuildTemporalBinary builds the pinned temporal CLI into path with `go
+// install` from the Go module proxy. It takes minutes.
+func BuildTemporalBinary(ctx context.Context, path string) error {
+	if out, err := RunGo(ctx, []string{"GOBIN=" + filepath.Dir(path)}, "install", "github.com/temporalio/cli/cmd/temporal@"+TemporalVersion); err != nil {
+		return fmt.Errorf("error building the temporal CLI %s: %w: %s", TemporalVersion, err, tail(string(out), 2000))
 	}
-	cmd := exec.CommandContext(ctx, "go", "install", "github.com/temporalio/cli/cmd/temporal@"+TemporalVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+bin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("error building the temporal CLI %s: %w: %s", TemporalVersion, err, tail(string(out), 2000))
+	return nil
+}
+
+// RunGo runs the go command with args, and env added to this process's
+// environment, and returns its combined output. It runs in a process group
+// of its own, so that ^C at a terminal reaches the caller, which decides:
+// cancelling ctx interrupts the go command and the compilers it runs as ^C
+// would, and kills them 10s later if they still run. An interrupted go
+// command leaves its work directory behind, so it gets a GOTMPDIR of its
+// own, removed afterwards.
+func RunGo(ctx context.Context, env []string, args ...string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "factos-go-")
+	if err != nil {
+		return nil, err
 	}
-	return path, nil
+	defer os.RemoveAll(tmp)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(append(os.Environ(), env...), "GOTMPDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil && cmd.Process != nil {
+		// The compilers of a go command killed after WaitDelay.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	return out, err
 }
 
 // ToolsDir is the cache of pinned tools: FACTOS_TOOLS, else
@@ -76,6 +116,11 @@ type TemporalOpts struct {
 	Namespace string
 	// LogFile receives the server's output. Default: a file next to DBFile.
 	LogFile string
+	// UI serves Temporal's Web UI on 127.0.0.1:UIPort. Default: off (tests
+	// and benchmarks need no UI).
+	UI bool
+	// UIPort of the Web UI when UI is set. Default: a free port.
+	UIPort int
 }
 
 // Temporal is a running Temporal dev server.
@@ -87,6 +132,9 @@ type Temporal struct {
 	ports   [2]int // http, metrics
 	started bool
 }
+
+// uiHost is where the dev server's Web UI listens.
+const uiHost = "127.0.0.1"
 
 // StartTemporal starts a dev server on loopback and waits until its
 // namespace answers.
@@ -116,7 +164,11 @@ func StartTemporal(ctx context.Context, opts TemporalOpts) (*Temporal, error) {
 		}
 	}
 	var err error
-	for _, p := range []*int{&t.opts.Port, &t.ports[0], &t.ports[1]} {
+	ports := []*int{&t.opts.Port, &t.ports[0], &t.ports[1]}
+	if t.opts.UI {
+		ports = append(ports, &t.opts.UIPort)
+	}
+	for _, p := range ports {
 		if *p == 0 {
 			if *p, err = freePort(); err != nil {
 				return nil, err
@@ -136,6 +188,21 @@ func (t *Temporal) Address() string { return "127.0.0.1:" + strconv.Itoa(t.opts.
 // Namespace the server was started with.
 func (t *Temporal) Namespace() string { return t.opts.Namespace }
 
+// UIURL is the Web UI's address (http://127.0.0.1:port), or "" without UI.
+func (t *Temporal) UIURL() string {
+	if !t.opts.UI {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(uiHost, strconv.Itoa(t.opts.UIPort))
+}
+
+// LogFile is the file that receives the server's output.
+func (t *Temporal) LogFile() string { return t.opts.LogFile }
+
+// Exited is closed when the server process ends: after Stop, or when it
+// crashes. A restart (Start) makes a new channel.
+func (t *Temporal) Exited() <-chan struct{} { return t.exited }
+
 // Start (re)starts the server process with the same ports and database
 // file, and waits until it answers.
 func (t *Temporal) Start(ctx context.Context) error {
@@ -147,7 +214,11 @@ func (t *Temporal) Start(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
-	t.cmd = exec.Command(t.opts.Bin, "server", "start-dev", "--headless",
+	ui := []string{"--headless"}
+	if t.opts.UI {
+		ui = []string{"--ui-ip", uiHost, "--ui-port", strconv.Itoa(t.opts.UIPort)}
+	}
+	t.cmd = exec.Command(t.opts.Bin, append(append([]string{"server", "start-dev"}, ui...),
 		"--ip", "127.0.0.1", "--port", strconv.Itoa(t.opts.Port),
 		"--http-port", strconv.Itoa(t.ports[0]), "--metrics-port", strconv.Itoa(t.ports[1]),
 		"--db-filename", t.opts.DBFile, "--namespace", t.opts.Namespace,
@@ -166,11 +237,12 @@ func (t *Temporal) Start(ctx context.Context) error {
 		// SQLite syncs every write by default (10ms each on this disk);
 		// WAL with normal sync keeps the file consistent across restarts,
 		// which is all a test server needs.
-		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")...)
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	// Its own process group, so that a signal to the test's group (^C)
-	// does not race our orderly stop.
-	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// does not race our orderly stop; and a stop if the process that
+	// started it dies without stopping it.
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := t.cmd.Start(); err != nil {
 		return fmt.Errorf("error starting the temporal dev server: %w", err)
 	}
@@ -193,7 +265,13 @@ func (t *Temporal) waitReady(ctx context.Context) error {
 			return errors.New("temporal dev server exited during start")
 		default:
 		}
-		if err := CheckTemporal(ctx, t.Address(), t.opts.Namespace); err == nil {
+		err := CheckTemporal(ctx, t.Address(), t.opts.Namespace)
+		if err == nil && t.opts.UI {
+			// The UI's own API, which it reaches the frontend through:
+			// ready when the UI can show the namespace, not just its page.
+			err = CheckHTTP(ctx, t.UIURL()+"/api/v1/namespaces/"+url.PathEscape(t.opts.Namespace))
+		}
+		if err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("temporal dev server not ready: %w", err)
@@ -223,6 +301,26 @@ func CheckTemporal(ctx context.Context, address, namespace string) error {
 	defer c.Close()
 	_, err = c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
 	return err
+}
+
+// CheckHTTP reports whether address answers a GET with 200 OK within 5s.
+func CheckHTTP(ctx context.Context, address string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, address, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", address, resp.Status)
+	}
+	return nil
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 10s) and keeps its
