@@ -361,7 +361,7 @@ func checkRiverUI(t *testing.T, env *testriver.Env) {
 		{"/riverui/api/features", `"extensions"`},
 		{"/riverui/api/states", `"completed"`},
 		{"/riverui/api/queues", `"factos_reactions"`},
-		{"/riverui/api/jobs?state=completed&limit=100", `"kind":"factos.reaction.announce_sales"`},
+		{"/riverui/api/jobs?state=completed&limit=100", `"kind":"factos.reactions"`},
 		{"/riverui/api/autocomplete?facet=job_kind", "factos.effect.announce_ticket_sale"},
 	} {
 		resp, err := srv.Client().Get(srv.URL + tc.path)
