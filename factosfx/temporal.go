@@ -347,8 +347,9 @@ func loadPair(cert, key pemSource, now time.Time) (*tls.Certificate, error) {
 	return &pair, nil
 }
 
-// keyFault explains why keyPEM does not make a pair with the certificate,
-// whose parsing failed with err (whose message holds no key material).
+// keyFault explains why keyPEM does not make a pair with the certificate:
+// tls.X509KeyPair refused them with err, whose message holds no key
+// material.
 func keyFault(key, cert pemSource, keyPEM []byte, err error) *ConfigError {
 	var first, found *pem.Block
 	for rest := keyPEM; ; {
