@@ -178,6 +178,10 @@ type Config struct {
 	// is a hook. Default: none.
 	Hooks []Hook
 
+	// BatchHooks queue their statements in the round trip that appends the
+	// events, before the Hooks run. The outbox is one. Default: none.
+	BatchHooks []BatchHook
+
 	// Observer, if set, is told about every finished dispatch, for metrics.
 	// It must not block. Default: none.
 	Observer func(DispatchInfo)
@@ -246,6 +250,11 @@ func (c *Config) validate() error {
 	for i, h := range c.Hooks {
 		if h == nil {
 			errs = append(errs, fmt.Errorf("field Hooks[%d] is nil", i))
+		}
+	}
+	for i, h := range c.BatchHooks {
+		if h == nil {
+			errs = append(errs, fmt.Errorf("field BatchHooks[%d] is nil", i))
 		}
 	}
 	return errors.Join(errs...)

@@ -484,9 +484,11 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outc
 		}
 	}
 	b = &pgx.Batch{}
-	records, queueErr := s.queueInsert(b, p, events, head, try)
-	if queueErr != nil {
-		return nil, queueErr
+	records := s.queueInsert(b, p, events, head, try)
+	for _, h := range s.cfg.BatchHooks {
+		if err := h.QueueAfterAppend(b, Appending{Stream: p.stream, Events: events}); err != nil {
+			return nil, &StoreError{Op: "preparing an append hook", Err: err}
+		}
 	}
 	hooks := slices.Concat(s.cfg.Hooks, p.hooks)
 	if len(hooks) == 0 {
@@ -540,7 +542,7 @@ func (r *inserted) check(n int) error {
 // key, then one statement that tries the missing write keys and inserts
 // the events, their tag rows and the command id. The records are filled in
 // when the batch's results are read; none if a try-lock failed.
-func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int64, try lockSet) (*inserted, error) {
+func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int64, try lockSet) *inserted {
 	n := len(events)
 	ids := make([][16]byte, n)
 	types := make([]string, n)
@@ -594,7 +596,7 @@ func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int6
 		}
 		return rows.Err()
 	})
-	return out, nil
+	return out
 }
 
 // classify turns a database error into a retry or a typed error.

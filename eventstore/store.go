@@ -53,6 +53,27 @@ type Hook interface {
 	AfterAppend(ctx context.Context, tx pgx.Tx, records []RawRecord) error
 }
 
+// BatchHook is a hook that costs no round trip of its own: it queues its
+// statements in the batch that inserts the events (and commits them, when
+// no Hook runs in between), after the insert. They run in the dispatch
+// transaction; a statement's error rolls the dispatch back. The records'
+// positions are known only to the database when the statements are queued:
+// the statements find the appended events by their ids, which the store
+// assigns before the insert (factos_events.id is unique). The outbox is a
+// BatchHook.
+type BatchHook interface {
+	// QueueAfterAppend queues statements on b for the events being
+	// appended. An error fails the dispatch before anything is sent.
+	QueueAfterAppend(b *pgx.Batch, a Appending) error
+}
+
+// Appending is what a BatchHook knows of an append: its stream and its
+// events, with their ids, types, tags and metadata as they will be stored.
+type Appending struct {
+	Stream string
+	Events []EventData
+}
+
 // HookFunc adapts a function to Hook.
 type HookFunc func(ctx context.Context, tx pgx.Tx, records []RawRecord) error
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/outbox"
 	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
@@ -82,13 +83,13 @@ func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.L
 // NewStore creates the event store with the outbox installed, and gives
 // the reactor workers the store they load records from.
 func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River, m *Metrics, l *slog.Logger) (*eventstore.Store, error) {
-	ob, err := reg.Outbox(rv.Client)
+	ob, err := reg.Outbox(&outbox.Config{NotifyInterval: cfg.FetchCooldown})
 	if err != nil {
 		return nil, err
 	}
 	store, err := eventstore.New(pool, &eventstore.Config{
 		LockStrategy: cfg.LockStrategy,
-		Hooks:        []eventstore.Hook{ob},
+		BatchHooks:   []eventstore.BatchHook{ob},
 		Observer:     m.ObserveDispatch,
 		Logger:       l.With("component", "eventstore"),
 	})

@@ -123,7 +123,13 @@ var Vars = []Var{
 	{Name: envTemporalTLS, Description: "Connect to Temporal over TLS: true or false. Unset: on when TEMPORAL_API_KEY or any TEMPORAL_TLS_* variable is set, as with the temporal CLI. Temporal Cloud needs it; false with an API key or TLS settings is refused.",
 		set: func(c *Config, v string) (err error) { c.TemporalTLS, err = parseBool(v); return err }},
 	{Name: envTemporalServerName, Description: "Server name to verify the Temporal server's certificate against, when it differs from TEMPORAL_ADDRESS's host (a private endpoint, say).",
-		set: func(c *Config, v string) error { c.TemporalTLSServerName = v; return nonEmpty(v) }},
+		set: func(c *Config, v string) error {
+			c.TemporalTLSServerName = v
+			if nonEmpty(v) != nil {
+				return invalid("is blank", "a host name the Temporal server's certificate is issued for, such as ns.acct.tmprl.cloud")
+			}
+			return nil
+		}},
 	{Name: envTemporalCAPath, Description: "File of PEM CA certificates that sign the Temporal server's certificate. Unset: the system's roots (enough for Temporal Cloud).",
 		set: func(c *Config, v string) error { c.TemporalTLSCAPath = v; return nil }},
 	{Name: envTemporalCAData, Description: "The same CA certificates as PEM text, instead of a file.",
@@ -142,8 +148,12 @@ var Vars = []Var{
 			// --from-file) often ends in a line break, which gRPC would
 			// refuse in a header much later, on the first request.
 			c.TemporalAPIKey = strings.TrimSpace(v)
-			if c.TemporalAPIKey == "" || strings.ContainsFunc(c.TemporalAPIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-				return invalid("has spaces or control characters in it", "the API key as one word, as Temporal Cloud issued it")
+			const valid = "the API key as one word, as Temporal Cloud issued it"
+			switch {
+			case c.TemporalAPIKey == "":
+				return invalid("is blank", valid)
+			case strings.ContainsFunc(c.TemporalAPIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+				return invalid("has spaces or control characters in it", valid)
 			}
 			return nil
 		}},
@@ -258,10 +268,12 @@ type ConfigError struct {
 	// Var is the variable's name.
 	Var string
 	// Value is the refused value, quoted in the message. It is empty when
-	// the variable is unset or secret.
+	// the variable is unset or secret, or for a rule between variables;
+	// long inline PEM is shortened to its beginning and "...".
 	Value string
-	// Secret is set when the variable holds a secret: the message says
-	// "(value hidden)" instead of quoting it.
+	// Secret is set when the value must not be shown: the variable holds a
+	// secret, or this value may (a private key in a certificate's
+	// variable). The message says "(value hidden)" instead of quoting it.
 	Secret bool
 	// Reason says what is wrong, as the rest of a sentence whose subject
 	// is the variable: "is not a log level".
@@ -455,11 +467,15 @@ func nonEmpty(v string) error {
 }
 
 // oneOf lists values for a sentence: "a, b or c".
-func oneOf(values []string) string {
+func oneOf(values []string) string { return listed(values, "or") }
+
+// listed lists values for a sentence, the last two joined by conj: "a, b
+// and c".
+func listed(values []string, conj string) string {
 	if len(values) < 2 {
 		return strings.Join(values, "")
 	}
-	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
+	return strings.Join(values[:len(values)-1], ", ") + " " + conj + " " + values[len(values)-1]
 }
 
 // VarNames lists the variable names, sorted.

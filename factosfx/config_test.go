@@ -126,6 +126,13 @@ func TestConfigErrorMessages(t *testing.T) {
 		{"DATABASE_URL", "", `invalid configuration: DATABASE_URL is required and not set; use postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as "host=db user=app dbname=factos"`},
 		{"DATABASE_URL", "mysql://root:hunter2@db/x", `invalid configuration: DATABASE_URL (value hidden) is not a PostgreSQL connection string; use postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as "host=db user=app dbname=factos"`},
 		{"DATABASE_URL", "postgres://u:hunter2@db:port/x", `invalid configuration: DATABASE_URL (value hidden) cannot be parsed as a PostgreSQL connection string (check the port, the percent-encoding of special characters in the password, and the option names); use postgres://user:password@host:5432/database (percent-encode special characters) or key=value pairs such as "host=db user=app dbname=factos"`},
+		{"TEMPORAL_TLS", "yes", `invalid configuration: TEMPORAL_TLS="yes" is not a boolean; use true or false (1, t, T, TRUE, True, 0, f, F, FALSE and False work too)`},
+		{"TEMPORAL_API_KEY", "tcak hunter2", `invalid configuration: TEMPORAL_API_KEY (value hidden) has spaces or control characters in it; use the API key as one word, as Temporal Cloud issued it`},
+		{"TEMPORAL_TLS_SERVER_NAME", " ", `invalid configuration: TEMPORAL_TLS_SERVER_NAME=" " is blank; use a host name the Temporal server's certificate is issued for, such as ns.acct.tmprl.cloud`},
+		{"TEMPORAL_TLS_SERVER_CA_CERT_PATH", "/nonexistent/ca.pem", `invalid configuration: TEMPORAL_TLS_SERVER_CA_CERT_PATH="/nonexistent/ca.pem" cannot be read: no such file or directory; use the path of a readable PEM file holding the CA certificates that sign the Temporal server's certificate`},
+		{"TEMPORAL_TLS_SERVER_CA_CERT_DATA", "yes", `invalid configuration: TEMPORAL_TLS_SERVER_CA_CERT_DATA="yes" holds no complete PEM block (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----); use the CA certificates that sign the Temporal server's certificate as PEM text`},
+		{"TEMPORAL_TLS_CLIENT_CERT_PATH", "/etc/factos/tls.crt", `invalid configuration: TEMPORAL_TLS_CLIENT_CERT_PATH="/etc/factos/tls.crt" is set, but the client certificate's private key is not; use it together with TEMPORAL_TLS_CLIENT_KEY_PATH or TEMPORAL_TLS_CLIENT_KEY_DATA (mutual TLS needs both)`},
+		{"TEMPORAL_TLS_CLIENT_KEY_DATA", "hunter2", `invalid configuration: TEMPORAL_TLS_CLIENT_KEY_DATA (value hidden) is set, but the client certificate is not; use it together with TEMPORAL_TLS_CLIENT_CERT_PATH or TEMPORAL_TLS_CLIENT_CERT_DATA (mutual TLS needs both)`},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
@@ -146,6 +153,12 @@ func TestConfigErrorMessages(t *testing.T) {
 			"invalid configuration: RIVERUI_USERNAME and RIVERUI_PASSWORD must both be set when RIVERUI_ENABLED=true (or, on a development machine only, RIVERUI_ALLOW_UNAUTHENTICATED=true)"},
 		{map[string]string{"RIVER_JOB_TIMEOUT": "2m", "RIVER_RESCUE_AFTER": "1m"},
 			`invalid configuration: RIVER_RESCUE_AFTER="1m0s" is not longer than RIVER_JOB_TIMEOUT=2m0s, so jobs would be rescued (and run twice) while they run; use a duration longer than RIVER_JOB_TIMEOUT`},
+		{map[string]string{"TEMPORAL_TLS": "false", "TEMPORAL_TLS_SERVER_NAME": "ns.acct.tmprl.cloud"},
+			"invalid configuration: TEMPORAL_TLS is false, but TEMPORAL_TLS_SERVER_NAME is a TLS setting; use true, or leave it unset (TLS then turns on by itself), or remove TEMPORAL_TLS_SERVER_NAME"},
+		{map[string]string{"TEMPORAL_TLS": "false", "TEMPORAL_API_KEY": "hunter2"},
+			"invalid configuration: TEMPORAL_API_KEY (value hidden) needs TLS, but TEMPORAL_TLS is false: the key would travel in plain text in every request's headers (and Temporal Cloud accepts TLS connections only); use it with TEMPORAL_TLS=true or with TEMPORAL_TLS unset"},
+		{map[string]string{"TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/etc/factos/ca.pem", "TEMPORAL_TLS_SERVER_CA_CERT_DATA": "-----BEGIN CERTIFICATE-----"},
+			"invalid configuration: TEMPORAL_TLS_SERVER_CA_CERT_PATH and TEMPORAL_TLS_SERVER_CA_CERT_DATA are both set; use one or the other: the server CA certificates as a file or as PEM text"},
 	} {
 		tc.set["DATABASE_URL"] = "postgres://u:p@db/factos"
 		if _, err := factosfx.LoadConfig(env(tc.set)); err == nil || err.Error() != tc.want {

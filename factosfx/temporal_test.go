@@ -3,11 +3,13 @@ package factosfx_test
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,14 +28,17 @@ import (
 )
 
 // Every wrong Temporal TLS or API key setting is refused by LoadConfig,
-// naming the variable and saying what is wrong, without quoting the key.
+// naming the variable, quoting its value (never a key), saying what is
+// wrong and what the variable accepts.
 func TestTemporalTLSConfigErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ca := newTestCA(t, "factos test CA")
 	client1, client2 := ca.issueNow(t, "worker-1", false), ca.issueNow(t, "worker-2", false)
-	expired := ca.issue(t, "worker-old", false, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
-	future := ca.issue(t, "worker-new", false, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour))
+	// Whole seconds: a certificate's times have no fractions.
+	expiredAt, validFrom := time.Now().Add(-time.Hour).Truncate(time.Second), time.Now().Add(time.Hour).Truncate(time.Second)
+	expired := ca.issue(t, "worker-old", false, time.Now().Add(-48*time.Hour), expiredAt)
+	future := ca.issue(t, "worker-new", false, validFrom, time.Now().Add(48*time.Hour))
 	caPath := writeFile(t, dir, "ca.pem", ca.PEM)
 	cert1 := writeFile(t, dir, "client1.crt", client1.CertPEM)
 	key1 := writeFile(t, dir, "client1.key", client1.KeyPEM)
@@ -42,43 +47,103 @@ func TestTemporalTLSConfigErrors(t *testing.T) {
 	futureCert, futureKey := writeFile(t, dir, "new.crt", future.CertPEM), writeFile(t, dir, "new.key", future.KeyPEM)
 	notPEM := writeFile(t, dir, "ca.txt", []byte("this is not a certificate\n"))
 	keyAsCA := writeFile(t, dir, "key-as-ca.pem", client1.KeyPEM)
+	encryptedKey := writeFile(t, dir, "encrypted.key", pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: bytes.Repeat([]byte{7}, 64)}))
+	escapedCA := strings.ReplaceAll(string(ca.PEM), "\n", `\n`)
+	// The key's base64 without its PEM lines, and half a certificate.
+	var keyBody []string
+	for _, line := range strings.Split(strings.TrimSpace(string(client1.KeyPEM)), "\n") {
+		if !strings.HasPrefix(line, "-----") {
+			keyBody = append(keyBody, line)
+		}
+	}
+	halfCert := string(client1.CertPEM[:len(client1.CertPEM)/2])
 	const apiKey = "tcak-0123456789abcdef"
 
 	const (
 		caP, caD     = "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_DATA"
 		certP, certD = "TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_CERT_DATA"
 		keyP, keyD   = "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_CLIENT_KEY_DATA"
+
+		prefix    = "invalid configuration: "
+		caFile    = "use the path of a readable PEM file holding the CA certificates that sign the Temporal server's certificate"
+		caText    = "use the CA certificates that sign the Temporal server's certificate as PEM text"
+		certFile  = "use the path of a readable PEM file holding the client certificate (its chain may follow it)"
+		certText  = "use the client certificate (its chain may follow it) as PEM text"
+		keyFile   = "use the path of a readable PEM file holding the client certificate's private key"
+		keyText   = "use the client certificate's private key as PEM text"
+		noCertPEM = "holds no complete PEM block (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+		validNow  = "use the path of a readable PEM file holding a client certificate valid now"
+		tlsOff    = "true, or leave it unset (TLS then turns on by itself), or remove "
 	)
+	q := strconv.Quote
 	for _, tc := range []struct {
-		name   string
-		set    map[string]string
-		var_   string
-		reason string
+		name string
+		set  map[string]string
+		var_ string
+		want string // after "invalid configuration: "
 		// syntax: the variable's own value is wrong, so the error stays
 		// with Temporal off; the other checks are skipped then.
 		syntax bool
 	}{
-		{"missing file", map[string]string{certP: dir + "/nope.crt", keyP: key1}, certP, "no such file or directory", false},
-		{"unreadable file", map[string]string{caP: dir}, caP, "is a directory", false},
-		{"cert and key not a pair", map[string]string{certP: cert1, keyP: key2}, keyP, "is not the private key of the certificate in " + certP, false},
-		{"key without cert", map[string]string{keyP: key1}, keyP, "set without the client certificate", false},
-		{"inline key without cert", map[string]string{keyD: string(client1.KeyPEM)}, keyD, "set without the client certificate", false},
-		{"cert without key", map[string]string{certP: cert1}, certP, "set without the client's private key", false},
-		{"CA not PEM", map[string]string{caP: notPEM}, caP, "holds no complete PEM block (-----BEGIN CERTIFICATE-----", false},
-		{"CA file holds a key", map[string]string{caP: keyAsCA}, caP, `holds a "PRIVATE KEY" PEM block`, false},
-		{"inline CA with escaped line breaks", map[string]string{caD: strings.ReplaceAll(string(ca.PEM), "\n", `\n`)}, caD, "line breaks", false},
-		{"CA as path and data", map[string]string{caP: caPath, caD: string(ca.PEM)}, caD, "set together with " + caP, false},
-		{"cert as key", map[string]string{certP: cert1, keyP: cert1}, keyP, "is not the private key", false},
-		{"inline key not PEM", map[string]string{certP: cert1, keyD: "secret-but-not-pem"}, keyD, "holds no complete PEM block (-----BEGIN PRIVATE KEY-----", false},
-		{"expired cert", map[string]string{certP: expiredCert, keyP: expiredKey}, certP, "expired at", false},
-		{"cert not yet valid", map[string]string{certP: futureCert, keyP: futureKey}, certP, "not valid before", false},
-		{"API key without TLS", map[string]string{"TEMPORAL_API_KEY": apiKey, "TEMPORAL_TLS": "false"}, "TEMPORAL_API_KEY", "needs TLS", false},
-		{"TLS off with certificates", map[string]string{"TEMPORAL_TLS": "false", certP: cert1, keyP: key1}, "TEMPORAL_TLS", certP + ", " + keyP + " configure TLS", false},
-		{"TLS off with a server name", map[string]string{"TEMPORAL_TLS": "false", "TEMPORAL_TLS_SERVER_NAME": "x.tmprl.cloud"}, "TEMPORAL_TLS", "TEMPORAL_TLS_SERVER_NAME configure TLS", false},
-		{"TLS not a boolean", map[string]string{"TEMPORAL_TLS": "yes please"}, "TEMPORAL_TLS", "invalid syntax", true},
-		{"API key with a space", map[string]string{"TEMPORAL_API_KEY": "tcak 0123"}, "TEMPORAL_API_KEY", "one word", true},
-		{"API key of spaces", map[string]string{"TEMPORAL_API_KEY": " \n"}, "TEMPORAL_API_KEY", "one word", true},
-		{"blank server name", map[string]string{"TEMPORAL_TLS_SERVER_NAME": " "}, "TEMPORAL_TLS_SERVER_NAME", "must not be empty", true},
+		{"missing file", map[string]string{certP: dir + "/nope.crt", keyP: key1}, certP,
+			certP + "=" + q(dir+"/nope.crt") + " cannot be read: no such file or directory; " + certFile, false},
+		{"unreadable file", map[string]string{caP: dir}, caP,
+			caP + "=" + q(dir) + " cannot be read: is a directory; " + caFile, false},
+		{"cert and key not a pair", map[string]string{certP: cert1, keyP: key2}, keyP,
+			keyP + "=" + q(key2) + " names a file that does not hold the private key of the certificate in " + certP +
+				" (tls: private key does not match public key); use the path of a readable PEM file holding the private key of the certificate in " + certP, false},
+		{"key without cert", map[string]string{keyP: key1}, keyP,
+			keyP + "=" + q(key1) + " is set, but the client certificate is not; use it together with " + certP + " or " + certD + " (mutual TLS needs both)", false},
+		{"inline key without cert", map[string]string{keyD: string(client1.KeyPEM)}, keyD,
+			keyD + " (value hidden) is set, but the client certificate is not; use it together with " + certP + " or " + certD + " (mutual TLS needs both)", false},
+		{"cert without key", map[string]string{certP: cert1}, certP,
+			certP + "=" + q(cert1) + " is set, but the client certificate's private key is not; use it together with " + keyP + " or " + keyD + " (mutual TLS needs both)", false},
+		{"CA not PEM", map[string]string{caP: notPEM}, caP,
+			caP + "=" + q(notPEM) + " names a file that " + noCertPEM + "; " + caFile, false},
+		{"CA file holds a key", map[string]string{caP: keyAsCA}, caP,
+			caP + "=" + q(keyAsCA) + ` names a file that holds a "PRIVATE KEY" PEM block, where only CERTIFICATE blocks belong; ` + caFile, false},
+		{"inline CA with escaped line breaks", map[string]string{caD: escapedCA}, caD,
+			caD + "=" + q(escapedCA[:40]+"...") + ` holds no PEM block: its line breaks are written as \n; ` + caText + ", with real line breaks", false},
+		{"inline CA that is a path", map[string]string{caD: "/etc/ssl/factos-ca.pem"}, caD,
+			caD + `="/etc/ssl/factos-ca.pem" holds a file's path, not PEM text; ` + caText + " (a file's path goes in " + caP + ")", false},
+		{"inline CA that is a key without its PEM lines", map[string]string{caD: strings.Join(keyBody, "\n")}, caD,
+			caD + " (value hidden) " + noCertPEM + "; " + caText, false},
+		{"CA as path and data", map[string]string{caP: caPath, caD: string(ca.PEM)}, caP,
+			caP + " and " + caD + " are both set; use one or the other: the server CA certificates as a file or as PEM text", false},
+		{"half an inline cert", map[string]string{certD: halfCert, keyP: key1}, certD,
+			certD + "=" + q(halfCert[:40]+"...") + " " + noCertPEM + "; " + certText, false},
+		{"inline cert and key swapped", map[string]string{certD: string(client1.KeyPEM), keyD: string(client1.CertPEM)}, certD,
+			certD + ` (value hidden) holds a "PRIVATE KEY" PEM block, where only CERTIFICATE blocks belong; ` + certText, false},
+		{"cert as key", map[string]string{certP: cert1, keyP: cert1}, keyP,
+			keyP + "=" + q(cert1) + ` names a file that holds a "CERTIFICATE" PEM block, not a private key; ` + keyFile, false},
+		{"key PEM in the path variable", map[string]string{certP: cert1, keyP: string(client1.KeyPEM)}, keyP,
+			keyP + " (value hidden) holds PEM text, not a file's path; " + keyFile + " (PEM text itself goes in " + keyD + ")", false},
+		{"inline key not PEM", map[string]string{certP: cert1, keyD: "secret-but-not-pem"}, keyD,
+			keyD + " (value hidden) holds no complete PEM block (-----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----); " + keyText, false},
+		{"encrypted key", map[string]string{certP: cert1, keyP: encryptedKey}, keyP,
+			keyP + "=" + q(encryptedKey) + " names a file that holds an encrypted private key, which the worker cannot decrypt; " +
+				keyFile + ", unencrypted (openssl pkey -in encrypted.key -out plain.key decrypts it)", false},
+		{"expired cert", map[string]string{certP: expiredCert, keyP: expiredKey}, certP,
+			certP + "=" + q(expiredCert) + " names a file that holds a client certificate (CN=worker-old) that expired at " +
+				expiredAt.UTC().Format(time.RFC3339) + "; " + validNow, false},
+		{"cert not yet valid", map[string]string{certP: futureCert, keyP: futureKey}, certP,
+			certP + "=" + q(futureCert) + " names a file that holds a client certificate (CN=worker-new) that is not valid before " +
+				validFrom.UTC().Format(time.RFC3339) + " (if that time has passed, this machine's clock is wrong); " + validNow, false},
+		{"API key without TLS", map[string]string{"TEMPORAL_API_KEY": apiKey, "TEMPORAL_TLS": "false"}, "TEMPORAL_API_KEY",
+			"TEMPORAL_API_KEY (value hidden) needs TLS, but TEMPORAL_TLS is false: the key would travel in plain text in every request's headers " +
+				"(and Temporal Cloud accepts TLS connections only); use it with TEMPORAL_TLS=true or with TEMPORAL_TLS unset", false},
+		{"TLS off with certificates", map[string]string{"TEMPORAL_TLS": "0", certP: cert1, keyP: key1}, "TEMPORAL_TLS",
+			"TEMPORAL_TLS is false, but " + certP + " and " + keyP + " are TLS settings; use " + tlsOff + certP + " and " + keyP, false},
+		{"TLS off with a server name", map[string]string{"TEMPORAL_TLS": "false", "TEMPORAL_TLS_SERVER_NAME": "x.tmprl.cloud"}, "TEMPORAL_TLS",
+			"TEMPORAL_TLS is false, but TEMPORAL_TLS_SERVER_NAME is a TLS setting; use " + tlsOff + "TEMPORAL_TLS_SERVER_NAME", false},
+		{"TLS not a boolean", map[string]string{"TEMPORAL_TLS": "yes please"}, "TEMPORAL_TLS",
+			`TEMPORAL_TLS="yes please" is not a boolean; use true or false (1, t, T, TRUE, True, 0, f, F, FALSE and False work too)`, true},
+		{"API key with a space", map[string]string{"TEMPORAL_API_KEY": "tcak 0123"}, "TEMPORAL_API_KEY",
+			"TEMPORAL_API_KEY (value hidden) has spaces or control characters in it; use the API key as one word, as Temporal Cloud issued it", true},
+		{"API key of spaces", map[string]string{"TEMPORAL_API_KEY": " \n"}, "TEMPORAL_API_KEY",
+			"TEMPORAL_API_KEY (value hidden) is blank; use the API key as one word, as Temporal Cloud issued it", true},
+		{"blank server name", map[string]string{"TEMPORAL_TLS_SERVER_NAME": " "}, "TEMPORAL_TLS_SERVER_NAME",
+			`TEMPORAL_TLS_SERVER_NAME=" " is blank; use a host name the Temporal server's certificate is issued for, such as ns.acct.tmprl.cloud`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -88,10 +153,10 @@ func TestTemporalTLSConfigErrors(t *testing.T) {
 			}
 			_, err := factosfx.LoadConfig(env(vars))
 			var ce *factosfx.ConfigError
-			if !errors.As(err, &ce) || ce.Var != tc.var_ || !strings.Contains(ce.Reason, tc.reason) {
-				t.Fatalf("err = %v, want a ConfigError naming %s and saying %q", err, tc.var_, tc.reason)
+			if !errors.As(err, &ce) || ce.Var != tc.var_ || err.Error() != prefix+tc.want {
+				t.Fatalf("\n got %v\nwant a ConfigError naming %s: %s", err, tc.var_, prefix+tc.want)
 			}
-			for _, secret := range []string{apiKey, "tcak 0123", "secret-but-not-pem", string(client1.KeyPEM[30:60]), string(client2.KeyPEM[30:60])} {
+			for _, secret := range append([]string{apiKey, "tcak 0123", "secret-but-not-pem", string(client1.KeyPEM[30:60]), string(client2.KeyPEM[30:60])}, keyBody...) {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("the error quotes a secret: %v", err)
 				}

@@ -242,7 +242,7 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 			// A named replay stores its checkpoint twice (insert, then
 			// update) and enqueues nothing: the reactions ran.
 			for range 2 {
-				res, err := reg.Replay(ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, Name: "roles-" + string(strategy)})
+				res, err := reg.Replay(ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, Name: "roles-" + string(strategy)})
 				if err != nil || res.Enqueued != 0 || !res.Done {
 					t.Fatalf("replay: %+v %v", res, err)
 				}
@@ -361,7 +361,7 @@ func checkRiverUI(t *testing.T, env *testriver.Env) {
 		{"/riverui/api/features", `"extensions"`},
 		{"/riverui/api/states", `"completed"`},
 		{"/riverui/api/queues", `"factos_reactions"`},
-		{"/riverui/api/jobs?state=completed&limit=100", `"kind":"factos.reaction.announce_sales"`},
+		{"/riverui/api/jobs?state=completed&limit=100", `"kind":"factos.reactions"`},
 		{"/riverui/api/autocomplete?facet=job_kind", "factos.effect.announce_ticket_sale"},
 	} {
 		resp, err := srv.Client().Get(srv.URL + tc.path)

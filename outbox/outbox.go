@@ -1,29 +1,37 @@
 // Package outbox turns committed records into River jobs inside the
 // dispatch transaction that commits them.
 //
-// The Outbox is an eventstore.Hook: the store runs it after appending, on the
-// dispatch's own pgx.Tx, and it inserts one reaction job per (record,
-// subscription) with River's InsertManyTx. The jobs exist if and only if the
-// events do: a rolled-back or rejected dispatch leaves no job, and a failed
-// job insert fails the dispatch, which then writes nothing. There is no
-// relay process and no polling of the event table.
+// The Outbox is an eventstore.BatchHook: the store queues its statement in
+// the batch that inserts the dispatch's events and commits, so it costs no
+// round trip of its own. It inserts ONE reaction job per dispatch (per
+// queue of the reactors concerned): the dispatch's records that some
+// reactor subscribes to, and those reactors. The jobs exist if and only if
+// the events do: a rolled-back or rejected dispatch leaves no job, and a
+// failed job insert fails the dispatch, which then writes nothing. There
+// is no relay process and no polling of the event table.
+//
+// The job row is written with SQL of our own against River's schema, as
+// River's clients in other languages do (internal/riversql holds that
+// contract and its test), and River's producers are told of it with River's
+// own insert notification, at most once per queue per NotifyInterval.
 //
 // Subscriptions name a reactor and the records it wants (a query over types
-// and tags). The reactors package registers the workers for these jobs;
+// and tags). The reactors package registers the worker of these jobs;
 // applications usually build subscriptions from a reactors.Registry.
 package outbox
 
 import (
-	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/internal/riversql"
 )
 
 // Defaults.
@@ -32,36 +40,55 @@ const (
 	DefaultQueue = "factos_reactions"
 	// DefaultMaxAttempts of a reaction job before River discards it.
 	DefaultMaxAttempts = 25
+	// DefaultNotifyInterval is the shortest time between two notifications
+	// of one queue: River's producers fetch at most once per FetchCooldown
+	// anyway, and commits that notify serialize in PostgreSQL.
+	DefaultNotifyInterval = 10 * time.Millisecond
 )
 
-// KindPrefix starts the River kind of every reaction job; the reactor's name
-// follows, so River UI lists each reactor's jobs under its own kind.
-const KindPrefix = "factos.reaction."
+// Kind is the River kind of every reaction job.
+const Kind = "factos.reactions"
 
-// ReactionArgs are the River job args of one reaction: which reactor, which
-// record. They stay small and readable in River UI; the worker loads the
-// record itself. Reactor and position make the job unique, so a replay does
-// not enqueue a reaction that is already waiting or running.
+// ReactionArgs are the River job args of a dispatch's reactions: its
+// stream, the records some reactor of the job subscribes to (position and
+// type, in position order), and those reactors. They stay small and
+// readable in River UI; the worker loads the records itself.
 type ReactionArgs struct {
-	Reactor   string `json:"reactor" river:"unique"`
-	Position  int64  `json:"position" river:"unique"`
-	EventID   string `json:"event_id"`
-	EventType string `json:"event_type"`
-	Stream    string `json:"stream"`
+	Stream   string     `json:"stream,omitempty"`
+	Events   []EventRef `json:"events"`
+	Reactors []string   `json:"reactors"`
+	// Replay names the replay that enqueued the job, if one did.
+	Replay string `json:"replay,omitempty"`
+}
+
+// EventRef names one record of a reaction job.
+type EventRef struct {
+	Position int64  `json:"position"`
+	Type     string `json:"type"`
 }
 
 // Kind implements river.JobArgs.
-func (a ReactionArgs) Kind() string { return KindPrefix + a.Reactor }
+func (ReactionArgs) Kind() string { return Kind }
+
+// Positions are the positions of the job's records.
+func (a ReactionArgs) Positions() []int64 {
+	out := make([]int64, len(a.Events))
+	for i, e := range a.Events {
+		out[i] = e.Position
+	}
+	return out
+}
 
 // Subscription routes records to a reactor.
 type Subscription struct {
-	// Reactor names the reactor. It becomes part of the River kind, so it is
-	// limited to letters, digits, '_', '-' and '.'. Required.
+	// Reactor names the reactor. Letters, digits, '_', '-' and '.'.
+	// Required.
 	Reactor string
 	// Query selects the records the reactor receives, by type and tags.
 	// Required (use eventstore.AllEvents for every record).
 	Query eventstore.Query
-	// Queue is the River queue of its jobs. Default: DefaultQueue.
+	// Queue is the River queue of its jobs. Reactors of one queue share a
+	// dispatch's job. Default: DefaultQueue.
 	Queue string
 	// MaxAttempts before River discards a job. Default: DefaultMaxAttempts.
 	MaxAttempts int
@@ -69,27 +96,45 @@ type Subscription struct {
 	Priority int
 }
 
-// Inserter is the part of a River client the outbox uses. *river.Client[pgx.Tx]
-// implements it; an insert-only client (no workers) is enough.
-type Inserter interface {
-	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+// Config configures an Outbox. The zero value is usable.
+type Config struct {
+	// NotifyInterval is the shortest time between two insert notifications
+	// of one queue. Default: DefaultNotifyInterval (10ms).
+	NotifyInterval time.Duration
 }
 
-// Outbox is the eventstore.Hook that enqueues reaction jobs.
+// Outbox is the eventstore.BatchHook that enqueues reaction jobs.
 type Outbox struct {
-	client Inserter
 	subs   []Subscription
+	groups []group
+	notify *riversql.Notifier
+}
+
+// group is the reactors that share a job: same queue, attempts, priority.
+type group struct {
+	queue       string
+	maxAttempts int
+	priority    int
+	subs        []Subscription
 }
 
 var reactorName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
-// New returns an outbox that enqueues through client for subs.
-func New(client Inserter, subs []Subscription) (*Outbox, error) {
-	if client == nil {
-		return nil, errors.New("outbox: nil River client")
+// New returns an outbox for subs.
+func New(subs []Subscription, cfg *Config) (*Outbox, error) {
+	c := Config{}
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.NotifyInterval == 0 {
+		c.NotifyInterval = DefaultNotifyInterval
+	}
+	if c.NotifyInterval < 0 {
+		return nil, errors.New("outbox: NotifyInterval must not be negative")
 	}
 	seen := map[string]bool{}
-	out := make([]Subscription, len(subs))
+	o := &Outbox{}
+	var queues []string
 	for i, s := range subs {
 		if err := s.Validate(); err != nil {
 			return nil, fmt.Errorf("outbox: subscription %d: %w", i, err)
@@ -98,9 +143,20 @@ func New(client Inserter, subs []Subscription) (*Outbox, error) {
 			return nil, fmt.Errorf("outbox: reactor %q subscribed twice", s.Reactor)
 		}
 		seen[s.Reactor] = true
-		out[i] = s.WithDefaults()
+		s = s.WithDefaults()
+		o.subs = append(o.subs, s)
+		gi := slices.IndexFunc(o.groups, func(g group) bool {
+			return g.queue == s.Queue && g.maxAttempts == s.MaxAttempts && g.priority == s.Priority
+		})
+		if gi < 0 {
+			o.groups = append(o.groups, group{queue: s.Queue, maxAttempts: s.MaxAttempts, priority: s.Priority})
+			gi = len(o.groups) - 1
+			queues = append(queues, s.Queue)
+		}
+		o.groups[gi].subs = append(o.groups[gi].subs, s)
 	}
-	return &Outbox{client: client, subs: out}, nil
+	o.notify = riversql.NewNotifier(c.NotifyInterval, queues...)
+	return o, nil
 }
 
 // Validate reports a missing or malformed field.
@@ -131,63 +187,86 @@ func (s Subscription) WithDefaults() Subscription {
 }
 
 // Subscriptions returns the subscriptions with defaults filled in.
-func (o *Outbox) Subscriptions() []Subscription { return append([]Subscription(nil), o.subs...) }
-
-// Jobs returns the reaction jobs for records, in record order: one per
-// (record, matching subscription).
-func (o *Outbox) Jobs(records []eventstore.RawRecord) []river.InsertManyParams {
-	var params []river.InsertManyParams
-	for _, r := range records {
-		for _, s := range o.subs {
-			if s.Query.Matches(r.Type, r.Tags) {
-				params = append(params, o.params(s, r))
-			}
-		}
-	}
-	return params
-}
-
-func (o *Outbox) params(s Subscription, r eventstore.RawRecord) river.InsertManyParams {
-	return river.InsertManyParams{
-		Args: ReactionArgs{Reactor: s.Reactor, Position: int64(r.Position), EventID: r.ID.String(), EventType: r.Type, Stream: r.Stream},
-		InsertOpts: &river.InsertOpts{
-			Queue:       s.Queue,
-			MaxAttempts: s.MaxAttempts,
-			Priority:    s.Priority,
-			UniqueOpts:  river.UniqueOpts{ByArgs: true},
-		},
-	}
-}
+func (o *Outbox) Subscriptions() []Subscription { return slices.Clone(o.subs) }
 
 // Subscription returns the subscription of a reactor.
 func (o *Outbox) Subscription(reactor string) (Subscription, bool) {
-	for _, s := range o.subs {
-		if s.Reactor == reactor {
-			return s, true
+	i := slices.IndexFunc(o.subs, func(s Subscription) bool { return s.Reactor == reactor })
+	if i < 0 {
+		return Subscription{}, false
+	}
+	return o.subs[i], true
+}
+
+// Planned is a reaction job the outbox plans for an append: its options,
+// its reactors, and which of the appended events it covers (by index).
+type Planned struct {
+	Queue       string
+	MaxAttempts int
+	Priority    int
+	Reactors    []string
+	Events      []int
+}
+
+// Plan returns the reaction jobs for events of one append: one per group
+// of reactors (same queue, attempts and priority) that subscribes to at
+// least one event, covering the events some reactor of the group wants.
+func (o *Outbox) Plan(events []eventstore.EventData) []Planned {
+	var out []Planned
+	for _, g := range o.groups {
+		p := Planned{Queue: g.queue, MaxAttempts: g.maxAttempts, Priority: g.priority}
+		wanted := make([]bool, len(events))
+		for _, s := range g.subs {
+			matched := false
+			for i, ev := range events {
+				if s.Query.Matches(ev.Type, ev.Tags) {
+					wanted[i], matched = true, true
+				}
+			}
+			if matched {
+				p.Reactors = append(p.Reactors, s.Reactor)
+			}
+		}
+		for i, w := range wanted {
+			if w {
+				p.Events = append(p.Events, i)
+			}
+		}
+		if len(p.Reactors) > 0 {
+			out = append(out, p)
 		}
 	}
-	return Subscription{}, false
+	return out
 }
 
-// Params is the job the outbox inserts for reactor's reaction to r. Replays
-// use it to build exactly the job the outbox would have.
-func (o *Outbox) Params(reactor string, r eventstore.RawRecord) (river.InsertManyParams, bool) {
-	s, ok := o.Subscription(reactor)
-	if !ok {
-		return river.InsertManyParams{}, false
-	}
-	return o.params(s, r), true
-}
+// reactionJobSQL inserts one reaction job whose events are the appended
+// events with the ids of $4, read back in the same transaction for their
+// positions. HAVING keeps the job out when no event was inserted (the
+// dispatch will restart), since an aggregate without GROUP BY returns a row
+// even over no input.
+const reactionJobSQL = riversql.InsertPrefix + `
+SELECT jsonb_build_object('stream', $1::text,
+		'events', jsonb_agg(jsonb_build_object('position', e.position, 'type', e.type) ORDER BY e.position),
+		'reactors', $2::jsonb),
+	'` + Kind + `', $3::int2, $5::int2, $6::text, 'available', '{}', '{}'
+FROM factos_events e WHERE e.id = ANY($4::uuid[])
+HAVING count(*) > 0`
 
-// AfterAppend implements eventstore.Hook: it inserts the reaction jobs on
-// the dispatch's transaction. An error fails (and rolls back) the dispatch.
-func (o *Outbox) AfterAppend(ctx context.Context, tx pgx.Tx, records []eventstore.RawRecord) error {
-	params := o.Jobs(records)
-	if len(params) == 0 {
-		return nil
-	}
-	if _, err := o.client.InsertManyTx(ctx, tx, params); err != nil {
-		return fmt.Errorf("error inserting %d reaction jobs: %w", len(params), err)
+// QueueAfterAppend implements eventstore.BatchHook: it queues the reaction
+// jobs of the append, and River's insert notification, in the batch that
+// inserts the events.
+func (o *Outbox) QueueAfterAppend(b *pgx.Batch, a eventstore.Appending) error {
+	for _, p := range o.Plan(a.Events) {
+		reactors, err := json.Marshal(p.Reactors)
+		if err != nil {
+			return err
+		}
+		ids := make([][16]byte, len(p.Events))
+		for i, e := range p.Events {
+			ids[i] = a.Events[e].ID
+		}
+		b.Queue(reactionJobSQL, a.Stream, reactors, int16(p.MaxAttempts), ids, int16(p.Priority), p.Queue)
+		o.notify.Queue(b, p.Queue)
 	}
 	return nil
 }

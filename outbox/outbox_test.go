@@ -1,55 +1,47 @@
 package outbox_test
 
 import (
-	"context"
+	"slices"
 	"testing"
-
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/outbox"
 )
 
-func TestSubscriptionsRouteRecords(t *testing.T) {
+// One job per group of reactors that share queue, attempts and priority,
+// covering the events some reactor of the group wants; no job for a group
+// that wants none of them.
+func TestPlanGroupsReactorsByQueue(t *testing.T) {
 	t.Parallel()
-	ob, err := outbox.New(inserter{}, []outbox.Subscription{
+	ob, err := outbox.New([]outbox.Subscription{
 		{Reactor: "sold", Query: eventstore.NewQuery(eventstore.Types("TicketSold"))},
 		{Reactor: "vip", Query: eventstore.NewQuery(eventstore.Tags("buyer:vip")), Queue: "vip", MaxAttempts: 3, Priority: 2},
 		{Reactor: "audit", Query: eventstore.AllEvents()},
-	})
+		{Reactor: "refunds", Query: eventstore.NewQuery(eventstore.Types("Refunded")), Queue: "vip", MaxAttempts: 3, Priority: 2},
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := []eventstore.RawRecord{
-		{ID: uuid.New(), Position: 7, Type: "TicketSold", Tags: []string{"buyer:vip"}, Stream: "s"},
-		{ID: uuid.New(), Position: 8, Type: "UserRegistered", Tags: []string{"user:1"}, Stream: "s"},
+	events := []eventstore.EventData{
+		{Type: "TicketSold", Tags: []string{"buyer:vip"}},
+		{Type: "UserRegistered", Tags: []string{"user:1"}},
 	}
-	jobs := ob.Jobs(recs)
-	var got []string
-	for _, j := range jobs {
-		a := j.Args.(outbox.ReactionArgs)
-		got = append(got, a.Kind())
-		if a.EventID == "" || a.Position == 0 || a.EventType == "" || !j.InsertOpts.UniqueOpts.ByArgs {
-			t.Errorf("job %+v %+v", a, j.InsertOpts)
-		}
-		if a.Reactor == "vip" && (j.InsertOpts.Queue != "vip" || j.InsertOpts.MaxAttempts != 3 || j.InsertOpts.Priority != 2) {
-			t.Errorf("vip options %+v", j.InsertOpts)
-		}
-		if a.Reactor == "sold" && (j.InsertOpts.Queue != outbox.DefaultQueue || j.InsertOpts.MaxAttempts != outbox.DefaultMaxAttempts) {
-			t.Errorf("default options %+v", j.InsertOpts)
-		}
+	got := ob.Plan(events)
+	want := []outbox.Planned{
+		{Queue: outbox.DefaultQueue, MaxAttempts: outbox.DefaultMaxAttempts, Priority: 1, Reactors: []string{"sold", "audit"}, Events: []int{0, 1}},
+		{Queue: "vip", MaxAttempts: 3, Priority: 2, Reactors: []string{"vip"}, Events: []int{0}},
 	}
-	want := []string{"factos.reaction.sold", "factos.reaction.vip", "factos.reaction.audit", "factos.reaction.audit"}
 	if len(got) != len(want) {
-		t.Fatalf("jobs %v, want %v", got, want)
+		t.Fatalf("plan %+v, want %+v", got, want)
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("jobs %v, want %v", got, want)
+		g, w := got[i], want[i]
+		if g.Queue != w.Queue || g.MaxAttempts != w.MaxAttempts || g.Priority != w.Priority || !slices.Equal(g.Reactors, w.Reactors) || !slices.Equal(g.Events, w.Events) {
+			t.Errorf("job %d: %+v, want %+v", i, g, w)
 		}
+	}
+	if p := ob.Plan([]eventstore.EventData{{Type: "Nothing"}}); len(p) != 1 || !slices.Equal(p[0].Reactors, []string{"audit"}) {
+		t.Errorf("an event only the audit reactor wants: %+v", p)
 	}
 }
 
@@ -62,19 +54,11 @@ func TestSubscriptionValidation(t *testing.T) {
 		{{Reactor: "x", Query: eventstore.AllEvents(), Priority: 9}},
 		{{Reactor: "x", Query: eventstore.AllEvents()}, {Reactor: "x", Query: eventstore.AllEvents()}},
 	} {
-		if _, err := outbox.New(inserter{}, subs); err == nil {
+		if _, err := outbox.New(subs, nil); err == nil {
 			t.Errorf("accepted %+v", subs)
 		}
 	}
-	if _, err := outbox.New(nil, nil); err == nil {
-		t.Error("accepted a nil client")
+	if _, err := outbox.New(nil, &outbox.Config{NotifyInterval: -1}); err == nil {
+		t.Error("accepted a negative notify interval")
 	}
-}
-
-// inserter satisfies outbox.Inserter for tests of routing, which never
-// insert; inserting is tested against a real River client in reactors.
-type inserter struct{}
-
-func (inserter) InsertManyTx(context.Context, pgx.Tx, []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
-	return nil, nil
 }

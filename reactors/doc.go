@@ -3,17 +3,26 @@
 //
 // # Flow
 //
-//	dispatch tx ── outbox ──▶ reaction job (kind factos.reaction.<reactor>)
-//	reaction job: load record → decode → reactor (pure) → effects
-//	  one tx: ledger row + effect-key rows + effect jobs + JobCompleteTx
+//	dispatch tx ── outbox ──▶ one reaction job per dispatch (kind factos.reactions)
+//	reaction job: load its records → decode → every reactor of the job (pure) → effects
+//	  one tx, one round trip: ledger rows + effect-key rows + effect jobs + the job's completion
 //	effect job (kind factos.effect.<kind>): handler does the IO, with retries
 //
-// A reaction either commits everything (its ledger row, its effect keys,
-// its effect jobs and its own completion) or nothing; River retries it
-// after a crash. Effect keys are recorded forever in factos_effects, so an
-// effect planned twice — by a retried reaction, a duplicate job or a replay —
-// is enqueued once. River's unique jobs alone would forget once its cleaner
-// deletes completed jobs.
+// A reaction job carries the dispatch's records that some reactor wants
+// and those reactors (River UI shows them: stream, positions and types,
+// reactor names). A reaction either commits everything (its ledger rows,
+// its effect keys, its effect jobs and its own completion) or nothing;
+// River retries it after a crash. A reactor that fails on a record holds
+// back only its own reactions: the others commit, and the retry redoes the
+// failed ones. Effect keys are recorded forever in factos_effects, so an
+// effect planned twice — by a retried reaction, a duplicate job or a replay
+// — is enqueued once. River's unique jobs alone would forget once its
+// cleaner deletes completed jobs.
+//
+// Reaction and effect jobs are written with SQL of their own against
+// River's job table (internal/riversql, tested against River's own
+// inserts), so that the outbox costs the dispatch no round trip and a
+// reaction costs two.
 //
 // # Effects
 //

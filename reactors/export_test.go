@@ -6,4 +6,4 @@ package reactors
 func SetFault(r *Registry, fault func(step string, position int64) error) { r.fault = fault }
 
 // Steps of a reaction, in order.
-var Steps = []string{"loaded", "reacted", "ledger", "effect keys", "effect jobs", "completed", "committed"}
+var Steps = []string{"loaded", "reacted", "written", "committed"}

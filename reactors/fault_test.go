@@ -56,7 +56,7 @@ func TestReactionCrashAtEveryStep(t *testing.T) {
 				"distinct effect keys": `SELECT count(DISTINCT args->>'key') FROM river_job WHERE kind LIKE 'factos.effect.%'`,
 				"effect ledger rows":   `SELECT count(*) FROM factos_effects`,
 				"reaction ledger rows": `SELECT count(*) FROM factos_reactions`,
-				"reaction jobs":        `SELECT count(*) FROM river_job WHERE kind LIKE 'factos.reaction.%'`,
+				"reaction jobs":        `SELECT count(*) FROM river_job WHERE kind = 'factos.reactions'`,
 			} {
 				if n := b.count(t, sql); n != 3 {
 					t.Errorf("%s: %d, want 3", what, n)
@@ -82,7 +82,7 @@ func TestDuplicateReactionJobsEnqueueEffectsOnce(t *testing.T) {
 	}
 	for _, rec := range rows.Records {
 		for range 3 {
-			_, err := env.Client.Insert(b.ctx, outbox.ReactionArgs{Reactor: tickets.ReactorAnnounceSales, Position: int64(rec.Position), EventID: rec.ID.String()},
+			_, err := env.Client.Insert(b.ctx, outbox.ReactionArgs{Reactors: []string{tickets.ReactorAnnounceSales}, Events: []outbox.EventRef{{Position: int64(rec.Position), Type: rec.Type}}},
 				&river.InsertOpts{Queue: outbox.DefaultQueue})
 			if err != nil {
 				t.Fatal(err)

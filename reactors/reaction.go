@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/internal/riversql"
 	"github.com/factos-go/factos/outbox"
 )
 
@@ -23,177 +24,267 @@ type EffectArgs struct {
 	Reactor    string          `json:"reactor"`
 	Position   int64           `json:"position"`
 	EventID    string          `json:"event_id"`
+	EventType  string          `json:"event_type,omitempty"`
 	Args       json.RawMessage `json:"args,omitempty"`
 }
 
 // Kind implements river.JobArgs.
 func (a EffectArgs) Kind() string { return EffectKindPrefix + a.EffectKind }
 
-// reactionWorker runs one reactor on one committed record and enqueues the
-// effects it plans.
+// reactionWorker runs the reactors of a reaction job (one per dispatch, or
+// per replayed batch) on its records and enqueues the effects they plan.
 //
-// Everything the reaction writes happens in ONE transaction: the ledger row
-// that says the reaction ran, the ledger rows of the effect keys, the effect
-// jobs, and the completion of the reaction job itself (JobCompleteTx). A
-// crash before the commit leaves nothing and River retries the job; a crash
-// after it leaves everything, and the job is already complete. A retried or
-// replayed reaction finds its ledger row and enqueues nothing; an effect key
-// that another reaction already enqueued is not enqueued again.
+// A reaction takes two round trips: one loads the records; one, in a
+// transaction of its own, records the reactions in the ledger, records the
+// effect keys, inserts the effect jobs and completes the reaction job
+// (one statement, then River's completion, then COMMIT, in one batch). A
+// crash before the commit leaves nothing and River retries the job; a
+// crash after it leaves everything, and the job is already complete. The
+// ledger makes the writes idempotent: a (reactor, record) already in
+// factos_reactions plans nothing again, and an effect key already in
+// factos_effects is not enqueued again, so a retried, duplicated or
+// replayed reaction never enqueues an effect twice.
+//
+// A reactor that fails on a record holds only its own reactions back: the
+// others commit, and the job is retried for the failed ones alone.
 type reactionWorker struct {
 	river.WorkerDefaults[outbox.ReactionArgs]
 	reg   *Registry
 	store *eventstore.Store
-	entry *reactorEntry
 }
 
-const (
-	insertReactionSQL = `INSERT INTO factos_reactions (reactor, position, event_id, effects) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
-	insertEffectsSQL  = `INSERT INTO factos_effects (key, kind, reactor, position)
-SELECT k, kind, $3, $4 FROM unnest($1::text[], $2::text[]) AS t(k, kind)
-ON CONFLICT DO NOTHING RETURNING key`
+// reactSQL writes a reaction in one statement: the ledger rows of the
+// reactions ($1..$4), the effect keys of the reactions that were not in the
+// ledger yet ($5..$9), and the effect jobs of the keys that were not
+// recorded yet ($9..$14). It returns the reactors of the ledger rows it
+// wrote, one per row.
+const reactSQL = `WITH r AS (
+	INSERT INTO factos_reactions (reactor, position, event_id, effects)
+	SELECT * FROM unnest($1::text[], $2::int8[], $3::uuid[], $4::int4[])
+	ON CONFLICT DO NOTHING
+	RETURNING reactor, position
+), k AS (
+	INSERT INTO factos_effects (key, kind, reactor, position)
+	SELECT e.key, e.kind, e.reactor, e.position
+	FROM unnest($5::text[], $6::text[], $7::text[], $8::int8[]) AS e(key, kind, reactor, position)
+	JOIN r USING (reactor, position)
+	ON CONFLICT DO NOTHING
+	RETURNING key
+), j AS (
+	` + riversql.InsertPrefix + `
+	SELECT a, kd, m, p, q, 'available', '{}', '{}'
+	FROM unnest($9::text[], $10::jsonb[], $11::text[], $12::int2[], $13::int2[], $14::text[]) AS x(key, a, kd, m, p, q)
+	WHERE x.key IN (SELECT key FROM k)
+	RETURNING id
 )
+SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM j)`
+
+// reaction is what one (reactor, record) pair planned.
+type reaction struct {
+	reactor string
+	rec     eventstore.RawRecord
+	effects []eventstore.Effect
+}
 
 func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) error {
 	reg, args := w.reg, job.Args
 	started := time.Now()
-	records, err := w.store.ReadPositions(ctx, eventstore.Position(args.Position))
+	records, err := w.store.ReadPositions(ctx, positions(args.Events)...)
 	if err != nil {
-		return fmt.Errorf("error loading record %d: %w", args.Position, err)
+		return fmt.Errorf("error loading records %v: %w", positions(args.Events), err)
 	}
-	if len(records) == 0 || records[0].ID.String() != args.EventID {
-		// The log is append-only: a missing or different record means the
-		// job was built for another database. Retrying cannot help.
-		return river.JobCancel(fmt.Errorf("record %d with event id %s not found", args.Position, args.EventID))
+	if len(records) != len(args.Events) {
+		// The log is append-only: a missing record means the job was
+		// built for another database. Retrying cannot help.
+		return river.JobCancel(fmt.Errorf("%d of the job's %d records not found: built for another database?", len(args.Events)-len(records), len(args.Events)))
 	}
-	rec := records[0]
-	if job.Attempt == 1 {
-		reg.cfg.Metrics.observeLag(args.Reactor, started.Sub(rec.RecordedAt))
-	}
-	if err := reg.step("loaded", args.Position); err != nil {
+	if err := reg.step("loaded", records[0].Position); err != nil {
 		return err
 	}
 
-	effects, err := w.entry.react(rec)
-	if err != nil {
-		reg.cfg.Metrics.reaction(args.Reactor, "error")
-		return fmt.Errorf("reactor %s failed on record %d: %w", args.Reactor, args.Position, err)
-	}
-	params, keys, kinds, err := reg.effectJobs(args, rec, effects)
-	if err != nil {
-		reg.cfg.Metrics.reaction(args.Reactor, "error")
-		return err
-	}
-	if err := reg.step("reacted", args.Position); err != nil {
-		return err
-	}
-
-	tx, err := w.store.Pool().Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	tag, err := tx.Exec(ctx, insertReactionSQL, args.Reactor, args.Position, rec.ID, len(params))
-	if err != nil {
-		return fmt.Errorf("error recording reaction: %w", err)
-	}
-	outcome := "reacted"
-	if tag.RowsAffected() == 0 {
-		// This reaction already ran (a replay, or a duplicate job): its
-		// effects are enqueued already.
-		outcome = "duplicate"
-	} else if len(params) > 0 {
-		if err := reg.step("ledger", args.Position); err != nil {
-			return err
-		}
-		fresh, err := insertEffectKeys(ctx, tx, keys, kinds, args)
-		if err != nil {
-			return err
-		}
-		if err := reg.step("effect keys", args.Position); err != nil {
-			return err
-		}
-		var jobs []river.InsertManyParams
-		for i, p := range params {
-			if fresh[keys[i]] {
-				jobs = append(jobs, p)
-				delete(fresh, keys[i]) // a key planned twice runs once
-			}
-		}
-		if len(jobs) > 0 {
-			client := river.ClientFromContext[pgx.Tx](ctx)
-			if _, err := client.InsertManyTx(ctx, tx, jobs); err != nil {
-				return fmt.Errorf("error enqueuing %d effects: %w", len(jobs), err)
-			}
-		}
-		if err := reg.step("effect jobs", args.Position); err != nil {
-			return err
-		}
-	}
-	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("error completing reaction job: %w", err)
-	}
-	if err := reg.step("completed", args.Position); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("error committing reaction: %w", err)
-	}
-	reg.cfg.Metrics.reaction(args.Reactor, outcome)
-	// A failure from here on (the process dying before River records the
-	// result) changes nothing: the completion is committed and wins.
-	return reg.step("committed", args.Position)
-}
-
-func insertEffectKeys(ctx context.Context, tx pgx.Tx, keys, kinds []string, args outbox.ReactionArgs) (map[string]bool, error) {
-	rows, err := tx.Query(ctx, insertEffectsSQL, keys, kinds, args.Reactor, args.Position)
-	if err != nil {
-		return nil, fmt.Errorf("error recording effect keys: %w", err)
-	}
-	fresh := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		fresh[k] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("error recording effect keys: %w", err)
-	}
-	return fresh, nil
-}
-
-// effectJobs validates the planned effects and builds their jobs.
-func (r *Registry) effectJobs(args outbox.ReactionArgs, rec eventstore.RawRecord, effects []eventstore.Effect) (params []river.InsertManyParams, keys, kinds []string, err error) {
-	for i, e := range effects {
-		h, ok := r.effects[e.Kind]
+	// React, in Go: every reactor of the job on every record it subscribes
+	// to. Reactors are pure, so reacting again to pairs already in the
+	// ledger costs only the time; the statement skips them.
+	var (
+		reactions []reaction
+		failures  []string
+	)
+	for _, name := range args.Reactors {
+		entry, ok := reg.reactors[name]
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("reactor %s planned effect %d of unregistered kind %q", args.Reactor, i, e.Kind)
+			failures = append(failures, fmt.Sprintf("reactor %s is not registered in this process", name))
+			continue
+		}
+		for _, rec := range records {
+			if !entry.sub.Query.Matches(rec.Type, rec.Tags) {
+				continue
+			}
+			if job.Attempt == 1 {
+				reg.cfg.Metrics.observeLag(name, started.Sub(rec.RecordedAt))
+			}
+			effects, err := entry.react(rec)
+			if err == nil {
+				err = reg.checkEffects(name, effects)
+			}
+			if err != nil {
+				reg.cfg.Metrics.reaction(name, "error")
+				failures = append(failures, fmt.Sprintf("reactor %s failed on record %d: %v", name, rec.Position, err))
+				continue
+			}
+			reactions = append(reactions, reaction{reactor: name, rec: rec, effects: effects})
+		}
+	}
+	if err := reg.step("reacted", records[0].Position); err != nil {
+		return err
+	}
+
+	params, err := reg.reactParams(reactions)
+	if err != nil {
+		return err
+	}
+	// One round trip, in a transaction of its own. (A failed statement
+	// leaves the connection in a failed transaction; the pool discards
+	// such a connection when it comes back.)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	var fresh []string
+	var jobs int64
+	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &jobs) })
+	for _, q := range reg.effectQueues(reactions) {
+		reg.notify.Queue(b, q)
+	}
+	if len(failures) == 0 {
+		// The job completes with its reactions: River's own completion,
+		// when Work returns, then finds it no longer running.
+		b.Queue(riversql.CompleteSQL, job.ID)
+	}
+	if err := reg.step("written", records[0].Position); err != nil {
+		return err
+	}
+	b.Queue("COMMIT")
+	if err := w.store.Pool().SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("error recording the reactions: %w", err)
+	}
+	// Counted once the transaction committed; pairs that were in the
+	// ledger already are duplicates.
+	counts := map[string]int{}
+	for _, name := range fresh {
+		counts[name]++
+	}
+	for _, r := range reactions {
+		if counts[r.reactor] > 0 {
+			counts[r.reactor]--
+			reg.cfg.Metrics.reaction(r.reactor, "reacted")
+		} else {
+			reg.cfg.Metrics.reaction(r.reactor, "duplicate")
+		}
+	}
+	if err := reg.step("committed", records[0].Position); err != nil {
+		return err
+	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "; "))
+	}
+	return nil
+}
+
+func positions(events []outbox.EventRef) []eventstore.Position {
+	out := make([]eventstore.Position, len(events))
+	for i, e := range events {
+		out[i] = eventstore.Position(e.Position)
+	}
+	return out
+}
+
+// checkEffects refuses effects of unregistered kinds or without a key.
+func (r *Registry) checkEffects(reactor string, effects []eventstore.Effect) error {
+	for i, e := range effects {
+		if _, ok := r.effects[e.Kind]; !ok {
+			return fmt.Errorf("reactor %s planned effect %d of unregistered kind %q", reactor, i, e.Kind)
 		}
 		if e.Key == "" {
-			return nil, nil, nil, fmt.Errorf("reactor %s planned effect %d (%s) without a key", args.Reactor, i, e.Kind)
+			return fmt.Errorf("reactor %s planned effect %d (%s) without a key", reactor, i, e.Kind)
 		}
-		raw, err := json.Marshal(e.Args)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("error encoding args of effect %s: %w", e.Key, err)
-		}
-		params = append(params, river.InsertManyParams{
-			Args:       EffectArgs{EffectKind: e.Kind, Key: e.Key, Reactor: args.Reactor, Position: int64(rec.Position), EventID: rec.ID.String(), Args: raw},
-			InsertOpts: &river.InsertOpts{Queue: h.queue, MaxAttempts: h.maxAttempts},
-		})
-		keys = append(keys, e.Key)
-		kinds = append(kinds, e.Kind)
 	}
-	return params, keys, kinds, nil
+	return nil
 }
 
-func (r *Registry) step(name string, position int64) error {
+// reactParams builds reactSQL's parameters. An effect key planned twice
+// (by one reaction or by two of the job) runs once: the first wins.
+func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
+	var (
+		lReactor   []string
+		lPosition  []int64
+		lEventID   [][16]byte
+		lEffects   []int32
+		eKey       []string
+		eKind      []string
+		eReactor   []string
+		ePosition  []int64
+		jKey       []string
+		jArgs      [][]byte
+		jKind      []string
+		jAttempts  []int16
+		jPriority  []int16
+		jQueue     []string
+		plannedKey = map[string]bool{}
+	)
+	for _, rc := range reactions {
+		lReactor = append(lReactor, rc.reactor)
+		lPosition = append(lPosition, int64(rc.rec.Position))
+		lEventID = append(lEventID, [16]byte(rc.rec.ID))
+		lEffects = append(lEffects, int32(len(rc.effects)))
+		for _, e := range rc.effects {
+			if plannedKey[e.Key] {
+				continue
+			}
+			plannedKey[e.Key] = true
+			h := r.effects[e.Kind]
+			raw, err := json.Marshal(e.Args)
+			if err != nil {
+				return nil, fmt.Errorf("error encoding args of effect %s: %w", e.Key, err)
+			}
+			args, err := json.Marshal(EffectArgs{EffectKind: e.Kind, Key: e.Key, Reactor: rc.reactor, Position: int64(rc.rec.Position),
+				EventID: rc.rec.ID.String(), EventType: rc.rec.Type, Args: raw})
+			if err != nil {
+				return nil, err
+			}
+			eKey = append(eKey, e.Key)
+			eKind = append(eKind, e.Kind)
+			eReactor = append(eReactor, rc.reactor)
+			ePosition = append(ePosition, int64(rc.rec.Position))
+			jKey = append(jKey, e.Key)
+			jArgs = append(jArgs, args)
+			jKind = append(jKind, EffectKindPrefix+e.Kind)
+			jAttempts = append(jAttempts, int16(h.maxAttempts))
+			jPriority = append(jPriority, 1)
+			jQueue = append(jQueue, h.queue)
+		}
+	}
+	return []any{lReactor, lPosition, lEventID, lEffects, eKey, eKind, eReactor, ePosition,
+		jKey, jArgs, jKind, jAttempts, jPriority, jQueue}, nil
+}
+
+// effectQueues are the queues the reactions' effects go to.
+func (r *Registry) effectQueues(reactions []reaction) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, rc := range reactions {
+		for _, e := range rc.effects {
+			if q := r.effects[e.Kind].queue; !seen[q] {
+				seen[q] = true
+				out = append(out, q)
+			}
+		}
+	}
+	return out
+}
+
+func (r *Registry) step(name string, position eventstore.Position) error {
 	if r.fault == nil {
 		return nil
 	}
-	return r.fault(name, position)
+	return r.fault(name, int64(position))
 }
 
 // effectWorker runs one effect with its handler.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/factos-go/factos/eventstore"
@@ -76,7 +76,7 @@ func TestDispatchReactsAndRunsEffects(t *testing.T) {
 		return b.count(t, `SELECT count(*) FROM ticket_announcements`) == 3, nil
 	})
 	testriver.WaitFor(t, waitLong, "all jobs completed", func() (bool, error) {
-		r := testriver.JobCounts(t, b.pool, outbox.KindPrefix)
+		r := testriver.JobCounts(t, b.pool, outbox.Kind)
 		e := testriver.JobCounts(t, b.pool, reactors.EffectKindPrefix)
 		return r["completed"] == 3 && len(r) == 1 && e["completed"] == 3 && len(e) == 1, nil
 	})
@@ -86,14 +86,19 @@ func TestDispatchReactsAndRunsEffects(t *testing.T) {
 	if n := b.count(t, `SELECT count(*) FROM factos_effects`); n != 3 {
 		t.Errorf("%d effects in the ledger, want 3", n)
 	}
-	// The reaction job is readable: reactor, position, event id and type.
+	// The reaction job is readable: the dispatch's stream, its records
+	// (position and type) and the reactors concerned; one per dispatch.
 	var args outbox.ReactionArgs
-	if err := b.pool.QueryRow(b.ctx, `SELECT args->>'reactor', (args->>'position')::int8, args->>'event_type' FROM river_job WHERE kind = $1 LIMIT 1`,
-		outbox.KindPrefix+tickets.ReactorAnnounceSales).Scan(&args.Reactor, &args.Position, &args.EventType); err != nil {
+	if err := b.pool.QueryRow(b.ctx, `SELECT args FROM river_job WHERE kind = $1 ORDER BY id LIMIT 1`, outbox.Kind).Scan(&args); err != nil {
 		t.Fatal(err)
 	}
-	if args.Reactor != tickets.ReactorAnnounceSales || args.EventType != tickets.TypeTicketSold || args.Position < 2 {
-		t.Errorf("reaction args %+v", args)
+	if len(args.Events) != 1 || args.Events[0].Type != tickets.TypeTicketSold || args.Events[0].Position < 2 ||
+		len(args.Reactors) != 1 || args.Reactors[0] != tickets.ReactorAnnounceSales {
+		t.Fatalf("reaction args %+v", args)
+	}
+	var stream string
+	if err := b.pool.QueryRow(b.ctx, `SELECT stream FROM factos_events WHERE position = $1`, args.Events[0].Position).Scan(&stream); err != nil || args.Stream != stream {
+		t.Errorf("reaction job's stream %q, the record's %q (%v)", args.Stream, stream, err)
 	}
 }
 
@@ -186,26 +191,21 @@ func TestNoJobsWithoutCommit(t *testing.T) {
 	}
 }
 
-// failingInserter is a River client whose inserts fail.
-type failingInserter struct{}
-
-var errInsert = errors.New("insert failed")
-
-func (failingInserter) InsertManyTx(context.Context, pgx.Tx, []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
-	return nil, errInsert
-}
-
 func TestFailedJobInsertFailsTheDispatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	if err := tickets.RegisterReactions(b.reg, b.codec, b.pool); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := b.reg.Outbox(failingInserter{})
+	// River's table refuses reaction jobs in this database.
+	if _, err := b.pool.Exec(b.ctx, `ALTER TABLE river_job ADD CONSTRAINT no_reactions CHECK (kind <> 'factos.reactions')`); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := b.reg.Outbox(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := eventstore.New(b.pool, &eventstore.Config{Hooks: []eventstore.Hook{ob}})
+	store, err := eventstore.New(b.pool, &eventstore.Config{BatchHooks: []eventstore.BatchHook{ob}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +214,9 @@ func TestFailedJobInsertFailsTheDispatch(t *testing.T) {
 		t.Fatal(err) // no subscriber for ConcertScheduled: no insert
 	}
 	_, err = eventstore.Dispatch(b.ctx, store, tickets.BuyTicketHandler(b.codec), tickets.BuyTicket{ConcertID: "c1", BuyerID: "x"}, nil)
-	if !errors.Is(err, errInsert) {
-		t.Fatalf("err = %v, want the insert failure", err)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.ConstraintName != "no_reactions" || !errors.Is(err, eventstore.ErrStore) {
+		t.Fatalf("err = %v, want the job insert's failure", err)
 	}
 	if n := b.count(t, `SELECT count(*) FROM factos_events WHERE type = 'TicketSold'`); n != 0 {
 		t.Errorf("%d tickets stored although their jobs were not", n)
@@ -276,10 +277,13 @@ func TestConcurrentDispatchesEnqueueExactlyOnce(t *testing.T) {
 		sql  string
 		want int
 	}{
-		{"announce reaction jobs", `SELECT count(DISTINCT args->>'position') FROM river_job WHERE kind = 'factos.reaction.announce_sales'`, 150},
-		{"announce reaction jobs (all)", `SELECT count(*) FROM river_job WHERE kind = 'factos.reaction.announce_sales'`, 150},
-		{"audit reaction jobs", `SELECT count(*) FROM river_job WHERE kind = 'factos.reaction.audit'`, events},
-		{"audit reaction jobs (distinct)", `SELECT count(DISTINCT args->>'position') FROM river_job WHERE kind = 'factos.reaction.audit'`, events},
+		// One reaction job per dispatch (each appends one event here), for
+		// both reactors: the audit reactor wants every event.
+		{"reaction jobs", `SELECT count(*) FROM river_job WHERE kind = 'factos.reactions'`, events},
+		{"records in reaction jobs", `SELECT count(*) FROM river_job, jsonb_array_elements(args->'events') WHERE kind = 'factos.reactions'`, events},
+		{"distinct records in reaction jobs", `SELECT count(DISTINCT e->>'position') FROM river_job, jsonb_array_elements(args->'events') e WHERE kind = 'factos.reactions'`, events},
+		{"announce reactions", `SELECT count(*) FROM factos_reactions WHERE reactor = 'announce_sales'`, 150},
+		{"audit reactions", `SELECT count(*) FROM factos_reactions WHERE reactor = 'audit'`, events},
 		{"announce effect jobs", `SELECT count(*) FROM river_job WHERE kind = 'factos.effect.announce_ticket_sale'`, 150},
 		{"distinct announce keys", `SELECT count(DISTINCT args->>'key') FROM river_job WHERE kind = 'factos.effect.announce_ticket_sale'`, 150},
 		{"audit effect jobs", `SELECT count(*) FROM river_job WHERE kind = 'factos.effect.audit'`, events},
@@ -310,16 +314,16 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	b.sell(t, env.Store, "new", 2) // these have reaction jobs already
 
 	// Resumable: one batch of 3, then the rest under the same name.
-	res, err := b.reg.Replay(b.ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, BatchSize: 3, MaxBatches: 1, Name: "backfill"})
+	res, err := b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, BatchSize: 3, MaxBatches: 1, Name: "backfill"})
 	if err != nil || res.Enqueued != 3 || res.Done {
 		t.Fatalf("first batch: %+v %v", res, err)
 	}
-	res, err = b.reg.Replay(b.ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, BatchSize: 3, Name: "backfill"})
+	res, err = b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, BatchSize: 3, Name: "backfill"})
 	if err != nil || res.Enqueued != 4 || res.Skipped != 2 || !res.Done {
 		t.Fatalf("rest: %+v %v; want 4 enqueued, the 2 with jobs skipped", res, err)
 	}
 	// Again from the start: everything is waiting already.
-	res, err = b.reg.Replay(b.ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales})
+	res, err = b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales})
 	if err != nil || res.Enqueued != 0 || res.Skipped != 9 {
 		t.Fatalf("second replay: %+v %v", res, err)
 	}
@@ -339,13 +343,13 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	if _, err := b.pool.Exec(b.ctx, `DELETE FROM river_job`); err != nil {
 		t.Fatal(err)
 	}
-	res, err = b.reg.Replay(b.ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales})
+	res, err = b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales})
 	if err != nil || res.Enqueued != 0 || res.Skipped != 9 {
 		t.Fatalf("replay after cleanup: %+v %v", res, err)
 	}
 	// A filter restricts the replay.
 	filter := eventstore.NewQuery(eventstore.Tags(tickets.ConcertTag("old")))
-	res, err = b.reg.Replay(b.ctx, env.Store, env.Client, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, Filter: &filter})
+	res, err = b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, Filter: &filter})
 	if err != nil || res.Skipped != 7 {
 		t.Fatalf("filtered replay: %+v %v", res, err)
 	}

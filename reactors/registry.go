@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/internal/riversql"
 	"github.com/factos-go/factos/outbox"
 )
 
@@ -36,21 +37,26 @@ type Config struct {
 	Metrics *Metrics
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// NotifyInterval is the shortest time between two notifications of
+	// River's producers for one effect queue. Default:
+	// outbox.DefaultNotifyInterval (10ms).
+	NotifyInterval time.Duration
 }
 
 // Registry holds the named reactors and the effect handlers of an
 // application, and registers their River workers.
 //
-// Wiring, in order: register reactors and effects; create the River client
-// with a river.Workers and Queues(...); build the outbox with Outbox(client)
-// and install it as a store hook; AddWorkers(workers, store); start the
-// client. The outbox needs the client and the workers need the store, so
-// the workers are added last (River reads its workers when it starts).
+// Wiring, in order: register reactors and effects; build the outbox with
+// Outbox and install it as a store batch hook (eventstore.Config.BatchHooks);
+// create the River client with a river.Workers and Queues(...);
+// AddWorkers(workers, store); start the client. The workers need the
+// store, so they are added last (River reads its workers when it starts).
 type Registry struct {
 	cfg      Config
 	reactors map[string]*reactorEntry
 	order    []string
 	effects  map[string]*effectEntry
+	notify   *riversql.Notifier
 
 	// fault, when set by tests, is called at each step of a reaction; an
 	// error aborts the reaction there, as a crash would.
@@ -78,6 +84,9 @@ func NewRegistry(cfg *Config) *Registry {
 	}
 	if r.cfg.Logger == nil {
 		r.cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.cfg.NotifyInterval == 0 {
+		r.cfg.NotifyInterval = outbox.DefaultNotifyInterval
 	}
 	return r
 }
@@ -213,9 +222,9 @@ func (r *Registry) Subscriptions() []outbox.Subscription {
 }
 
 // Outbox returns an outbox for the registered reactors, to be installed as
-// a store hook (eventstore.Config.Hooks).
-func (r *Registry) Outbox(client outbox.Inserter) (*outbox.Outbox, error) {
-	return outbox.New(client, r.Subscriptions())
+// a store batch hook (eventstore.Config.BatchHooks).
+func (r *Registry) Outbox(cfg *outbox.Config) (*outbox.Outbox, error) {
+	return outbox.New(r.Subscriptions(), cfg)
 }
 
 // AddWorkers registers the River workers of every reactor and effect; the
@@ -232,12 +241,15 @@ func (r *Registry) AddWorkers(workers *river.Workers, store *eventstore.Store) (
 			err = fmt.Errorf("reactors: error adding workers: %v", p)
 		}
 	}()
-	for _, name := range r.order {
-		river.AddWorkerArgs(workers, outbox.ReactionArgs{Reactor: name}, &reactionWorker{reg: r, store: store, entry: r.reactors[name]})
+	if len(r.order) > 0 {
+		river.AddWorkerArgs(workers, outbox.ReactionArgs{}, &reactionWorker{reg: r, store: store})
 	}
+	var queues []string
 	for _, e := range r.effects {
 		river.AddWorkerArgs(workers, EffectArgs{EffectKind: e.kind}, &effectWorker{reg: r, entry: e})
+		queues = append(queues, e.queue)
 	}
+	r.notify = riversql.NewNotifier(r.cfg.NotifyInterval, queues...)
 	return nil
 }
 

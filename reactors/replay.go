@@ -2,14 +2,15 @@ package reactors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/internal/riversql"
 	"github.com/factos-go/factos/outbox"
 )
 
@@ -40,9 +41,9 @@ type ReplayOpts struct {
 
 // ReplayResult reports what a replay did.
 type ReplayResult struct {
-	// Enqueued reaction jobs.
+	// Enqueued reactions: records the reactor had not reacted to.
 	Enqueued int
-	// Skipped records whose reaction already ran or is already waiting.
+	// Skipped records whose reaction already ran (the reaction ledger).
 	Skipped int
 	// Next is the position to resume after.
 	Next eventstore.Position
@@ -50,22 +51,19 @@ type ReplayResult struct {
 	Done bool
 }
 
-// Replay enqueues reaction jobs for a reactor over historical records, in
-// bounded batches. It never duplicates a reaction: records whose reaction
-// already ran (the factos_reactions ledger) are skipped, and a reaction job
-// that is still waiting is found by River's unique key. Each batch commits
-// its jobs and its checkpoint together.
-func (r *Registry) Replay(ctx context.Context, store *eventstore.Store, client *river.Client[pgx.Tx], opts ReplayOpts) (*ReplayResult, error) {
+// Replay enqueues a reactor's reactions over historical records, in
+// bounded batches: one reaction job per batch, for the records whose
+// reaction has not run (the factos_reactions ledger) and is not waiting in
+// a reaction job. It never duplicates an effect: a reaction that runs twice
+// plans its effects once, through the ledger. Each batch commits its job
+// and its checkpoint together.
+func (r *Registry) Replay(ctx context.Context, store *eventstore.Store, opts ReplayOpts) (*ReplayResult, error) {
 	entry, ok := r.reactors[opts.Reactor]
 	if !ok {
 		return nil, fmt.Errorf("reactors: unknown reactor %q", opts.Reactor)
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultReplayBatch
-	}
-	ob, err := outbox.New(client, []outbox.Subscription{entry.sub})
-	if err != nil {
-		return nil, err
 	}
 	pool := store.Pool()
 	res := &ReplayResult{Next: opts.From}
@@ -80,7 +78,7 @@ func (r *Registry) Replay(ctx context.Context, store *eventstore.Store, client *
 		if err != nil {
 			return res, err
 		}
-		enqueued, skipped, err := replayBatch(ctx, pool, client, ob, opts, page)
+		enqueued, skipped, err := replayBatch(ctx, pool, entry.sub, opts, page)
 		if err != nil {
 			return res, err
 		}
@@ -95,7 +93,7 @@ func (r *Registry) Replay(ctx context.Context, store *eventstore.Store, client *
 	return res, nil
 }
 
-func replayBatch(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], ob *outbox.Outbox, opts ReplayOpts, page *eventstore.Page) (enqueued, skipped int, err error) {
+func replayBatch(ctx context.Context, pool *pgxpool.Pool, sub outbox.Subscription, opts ReplayOpts, page *eventstore.Page) (enqueued, skipped int, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -106,8 +104,15 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, client *river.Client[p
 	for i, rec := range page.Records {
 		positions[i] = int64(rec.Position)
 	}
+	// Done: in the reaction ledger, or in a reaction job of the reactor
+	// that is still to run (a duplicate would plan nothing, through the
+	// ledger, but would still be work).
 	done := map[int64]bool{}
-	rows, err := tx.Query(ctx, `SELECT position FROM factos_reactions WHERE reactor = $1 AND position = ANY($2)`, opts.Reactor, positions)
+	rows, err := tx.Query(ctx, `SELECT position FROM factos_reactions WHERE reactor = $1 AND position = ANY($2)
+		UNION
+		SELECT (e->>'position')::int8 FROM river_job j, jsonb_array_elements(j.args->'events') e
+		WHERE j.kind = '`+outbox.Kind+`' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+			AND j.args->'reactors' ? $1 AND (e->>'position')::int8 = ANY($2)`, opts.Reactor, positions)
 	if err != nil {
 		return 0, 0, fmt.Errorf("error reading the reaction ledger: %w", err)
 	}
@@ -123,7 +128,7 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, client *river.Client[p
 		return 0, 0, err
 	}
 
-	var params []river.InsertManyParams
+	args := outbox.ReactionArgs{Reactors: []string{opts.Reactor}, Replay: opts.Name}
 	for _, rec := range page.Records {
 		if opts.Filter != nil && !opts.Filter.Matches(rec.Type, rec.Tags) {
 			continue
@@ -132,29 +137,25 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, client *river.Client[p
 			skipped++
 			continue
 		}
-		p, _ := ob.Params(opts.Reactor, rec)
-		params = append(params, p)
+		args.Events = append(args.Events, outbox.EventRef{Position: int64(rec.Position), Type: rec.Type})
 	}
-	if len(params) > 0 {
-		results, err := client.InsertManyTx(ctx, tx, params)
+	b := &pgx.Batch{}
+	if len(args.Events) > 0 {
+		raw, err := json.Marshal(args)
 		if err != nil {
-			return 0, 0, fmt.Errorf("error enqueuing replayed reactions: %w", err)
+			return 0, 0, err
 		}
-		for _, res := range results {
-			if res.UniqueSkippedAsDuplicate {
-				skipped++
-			} else {
-				enqueued++
-			}
-		}
+		riversql.QueueInsert(b, []riversql.Job{{Kind: outbox.Kind, Args: raw, Queue: sub.Queue, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority}})
+		b.Queue(riversql.NotifySQL, sub.Queue)
+		enqueued = len(args.Events)
 	}
 	if opts.Name != "" {
-		_, err := tx.Exec(ctx, `INSERT INTO factos_replays (name, reactor, position, enqueued) VALUES ($1, $2, $3, $4)
+		b.Queue(`INSERT INTO factos_replays (name, reactor, position, enqueued) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (name) DO UPDATE SET position = excluded.position, enqueued = factos_replays.enqueued + excluded.enqueued, updated_at = clock_timestamp()`,
 			opts.Name, opts.Reactor, int64(page.Next), enqueued)
-		if err != nil {
-			return 0, 0, fmt.Errorf("error storing replay checkpoint: %w", err)
-		}
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, 0, fmt.Errorf("error enqueuing replayed reactions: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, err

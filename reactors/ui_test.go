@@ -144,7 +144,7 @@ func TestMetrics(t *testing.T) {
 		"factos_effect_discards_total{kind=flaky,reason=exhausted}":                   1,
 		"factos_river_jobs{kind=factos.effect.announce_ticket_sale,state=completed}":  2,
 		"factos_river_jobs{kind=factos.effect.flaky,state=discarded}":                 1,
-		"factos_river_jobs{kind=factos.reaction.announce_sales,state=completed}":      2,
+		"factos_river_jobs{kind=factos.reactions,state=completed}":                    3, // one per dispatch: 2 sales, 1 note
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
 
 	"github.com/factos-go/factos/activities"
@@ -85,7 +83,7 @@ func runDemo(ctx context.Context, args []string) int {
 	defer pool.Close()
 
 	// The demo dispatches like the worker does: through a store whose
-	// outbox enqueues reaction jobs (an insert-only River client), so the
+	// outbox enqueues reaction jobs, so the
 	// running worker reacts and runs the effects.
 	codec := tickets.NewCodec()
 	reg := reactors.NewRegistry(nil)
@@ -97,15 +95,11 @@ func runDemo(ctx context.Context, args []string) int {
 			return fail(err)
 		}
 	}
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	ob, err := reg.Outbox(nil)
 	if err != nil {
 		return fail(err)
 	}
-	ob, err := reg.Outbox(rc)
-	if err != nil {
-		return fail(err)
-	}
-	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy, Hooks: []eventstore.Hook{ob}})
+	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy, BatchHooks: []eventstore.BatchHook{ob}})
 	if err != nil {
 		return fail(err)
 	}

@@ -82,18 +82,13 @@ func welcomeReactor(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, 
 	return []eventstore.Effect{{Kind: benchEffect, Key: "welcome:" + rec.ID.String(), Args: welcome{UserID: u.UserID, RecordedAt: rec.RecordedAt}}}, nil
 }
 
-// outboxHook returns the outbox of a registry holding the welcome reactor,
-// inserting through an insert-only River client on the target's pool.
-func outboxHook(t *target) (eventstore.Hook, error) {
+// outboxHook returns the outbox of a registry holding the welcome reactor.
+func outboxHook(t *target) (eventstore.BatchHook, error) {
 	reg := reactors.NewRegistry(nil)
 	if err := addWelcomeReactor(reg, t.codec, welcomeReactor); err != nil {
 		return nil, err
 	}
-	rc, err := river.NewClient(riverpgxv5.New(t.pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return nil, fmt.Errorf("error creating the River client: %w", err)
-	}
-	return reg.Outbox(rc)
+	return reg.Outbox(nil)
 }
 
 func addWelcomeReactor(reg *reactors.Registry, codec eventstore.Codec[tickets.Event], react eventstore.Reactor[tickets.Event]) error {
@@ -451,11 +446,11 @@ func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVarian
 	if err != nil {
 		return err
 	}
-	ob, err := reg.Outbox(rc)
+	ob, err := reg.Outbox(nil)
 	if err != nil {
 		return err
 	}
-	store, err := eventstore.New(t.pool, &eventstore.Config{Hooks: []eventstore.Hook{ob}, MaxAttempts: r.cfg.MaxAttempts})
+	store, err := eventstore.New(t.pool, &eventstore.Config{BatchHooks: []eventstore.BatchHook{ob}, MaxAttempts: r.cfg.MaxAttempts})
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 	}
 	if name != strategyCeiling && name != strategyCeilingTx {
 		t.strategy = eventstore.LockStrategy(name)
-		var hooks []eventstore.Hook
+		var hooks []eventstore.BatchHook
 		switch name {
 		case strategyOutbox:
 			t.strategy = eventstore.LockKeys
@@ -81,7 +81,7 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 			MaxAttempts:  cfg.MaxAttempts,
 			Observer:     t.obs.observe,
 			Logger:       slog.New(retryHandler{}),
-			Hooks:        hooks,
+			BatchHooks:   hooks,
 		}
 		if t.strategy == StrategySerializable {
 			storeCfg = baseline.Serializable(storeCfg).(*eventstore.Config)

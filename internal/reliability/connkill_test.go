@@ -154,11 +154,11 @@ func TestDispatchConnectionsKilledAtEveryPoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := testriver.Start(t, clean, reg, &testriver.Opts{StoreConfig: &eventstore.Config{LockStrategy: strategy}})
-			ob, err := reg.Outbox(env.Client)
+			ob, err := reg.Outbox(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			store, err := eventstore.New(faulty, &eventstore.Config{LockStrategy: strategy, Hooks: []eventstore.Hook{ob}, MaxAttempts: 50})
+			store, err := eventstore.New(faulty, &eventstore.Config{LockStrategy: strategy, BatchHooks: []eventstore.BatchHook{ob}, MaxAttempts: 50})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -155,15 +153,11 @@ func TestWorkerSurvivesFaults(t *testing.T) {
 		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) { return nil, nil }}); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	ob, err := reg.Outbox(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := reg.Outbox(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := eventstore.New(pool, &eventstore.Config{Hooks: []eventstore.Hook{ob}})
+	store, err := eventstore.New(pool, &eventstore.Config{BatchHooks: []eventstore.BatchHook{ob}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,12 +68,12 @@ func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := reg.Outbox(client)
+	ob, err := reg.Outbox(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := opts.StoreConfig.WithDefaults()
-	cfg.Hooks = append(cfg.Hooks, ob)
+	cfg.BatchHooks = append(cfg.BatchHooks, ob)
 	store, err := eventstore.New(pool, cfg)
 	if err != nil {
 		t.Fatal(err)
