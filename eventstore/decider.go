@@ -68,6 +68,34 @@ type Effect struct {
 
 	// Args are the handler's input, encoded as JSON.
 	Args any
+
+	// OrderingKey, if set, puts the effect in the sequence of that key:
+	// effects with the same ordering key run one at a time, in the order
+	// of the positions of the records that planned them (and, for one
+	// record, in the order planned); effects with different keys, and
+	// effects without one, run in parallel as usual. Use the entity the
+	// effects concern, such as a tag ("buyer:42"). At most
+	// MaxOrderingKeyBytes bytes of valid UTF-8 without control
+	// characters. Default: none (unordered).
+	OrderingKey string
+}
+
+// MaxOrderingKeyBytes bounds Effect.OrderingKey.
+const MaxOrderingKeyBytes = 255
+
+// Validate reports an effect the reactors package would refuse to enqueue:
+// one without a kind or a key, or with a malformed ordering key, as an
+// *InvalidInputError (ErrInvalidInput).
+func (e Effect) Validate() error {
+	switch {
+	case e.Kind == "":
+		return &InvalidInputError{Field: "kind", Reason: "empty"}
+	case e.Key == "":
+		return &InvalidInputError{Field: "key", Reason: "empty"}
+	case e.OrderingKey == "":
+		return nil
+	}
+	return checkName("ordering_key", e.OrderingKey, MaxOrderingKeyBytes)
 }
 
 // Reactor reacts to a committed record by planning effects. Like deciders,

@@ -232,3 +232,33 @@ func Project[E, S any](ctx context.Context, s *Store, codec Codec[E], q Query, v
 	}
 	return view.Fold(records), res.After, nil
 }
+
+// HighWaterMark returns a position at or below which every event is
+// committed or rolled back, for good: no event at or below it can appear
+// later. It reads the position sequence behind the barrier over all
+// events, so it waits for the dispatches in flight and holds new ones
+// back only while the server grants its locks. after must be 0 or a mark
+// HighWaterMark returned before: when no position above it has been drawn
+// since, it is returned again and no lock is taken.
+//
+// The reactors package orders effects by position with it: an effect may
+// run once no event below its position can still plan an earlier one.
+func (s *Store) HighWaterMark(ctx context.Context, after Position) (Position, error) {
+	if err := s.checkStrategy(ctx); err != nil {
+		return 0, err
+	}
+	keys, excl := s.strategy.barrierKeys(AllEvents().normalized()).ordered()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	var locked, hwm int64
+	b.Queue(barrierSQL, keys, excl, int64(after)).QueryRow(func(row pgx.Row) error { return row.Scan(&locked) })
+	b.Queue(sequenceSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&hwm) })
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return 0, storeError(ctx, "reading the high-water mark", err)
+	}
+	if locked == 0 {
+		return after, nil
+	}
+	return Position(hwm), nil
+}

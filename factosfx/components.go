@@ -62,6 +62,19 @@ type River struct {
 	// Works is false when no reactor or effect is registered: the client
 	// then only inserts.
 	Works bool
+
+	// reg's sequencer runs with the client when it works.
+	reg *reactors.Registry
+}
+
+// Sequencer is the sequencer of the registry's ordered effects: the
+// Runner starts it with the client and stops it after the client. Nil
+// until NewStore has added the workers.
+func (r *River) Sequencer() *reactors.Sequencer {
+	if r.reg == nil {
+		return nil
+	}
+	return r.reg.Sequencer()
 }
 
 // NewRiver creates the River client for the registry's queues. Its workers
@@ -77,7 +90,7 @@ func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("error creating the River client: %w", err)
 	}
-	return &River{Client: c, Workers: workers, Works: len(queues) > 0}, nil
+	return &River{Client: c, Workers: workers, Works: len(queues) > 0, reg: reg}, nil
 }
 
 // NewStore creates the event store with the outbox installed, and gives

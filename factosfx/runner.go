@@ -19,8 +19,9 @@ import (
 	"github.com/factos-go/factos/projections"
 )
 
-// Runner starts River, the projections and the Temporal worker once the
-// database is reachable and migrated, and stops them gracefully.
+// Runner starts River (with the sequencer of ordered effects), the
+// projections and the Temporal worker once the database is reachable and
+// migrated, and stops them gracefully.
 type Runner struct {
 	cfg    *Config
 	log    *slog.Logger
@@ -89,6 +90,15 @@ func (r *Runner) start(ctx context.Context) {
 		r.mu.Lock()
 		r.riverRun = cancel
 		r.mu.Unlock()
+		// The sequencer releases the ordered effects the client's
+		// workers run; it stops with the client (riverRun's context).
+		if seq := r.river.Sequencer(); seq != nil {
+			if err := seq.Start(context.Background()); err != nil {
+				r.log.Error("the effect sequencer did not start; shutting down", "error", err)
+				_ = r.sd.Shutdown(fx.ExitCode(1))
+				return
+			}
+		}
 	}
 	r.ready.set(componentRiver, true)
 	r.log.Info("River started", "works", r.river.Works)
@@ -275,6 +285,10 @@ func (r *Runner) stop(ctx context.Context) error {
 				hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				defer hardCancel()
 				riverErr = r.river.Client.StopAndCancel(hardCtx)
+			}
+			// After the client: its last effects may still wake it.
+			if seq := r.river.Sequencer(); seq != nil {
+				_ = seq.Stop(context.WithoutCancel(ctx))
 			}
 		})
 	}

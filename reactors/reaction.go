@@ -19,13 +19,15 @@ import (
 // EffectArgs are the River job args of one effect. The kind of the job is
 // EffectKindPrefix + EffectKind, so River UI lists each effect kind apart.
 type EffectArgs struct {
-	EffectKind string          `json:"effect_kind"`
-	Key        string          `json:"key"`
-	Reactor    string          `json:"reactor"`
-	Position   int64           `json:"position"`
-	EventID    string          `json:"event_id"`
-	EventType  string          `json:"event_type,omitempty"`
-	Args       json.RawMessage `json:"args,omitempty"`
+	EffectKind string `json:"effect_kind"`
+	Key        string `json:"key"`
+	Reactor    string `json:"reactor"`
+	Position   int64  `json:"position"`
+	EventID    string `json:"event_id"`
+	EventType  string `json:"event_type,omitempty"`
+	// OrderingKey is the effect's eventstore.Effect.OrderingKey, if any.
+	OrderingKey string          `json:"ordering_key,omitempty"`
+	Args        json.RawMessage `json:"args,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -55,9 +57,12 @@ type reactionWorker struct {
 
 // reactSQL writes a reaction in one statement: the ledger rows of the
 // reactions ($1..$4), the effect keys of the reactions that were not in the
-// ledger yet ($5..$9), and the effect jobs of the keys that were not
-// recorded yet ($9..$14). It returns the reactors of the ledger rows it
-// wrote, one per row.
+// ledger yet ($5..$8), the effect jobs of the keys that were not recorded
+// yet ($9..$17), and the sequence rows of those among them that carry an
+// ordering key ($18..$24), with their jobs' ids. Ordered effects' jobs are
+// inserted pending, which River never fetches: the Sequencer makes them
+// available in their key's order. It returns the reactors of the ledger
+// rows it wrote, one per row, and the number of sequence rows.
 const reactSQL = `WITH r AS (
 	INSERT INTO factos_reactions (reactor, position, event_id, effects)
 	SELECT * FROM unnest($1::text[], $2::int8[], $3::uuid[], $4::int4[])
@@ -72,12 +77,20 @@ const reactSQL = `WITH r AS (
 	RETURNING key
 ), j AS (
 	` + riversql.InsertPrefix + `
-	SELECT a, kd, m, p, q, 'available', '{}', '{}'
-	FROM unnest($9::text[], $10::jsonb[], $11::text[], $12::int2[], $13::int2[], $14::text[]) AS x(key, a, kd, m, p, q)
+	SELECT a, kd, m, p, q, s::river_job_state, string_to_array(t, ',')::varchar(255)[], coalesce(md, '{}')
+	FROM unnest($9::text[], $10::jsonb[], $11::text[], $12::int2[], $13::int2[], $14::text[], $15::text[], $16::text[], $17::jsonb[])
+		AS x(key, a, kd, m, p, q, s, t, md)
 	WHERE x.key IN (SELECT key FROM k)
-	RETURNING id
+	RETURNING id, args->>'key' AS key
+), s AS (
+	INSERT INTO factos_effect_sequences (effect_key, ordering_key, position, reactor, ordinal, kind, continue_on_failure, job_id)
+	SELECT o.key, o.ordering_key, o.position, o.reactor, o.ordinal, o.kind, o.cont, j.id
+	FROM unnest($18::text[], $19::text[], $20::int8[], $21::text[], $22::int4[], $23::text[], $24::bool[])
+		AS o(key, ordering_key, position, reactor, ordinal, kind, cont)
+	JOIN j USING (key)
+	RETURNING 1
 )
-SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM j)`
+SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM j), (SELECT count(*) FROM s)`
 
 // reaction is what one (reactor, record) pair planned.
 type reaction struct {
@@ -148,8 +161,8 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	var fresh []string
-	var jobs int64
-	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &jobs) })
+	var jobs, sequenced int64
+	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &jobs, &sequenced) })
 	for _, q := range reg.effectQueues(reactions) {
 		reg.notify.Queue(b, q)
 	}
@@ -179,6 +192,13 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 			reg.cfg.Metrics.reaction(r.reactor, "duplicate")
 		}
 	}
+	// A completed reaction may move the sequencer's watermark; one that
+	// planned ordered effects has work for it.
+	if sequenced > 0 {
+		reg.seq.Wake()
+	} else if len(failures) == 0 {
+		reg.seq.wakeIfWaiting()
+	}
 	if err := reg.step("committed", records[0].Position); err != nil {
 		return err
 	}
@@ -196,14 +216,15 @@ func positions(events []outbox.EventRef) []eventstore.Position {
 	return out
 }
 
-// checkEffects refuses effects of unregistered kinds or without a key.
+// checkEffects refuses effects of unregistered kinds, without a key or
+// with a malformed ordering key (an *eventstore.InvalidInputError).
 func (r *Registry) checkEffects(reactor string, effects []eventstore.Effect) error {
 	for i, e := range effects {
 		if _, ok := r.effects[e.Kind]; !ok {
 			return fmt.Errorf("reactor %s planned effect %d of unregistered kind %q", reactor, i, e.Kind)
 		}
-		if e.Key == "" {
-			return fmt.Errorf("reactor %s planned effect %d (%s) without a key", reactor, i, e.Kind)
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("reactor %s planned effect %d (%s): %w", reactor, i, e.Kind, err)
 		}
 	}
 	return nil
@@ -227,6 +248,16 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 		jAttempts  []int16
 		jPriority  []int16
 		jQueue     []string
+		jState     []string
+		jTags      []string
+		jMeta      [][]byte
+		sKey       []string
+		sOrdering  []string
+		sPosition  []int64
+		sReactor   []string
+		sOrdinal   []int32
+		sKind      []string
+		sContinue  []bool
 		plannedKey = map[string]bool{}
 	)
 	for _, rc := range reactions {
@@ -234,7 +265,7 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 		lPosition = append(lPosition, int64(rc.rec.Position))
 		lEventID = append(lEventID, [16]byte(rc.rec.ID))
 		lEffects = append(lEffects, int32(len(rc.effects)))
-		for _, e := range rc.effects {
+		for i, e := range rc.effects {
 			if plannedKey[e.Key] {
 				continue
 			}
@@ -245,7 +276,7 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 				return nil, fmt.Errorf("error encoding args of effect %s: %w", e.Key, err)
 			}
 			args, err := json.Marshal(EffectArgs{EffectKind: e.Kind, Key: e.Key, Reactor: rc.reactor, Position: int64(rc.rec.Position),
-				EventID: rc.rec.ID.String(), EventType: rc.rec.Type, Args: raw})
+				EventID: rc.rec.ID.String(), EventType: rc.rec.Type, OrderingKey: e.OrderingKey, Args: raw})
 			if err != nil {
 				return nil, err
 			}
@@ -259,10 +290,31 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 			jAttempts = append(jAttempts, int16(h.maxAttempts))
 			jPriority = append(jPriority, 1)
 			jQueue = append(jQueue, h.queue)
+			if e.OrderingKey == "" {
+				jState = append(jState, "available")
+				jTags = append(jTags, "")
+				jMeta = append(jMeta, nil)
+				continue
+			}
+			md, err := json.Marshal(map[string]string{"ordering_key": e.OrderingKey})
+			if err != nil {
+				return nil, err
+			}
+			jState = append(jState, "pending")
+			jTags = append(jTags, SequenceTag(e.OrderingKey))
+			jMeta = append(jMeta, md)
+			sKey = append(sKey, e.Key)
+			sOrdering = append(sOrdering, e.OrderingKey)
+			sPosition = append(sPosition, int64(rc.rec.Position))
+			sReactor = append(sReactor, rc.reactor)
+			sOrdinal = append(sOrdinal, int32(i))
+			sKind = append(sKind, e.Kind)
+			sContinue = append(sContinue, h.onFailure == ContinueSequence)
 		}
 	}
 	return []any{lReactor, lPosition, lEventID, lEffects, eKey, eKind, eReactor, ePosition,
-		jKey, jArgs, jKind, jAttempts, jPriority, jQueue}, nil
+		jKey, jArgs, jKind, jAttempts, jPriority, jQueue, jState, jTags, jMeta,
+		sKey, sOrdering, sPosition, sReactor, sOrdinal, sKind, sContinue}, nil
 }
 
 // effectQueues are the queues the reactions' effects go to.
@@ -303,6 +355,9 @@ func (w *effectWorker) Work(ctx context.Context, job *river.Job[EffectArgs]) err
 	}
 	start := time.Now()
 	err := w.entry.handle(ctx, &job.Args, job.Attempt)
+	if err == nil && job.Args.OrderingKey != "" {
+		err = w.finishOrdered(ctx, job)
+	}
 	switch {
 	case err == nil:
 		m.effectDone(w.entry.kind, "completed", time.Since(start))
@@ -319,3 +374,24 @@ func (w *effectWorker) Work(ctx context.Context, job *river.Job[EffectArgs]) err
 	m.effectDone(w.entry.kind, "failed", time.Since(start))
 	return err
 }
+
+// finishOrdered marks an ordered effect done and completes its job in one
+// transaction, so that the sequencer never sees a completed job whose
+// effect is still running, nor the reverse; then it wakes the sequencer
+// for the key's next effect. Should the commit fail, the job is retried
+// and the (idempotent) effect runs again.
+func (w *effectWorker) finishOrdered(ctx context.Context, job *river.Job[EffectArgs]) error {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(sequenceDoneSQL, job.Args.Key)
+	b.Queue(riversql.CompleteSQL, job.ID)
+	b.Queue("COMMIT")
+	if err := w.reg.store.Pool().SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("error completing ordered effect %s: %w", job.Args.Key, err)
+	}
+	w.reg.seq.Wake()
+	return nil
+}
+
+// sequenceDoneSQL marks an ordered effect done.
+const sequenceDoneSQL = `UPDATE factos_effect_sequences SET state = 'done', finished_at = clock_timestamp() WHERE effect_key = $1`

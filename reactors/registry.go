@@ -41,6 +41,9 @@ type Config struct {
 	// River's producers for one effect queue. Default:
 	// outbox.DefaultNotifyInterval (10ms).
 	NotifyInterval time.Duration
+	// Sequencer configures the sequencer that releases ordered effects
+	// (Registry.Sequencer). Default: see SequencerConfig.
+	Sequencer SequencerConfig
 }
 
 // Registry holds the named reactors and the effect handlers of an
@@ -49,14 +52,18 @@ type Config struct {
 // Wiring, in order: register reactors and effects; build the outbox with
 // Outbox and install it as a store batch hook (eventstore.Config.BatchHooks);
 // create the River client with a river.Workers and Queues(...);
-// AddWorkers(workers, store); start the client. The workers need the
-// store, so they are added last (River reads its workers when it starts).
+// AddWorkers(workers, store); start the client and Sequencer() (which
+// releases effects with an ordering key); stop both together. The workers
+// need the store, so they are added last (River reads its workers when it
+// starts).
 type Registry struct {
 	cfg      Config
 	reactors map[string]*reactorEntry
 	order    []string
 	effects  map[string]*effectEntry
 	notify   *riversql.Notifier
+	store    *eventstore.Store
+	seq      *Sequencer
 
 	// fault, when set by tests, is called at each step of a reaction; an
 	// error aborts the reaction there, as a crash would.
@@ -73,6 +80,7 @@ type effectEntry struct {
 	queue       string
 	maxAttempts int
 	timeout     time.Duration
+	onFailure   OnFailure
 	handle      func(ctx context.Context, args *EffectArgs, attempt int) error
 }
 
@@ -155,8 +163,40 @@ type Effect[A any] struct {
 	Reactor  string
 	Position eventstore.Position
 	EventID  string
+	// OrderingKey is the key whose sequence the effect runs in, if any:
+	// no other effect of the key runs at the same time, and every earlier
+	// one has finished.
+	OrderingKey string
 	// Attempt is 1 on the first try.
 	Attempt int
+}
+
+// OnFailure says what an effect kind's failure for good (its job
+// cancelled or discarded) does to the sequence of its ordering key.
+// Effects without an ordering key ignore it.
+type OnFailure int
+
+const (
+	// HaltSequence stops the key at the failed effect: the key's later
+	// effects wait, visibly (pending jobs, state "failed" in
+	// factos_effect_sequences), until an operator retries the effect
+	// (from River UI, or RetryEffect) or skips it (SkipEffect). The
+	// default: an effect that must follow another usually cannot do
+	// without it.
+	HaltSequence OnFailure = iota
+	// ContinueSequence lets the key go on past the failed effect: for
+	// effects the later ones do not depend on, such as notifications.
+	ContinueSequence
+)
+
+func (f OnFailure) String() string {
+	switch f {
+	case HaltSequence:
+		return "halt"
+	case ContinueSequence:
+		return "continue"
+	}
+	return fmt.Sprintf("OnFailure(%d)", int(f))
 }
 
 // EffectHandler performs one kind of effect.
@@ -173,6 +213,11 @@ type EffectHandler[A any] struct {
 	Timeout time.Duration
 	// Queue of its jobs. Default: DefaultEffectQueue.
 	Queue string
+	// OnFailure says whether the sequence of an ordering key halts at an
+	// effect of this kind that fails for good (cancelled or discarded) or
+	// goes on past it. It is recorded with each effect when planned.
+	// Default: HaltSequence.
+	OnFailure OnFailure
 }
 
 var kindPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
@@ -184,11 +229,13 @@ func AddEffect[A any](r *Registry, h EffectHandler[A]) error {
 		return fmt.Errorf("reactors: effect kind %q must match %s", h.Kind, kindPattern)
 	case h.Handle == nil:
 		return fmt.Errorf("reactors: effect %q: Handle is required", h.Kind)
+	case h.OnFailure != HaltSequence && h.OnFailure != ContinueSequence:
+		return fmt.Errorf("reactors: effect %q: unknown %v", h.Kind, h.OnFailure)
 	}
 	if _, dup := r.effects[h.Kind]; dup {
 		return fmt.Errorf("reactors: effect %q registered twice", h.Kind)
 	}
-	e := &effectEntry{kind: h.Kind, queue: h.Queue, maxAttempts: h.MaxAttempts, timeout: h.Timeout}
+	e := &effectEntry{kind: h.Kind, queue: h.Queue, maxAttempts: h.MaxAttempts, timeout: h.Timeout, onFailure: h.OnFailure}
 	if e.queue == "" {
 		e.queue = DefaultEffectQueue
 	}
@@ -206,7 +253,7 @@ func AddEffect[A any](r *Registry, h EffectHandler[A]) error {
 			}
 		}
 		return h.Handle(ctx, Effect[A]{Kind: a.EffectKind, Key: a.Key, Args: args, Reactor: a.Reactor,
-			Position: eventstore.Position(a.Position), EventID: a.EventID, Attempt: attempt})
+			Position: eventstore.Position(a.Position), EventID: a.EventID, OrderingKey: a.OrderingKey, Attempt: attempt})
 	}
 	r.effects[h.Kind] = e
 	return nil
@@ -229,7 +276,8 @@ func (r *Registry) Outbox(cfg *outbox.Config) (*outbox.Outbox, error) {
 
 // AddWorkers registers the River workers of every reactor and effect; the
 // reaction workers load records from store. It fails if workers already has
-// a worker for one of their kinds.
+// a worker for one of their kinds, or if the sequencer's configuration is
+// invalid. It creates the registry's Sequencer.
 func (r *Registry) AddWorkers(workers *river.Workers, store *eventstore.Store) (err error) {
 	if store == nil {
 		return errors.New("reactors: nil store")
@@ -250,8 +298,20 @@ func (r *Registry) AddWorkers(workers *river.Workers, store *eventstore.Store) (
 		queues = append(queues, e.queue)
 	}
 	r.notify = riversql.NewNotifier(r.cfg.NotifyInterval, queues...)
+	r.store = store
+	seq, err := newSequencer(store, r.cfg.Sequencer, r.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	r.seq = seq
 	return nil
 }
+
+// Sequencer returns the sequencer that releases the registry's ordered
+// effects, or nil before AddWorkers. Start it with the River client that
+// runs the workers, and stop it with that client: without it, effects
+// with an ordering key wait forever.
+func (r *Registry) Sequencer() *Sequencer { return r.seq }
 
 // Queues returns River queue configs for every queue the registry uses,
 // with reactionWorkers and effectWorkers goroutines respectively.

@@ -46,7 +46,7 @@ type Env struct {
 }
 
 // Start wires reg to a River client and a store on pool and starts the
-// client.
+// client and the registry's sequencer (which releases ordered effects).
 func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts) *Env {
 	t.Helper()
 	if opts == nil {
@@ -86,11 +86,18 @@ func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts)
 		if err := client.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// The sequencer runs with the client that works the effects.
+		if err := reg.Sequencer().Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
 			stopCtx, stop := context.WithTimeout(context.Background(), 15*time.Second)
 			defer stop()
 			if err := client.Stop(stopCtx); err != nil {
 				t.Errorf("error stopping River: %v", err)
+			}
+			if err := reg.Sequencer().Stop(stopCtx); err != nil {
+				t.Errorf("error stopping the sequencer: %v", err)
 			}
 			cancel()
 		})
