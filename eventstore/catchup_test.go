@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -297,4 +298,82 @@ func firstDifference(a, b []eventstore.Position) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// The high-water mark never passes an event still in flight: once it
+// returned h, no event at or below h appears later. Writers hold their
+// transactions open after drawing positions, so later positions commit
+// first; readers take marks throughout, from an empty database on.
+func TestHighWaterMarkNeverPassesAnEventInFlight(t *testing.T) {
+	t.Parallel()
+	forEachStrategy(t, func(t *testing.T, b *bundle) {
+		if h, err := b.store.HighWaterMark(b.ctx, 0); err != nil || h != 0 {
+			t.Fatalf("empty log: mark %d, %v; want 0", h, err)
+		}
+		dawdle := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, _ []eventstore.RawRecord) error {
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			return nil
+		})
+		store, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: b.store.LockStrategy(), Hooks: []eventstore.Hook{dawdle}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const writers, appends = 8, 40
+		var done atomic.Bool
+		type mark struct {
+			h      eventstore.Position
+			events int
+		}
+		marks := make(chan []mark, 2)
+		for range 2 {
+			go func() {
+				var out []mark
+				var h eventstore.Position
+				for !done.Load() {
+					var err error
+					if h, err = b.store.HighWaterMark(b.ctx, h); err != nil {
+						t.Error(err)
+						break
+					}
+					var n int
+					if err := b.pool.QueryRow(b.ctx, `SELECT count(*) FROM factos_events WHERE position <= $1`, h).Scan(&n); err != nil {
+						t.Error(err)
+						break
+					}
+					out = append(out, mark{h, n})
+				}
+				marks <- out
+			}()
+		}
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range appends {
+					_, err := store.Append(b.ctx, eventstore.AppendRequest{Stream: fmt.Sprintf("w%d-%d", w, i),
+						Events: []eventstore.EventData{{Type: "Note", Tags: []string{fmt.Sprintf("w:%d", w)}}}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		done.Store(true)
+		final, err := b.store.HighWaterMark(b.ctx, 0)
+		if err != nil || final < writers*appends {
+			t.Fatalf("final mark %d, %v; want at least %d", final, err, writers*appends)
+		}
+		for range 2 {
+			for _, m := range <-marks {
+				var n int
+				if err := b.pool.QueryRow(b.ctx, `SELECT count(*) FROM factos_events WHERE position <= $1`, m.h).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != m.events {
+					t.Fatalf("mark %d: %d events at or below it then, %d now", m.h, m.events, n)
+				}
+			}
+		}
+	})
 }
