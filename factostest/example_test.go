@@ -91,9 +91,10 @@ func ExampleForReactor() {
 	sold := announce.Given(tickets.TicketSold{ConcertID: "c1", BuyerID: "ada", Seat: 1, Channel: tickets.SaleDirect})
 	id := sold.Record().ID.String()
 	sold.Then(eventstore.Effect{
-		Kind: tickets.EffectAnnounceTicketSale,
-		Key:  "announce-sale:" + id,
-		Args: tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: "ada", Seat: 1, EventID: id},
+		Kind:        tickets.EffectAnnounceTicketSale,
+		Key:         "announce-sale:" + id,
+		OrderingKey: tickets.BuyerTag("ada"),
+		Args:        tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: "ada", Seat: 1, EventID: id},
 	})
 	fmt.Println("announced", id)
 

@@ -22,7 +22,7 @@ type ReactorTest[E any] struct {
 //
 //	announce := factostest.ForReactor(t, tickets.AnnounceSalesReactor(codec))
 //	sold := announce.Given(tickets.TicketSold{ConcertID: "c1", BuyerID: "ada", Seat: 1})
-//	sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + sold.Record().ID.String(), Args: ...})
+//	sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + sold.Record().ID.String(), OrderingKey: "buyer:ada", Args: ...})
 func ForReactor[E any](tb testing.TB, r reactors.Reactor[E]) *ReactorTest[E] {
 	tb.Helper()
 	if err := reactors.AddReactor(reactors.NewRegistry(nil), r); err != nil {
@@ -73,7 +73,7 @@ func (rx *Reaction[E]) Record() eventstore.Record[E] { return rx.rec }
 
 // Then checks that the reactor plans exactly effects, in order (none: it
 // plans nothing). Effects are compared as their River jobs carry them:
-// kind, key and args encoded as JSON. A record the reactor's subscription
+// kind, key, ordering key and args encoded as JSON. A record the reactor's subscription
 // does not select is never delivered to it, so it plans nothing.
 func (rx *Reaction[E]) Then(effects ...eventstore.Effect) {
 	tb := rx.t.tb

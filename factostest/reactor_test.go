@@ -16,7 +16,7 @@ import (
 
 func announcement(rx *factostest.Reaction[tickets.Event], buyer string, seat int) eventstore.Effect {
 	id := rx.Record().ID.String()
-	return eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id,
+	return eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: tickets.BuyerTag(buyer),
 		Args: tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: buyer, Seat: seat, EventID: id}}
 }
 
@@ -40,7 +40,7 @@ func TestReactorPasses(t *testing.T) {
 		{"args compared as JSON", func(tb testing.TB) {
 			sold := factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(sold("ada", 1))
 			id := sold.Record().ID.String()
-			sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id,
+			sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: "buyer:ada",
 				Args: map[string]any{"seat": 1, "event_id": id, "buyer_id": "ada", "concert_id": "c1"}})
 		}},
 		{"not subscribed", func(tb testing.TB) {
@@ -110,7 +110,7 @@ func TestReactorFailures(t *testing.T) {
 			reserved := factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(reserved("ada", "r1"))
 			reserved.Then(announcement(reserved, "ada", 1))
 		}, []string{"the reactor's subscription (types=TicketSold tags=) does not select this record, so in production it never receives it and plans nothing; want effects:",
-			`[0] announce_ticket_sale key "announce-sale:00000000-0000-7000-8000-000000000001"`}},
+			`[0] announce_ticket_sale key "announce-sale:00000000-0000-7000-8000-000000000001" ordering key "buyer:ada"`}},
 		{"error instead of effects", func(tb testing.TB) {
 			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
 				return nil, errReactor

@@ -66,14 +66,19 @@ func eventItem(d eventstore.EventData) item {
 	return newItem(h, d.Data)
 }
 
-// effectItem renders an effect as its River job carries it. It fails for
+// effectItem renders an effect as its River job carries it, with its
+// ordering key when it has one. It fails for
 // args that cannot be encoded, as the reaction would.
 func effectItem(e eventstore.Effect) (item, error) {
 	args, err := json.Marshal(e.Args)
 	if err != nil {
 		return item{}, err
 	}
-	return newItem(fmt.Sprintf("%s key %q", e.Kind, e.Key), args), nil
+	h := fmt.Sprintf("%s key %q", e.Kind, e.Key)
+	if e.OrderingKey != "" {
+		h += fmt.Sprintf(" ordering key %q", e.OrderingKey)
+	}
+	return newItem(h, args), nil
 }
 
 // oneLine renders the item on one line, for lists of facts.

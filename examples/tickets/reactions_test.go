@@ -14,15 +14,17 @@ func TestAnnounceSales(t *testing.T) {
 	t.Parallel()
 	announce := factostest.ForReactor(t, tickets.AnnounceSalesReactor(codec))
 
-	// Every sale is announced once: the key derives from the event id.
+	// Every sale is announced once (the key derives from the event id),
+	// in order per buyer (the ordering key is the buyer's tag).
 	for _, sale := range []tickets.Event{sold("ada", 1), confirmed("bob", 2, "r1")} {
 		rx := announce.Given(sale)
 		id := rx.Record().ID.String()
 		s := sale.(tickets.TicketSold)
 		rx.Then(eventstore.Effect{
-			Kind: tickets.EffectAnnounceTicketSale,
-			Key:  "announce-sale:" + id,
-			Args: tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: s.BuyerID, Seat: s.Seat, EventID: id},
+			Kind:        tickets.EffectAnnounceTicketSale,
+			Key:         "announce-sale:" + id,
+			OrderingKey: tickets.BuyerTag(s.BuyerID),
+			Args:        tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: s.BuyerID, Seat: s.Seat, EventID: id},
 		})
 	}
 

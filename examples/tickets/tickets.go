@@ -414,15 +414,18 @@ type AnnounceTicketSale struct {
 
 // AnnounceSales is the domain's reactor: every sold ticket is announced
 // once. The effect key is derived from the event id, so a replayed reaction
-// plans the same effect and it runs once.
+// plans the same effect and it runs once. A buyer's announcements carry
+// the buyer's tag as their ordering key, so they reach the buyer in the
+// order of the sales, one at a time; different buyers' run in parallel.
 func AnnounceSales(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
 	sold, ok := rec.Event.(TicketSold)
 	if !ok {
 		return nil, nil
 	}
 	return []eventstore.Effect{{
-		Kind: EffectAnnounceTicketSale,
-		Key:  "announce-sale:" + rec.ID.String(),
-		Args: AnnounceTicketSale{ConcertID: sold.ConcertID, BuyerID: sold.BuyerID, Seat: sold.Seat, EventID: rec.ID.String()},
+		Kind:        EffectAnnounceTicketSale,
+		Key:         "announce-sale:" + rec.ID.String(),
+		OrderingKey: BuyerTag(sold.BuyerID),
+		Args:        AnnounceTicketSale{ConcertID: sold.ConcertID, BuyerID: sold.BuyerID, Seat: sold.Seat, EventID: rec.ID.String()},
 	}}, nil
 }
