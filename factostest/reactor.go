@@ -73,8 +73,9 @@ func (rx *Reaction[E]) Record() eventstore.Record[E] { return rx.rec }
 
 // Then checks that the reactor plans exactly effects, in order (none: it
 // plans nothing). Effects are compared as their River jobs carry them:
-// kind, key, ordering key and args encoded as JSON. A record the reactor's subscription
-// does not select is never delivered to it, so it plans nothing.
+// kind, key, ordering key and args encoded as JSON. A record the
+// reactor's subscription does not select is never delivered to it, so it
+// plans nothing.
 func (rx *Reaction[E]) Then(effects ...eventstore.Effect) {
 	tb := rx.t.tb
 	tb.Helper()

@@ -279,6 +279,7 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 		"UPDATE factos_settings SET value = 'table'",
 		"DELETE FROM factos_settings",
 		"DELETE FROM factos_projections",
+		"DELETE FROM factos_effect_sequences",
 		"UPDATE factos_projection_skips SET reason = 'x'",
 		"DELETE FROM factos_projection_skips",
 		"INSERT INTO factos_migrations (version_id, is_applied) VALUES (999, true)",

@@ -33,6 +33,21 @@
 // after MaxAttempts River discards the job, which stays visible, with every
 // error, in River UI: the dead letter. Requeue it from the UI once fixed.
 //
+// # Effects in order
+//
+// An effect with an OrderingKey (eventstore.Effect) runs in its key's
+// sequence: one at a time, in the order of the positions of the records
+// that planned them (and, for one record, in the order planned). Its job
+// is inserted in River's pending state, with a row in
+// factos_effect_sequences; the Sequencer (Registry.Sequencer, started with
+// the River client) makes a key's head available once every earlier
+// effect of the key has finished and no reaction of a lower position is
+// still to complete. A head that fails for good halts its key
+// (HaltSequence, the default) or is skipped (ContinueSequence), as its
+// EffectHandler's OnFailure says. Its jobs carry SequenceTag(key) as a tag
+// and the key in their metadata. docs/effects.md has the argument and the
+// costs.
+//
 // AddTemporalEffects registers effects that start or signal Temporal
 // workflows through the Workflows interface (the activities package adapts
 // a Temporal client), so this package itself never connects to Temporal.
