@@ -29,9 +29,13 @@ type Metrics struct {
 //   - factos_effect_discards_total{kind,reason}: effects given up on
 //     (permanent error, or attempts exhausted);
 //   - factos_river_jobs{kind,state}: River jobs in the table;
+//   - factos_effect_sequence_effects{state}: unfinished effects with an
+//     ordering key: waiting, running, failed (halting their key);
+//   - factos_effect_sequence_keys{state}: ordering keys with unfinished
+//     effects, by their head's state: waiting, running, halted;
 //   - factos_river_jobs_collect_errors_total: scrapes that could not read
-//     the job counts (the database unreachable); the scrape then goes on
-//     without factos_river_jobs rather than failing as a whole.
+//     the job or sequence counts (the database unreachable); the scrape
+//     then goes on without them rather than failing as a whole.
 func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*Metrics, error) {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 	m := &Metrics{
@@ -96,7 +100,26 @@ type jobCollector struct {
 	errors prometheus.Counter
 }
 
-var jobsDesc = prometheus.NewDesc("factos_river_jobs", "River jobs by kind and state.", []string{"kind", "state"}, nil)
+var (
+	jobsDesc        = prometheus.NewDesc("factos_river_jobs", "River jobs by kind and state.", []string{"kind", "state"}, nil)
+	seqEffectsDesc  = prometheus.NewDesc("factos_effect_sequence_effects", "Unfinished effects with an ordering key, by state.", []string{"state"}, nil)
+	seqKeysDesc     = prometheus.NewDesc("factos_effect_sequence_keys", "Ordering keys with unfinished effects, by the state of their head (halted: failed).", []string{"state"}, nil)
+	seqEffectStates = []string{"waiting", "running", "failed"}
+	seqKeyStates    = []string{"waiting", "running", "halted"}
+)
+
+// sequenceCountsSQL counts the unfinished ordered effects (through the
+// partial index; finished ones are never scanned) by state, and the keys
+// by their head's state.
+const sequenceCountsSQL = `WITH u AS (
+	SELECT ordering_key, state, position, reactor, ordinal FROM factos_effect_sequences
+	WHERE state IN ('waiting', 'running', 'failed')
+), h AS (
+	SELECT DISTINCT ON (ordering_key) state FROM u ORDER BY ordering_key, position, reactor, ordinal
+)
+SELECT 'effects', state, count(*) FROM u GROUP BY state
+UNION ALL
+SELECT 'keys', CASE state WHEN 'failed' THEN 'halted' ELSE state END, count(*) FROM h GROUP BY state`
 
 func newJobCollector(pool *pgxpool.Pool) *jobCollector {
 	return &jobCollector{pool: pool, errors: prometheus.NewCounter(prometheus.CounterOpts{
@@ -107,6 +130,8 @@ func newJobCollector(pool *pgxpool.Pool) *jobCollector {
 
 func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
+	ch <- seqEffectsDesc
+	ch <- seqKeysDesc
 	c.errors.Describe(ch)
 }
 
@@ -137,7 +162,42 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		c.errors.Inc()
 		return
 	}
-	for _, m := range metrics {
+	seq, err := c.sequenceCounts(ctx)
+	if err != nil {
+		c.errors.Inc()
+		return
+	}
+	for _, m := range append(metrics, seq...) {
 		ch <- m
 	}
+}
+
+// sequenceCounts reads the ordered effects' gauges, every state reported
+// (zero included) so that alerts on halted keys see a series.
+func (c *jobCollector) sequenceCounts(ctx context.Context) ([]prometheus.Metric, error) {
+	rows, err := c.pool.Query(ctx, sequenceCountsSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]map[string]int64{"effects": {}, "keys": {}}
+	for rows.Next() {
+		var what, state string
+		var n int64
+		if err := rows.Scan(&what, &state, &n); err != nil {
+			return nil, err
+		}
+		counts[what][state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []prometheus.Metric
+	for _, st := range seqEffectStates {
+		out = append(out, prometheus.MustNewConstMetric(seqEffectsDesc, prometheus.GaugeValue, float64(counts["effects"][st]), st))
+	}
+	for _, st := range seqKeyStates {
+		out = append(out, prometheus.MustNewConstMetric(seqKeysDesc, prometheus.GaugeValue, float64(counts["keys"][st]), st))
+	}
+	return out, nil
 }

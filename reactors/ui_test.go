@@ -145,8 +145,11 @@ func TestMetrics(t *testing.T) {
 		"factos_river_jobs{kind=factos.effect.announce_ticket_sale,state=completed}":  2,
 		"factos_river_jobs{kind=factos.effect.flaky,state=discarded}":                 1,
 		"factos_river_jobs{kind=factos.reactions,state=completed}":                    3, // one per dispatch: 2 sales, 1 note
+		// The announcements are ordered (by buyer), and all done.
+		"factos_effect_sequence_effects{state=waiting}": 0,
+		"factos_effect_sequence_keys{state=halted}":     0,
 	} {
-		if got[key] != want {
+		if v, ok := got[key]; !ok || v != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
 		}
 	}
