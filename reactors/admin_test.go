@@ -36,7 +36,11 @@ func TestOperatorSkipsAndRetriesHaltedHeads(t *testing.T) {
 	dispatchSteps(t, b, env.Store, []string{"ok", "p", "q"}, facts, 3)
 
 	var halted []reactors.KeyStatus
-	testriver.WaitFor(t, waitLong, "two halted keys", func() (bool, error) {
+	testriver.WaitFor(t, waitLong, "every effect planned, all that can run done, and two halted keys", func() (bool, error) {
+		// ok's 10 effects, p's first 2 and q's first 5 ran.
+		if b.count(t, `SELECT count(*) FROM factos_effect_sequences`) != 3*2*facts || log.count() != 2*facts+2+5 {
+			return false, nil
+		}
 		var err error
 		halted, err = reactors.Sequences(b.ctx, b.pool, reactors.SequencesFilter{HaltedOnly: true})
 		return len(halted) == 2, err

@@ -91,7 +91,7 @@ func TestDuplicateReactionJobsEnqueueEffectsOnce(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
-	if err := env.Client.Start(ctx); err != nil {
+	if err := env.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Client.Stop(context.Background()) })

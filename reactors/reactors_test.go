@@ -329,7 +329,7 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
-	if err := env.Client.Start(ctx); err != nil {
+	if err := env.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	testriver.WaitFor(t, waitLong, "9 announcements", func() (bool, error) {

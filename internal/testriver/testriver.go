@@ -34,7 +34,8 @@ type Opts struct {
 	StoreConfig *eventstore.Config
 	// Workers per queue. Default 10.
 	Workers int
-	// NoStart leaves the client stopped (for tests of what gets enqueued).
+	// NoStart leaves the client and the sequencer stopped (for tests of
+	// what gets enqueued); Env.Run starts them.
 	NoStart bool
 }
 
@@ -43,6 +44,16 @@ type Env struct {
 	Client *river.Client[pgx.Tx]
 	Store  *eventstore.Store
 	Pool   *pgxpool.Pool
+	reg    *reactors.Registry
+}
+
+// Run starts the client and the registry's sequencer of an Env started
+// with NoStart, until ctx ends (or Client.Stop for the client).
+func (e *Env) Run(ctx context.Context) error {
+	if err := e.Client.Start(ctx); err != nil {
+		return err
+	}
+	return e.reg.Sequencer().Start(ctx)
 }
 
 // Start wires reg to a River client and a store on pool and starts the
@@ -102,7 +113,7 @@ func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts)
 			cancel()
 		})
 	}
-	return &Env{Client: client, Store: store, Pool: pool}
+	return &Env{Client: client, Store: store, Pool: pool, reg: reg}
 }
 
 // WaitFor polls cond until it returns true or the deadline passes.
