@@ -98,7 +98,6 @@ type Sequencer struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
-	stopped chan struct{}
 
 	// passMu serializes the passes of this process (the loop's and
 	// Pass's) and guards hwm, the last high-water mark read.
