@@ -95,9 +95,9 @@ type Sequencer struct {
 	// completed reaction may move the watermark and wakes the sequencer.
 	waiting atomic.Bool
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	// passMu serializes the passes of this process (the loop's and
 	// Pass's) and guards hwm, the last high-water mark read.
