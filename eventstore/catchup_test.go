@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/eventstore/internal/shop"
 )
 
 // Catch-up readers must see every event exactly once, in position order,
@@ -33,11 +33,10 @@ func TestCatchUpReadersNeverSkipOrRepeat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for c := range 4 {
-			b.schedule(t, fmt.Sprint(c), 1000)
+		for item := range 4 {
+			b.list(t, fmt.Sprint(item), 1000)
 		}
-		buy := tickets.BuyTicketHandler(b.codec)
-		filter := eventstore.NewQuery(eventstore.TypesAndTags([]string{tickets.TypeTicketSold}, tickets.ConcertTag("1")))
+		filter := eventstore.NewQuery(eventstore.TypesAndTags([]string{shop.TypeItemSold}, shop.ItemTag("1")))
 
 		var done atomic.Bool
 		type seen struct {
@@ -82,7 +81,7 @@ func TestCatchUpReadersNeverSkipOrRepeat(t *testing.T) {
 				})
 				return err
 			}
-			_, err := eventstore.Dispatch(b.ctx, store, buy, tickets.BuyTicket{ConcertID: fmt.Sprint(i % 4), BuyerID: fmt.Sprint(i)}, nil)
+			_, err := eventstore.Dispatch(b.ctx, store, b.shop.Buy, shop.BuyItem{Item: fmt.Sprint(i % 4), Customer: fmt.Sprint(i)}, nil)
 			return err
 		})
 		done.Store(true)

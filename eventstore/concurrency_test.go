@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/eventstore/internal/shop"
 )
 
 // The concurrency suite: every rule shape, raced by many goroutines, under
@@ -53,23 +53,22 @@ func forEachStrategy(t *testing.T, fn func(t *testing.T, b *bundle)) {
 	}
 }
 
-func TestConcurrentTicketSaleNeverOversells(t *testing.T) {
+func TestConcurrentSaleNeverOversells(t *testing.T) {
 	t.Parallel()
 	forEachStrategy(t, func(t *testing.T, b *bundle) {
-		concerts := map[string]int{"rock": 17, "jazz": 5}
-		for id, capacity := range concerts {
-			b.schedule(t, id, capacity)
+		items := map[string]int{"print": 17, "vinyl": 5}
+		for id, stock := range items {
+			b.list(t, id, stock)
 		}
 		const buyers = 200
-		buy := tickets.BuyTicketHandler(b.codec)
 		var mu sync.Mutex
 		positions := map[eventstore.Position]bool{}
 		errs := race(buyers, 32, func(i int) error {
-			concert := "rock"
+			item := "print"
 			if i%4 == 0 {
-				concert = "jazz"
+				item = "vinyl"
 			}
-			res, err := eventstore.Dispatch(b.ctx, b.store, buy, tickets.BuyTicket{ConcertID: concert, BuyerID: fmt.Sprintf("b%d", i)}, nil)
+			res, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Buy, shop.BuyItem{Item: item, Customer: fmt.Sprintf("b%d", i)}, nil)
 			if err == nil {
 				mu.Lock()
 				positions[res.Records[0].Position] = true
@@ -82,41 +81,41 @@ func TestConcurrentTicketSaleNeverOversells(t *testing.T) {
 			switch {
 			case err == nil:
 				accepted++
-			case errors.Is(err, tickets.ErrSoldOut):
+			case errors.Is(err, shop.ErrSoldOut):
 			default:
 				t.Errorf("buyer %d: unexpected error %v", i, err)
 			}
 		}
-		if want := concerts["rock"] + concerts["jazz"]; accepted != want {
+		if want := items["print"] + items["vinyl"]; accepted != want {
 			t.Errorf("accepted %d purchases, want exactly %d", accepted, want)
 		}
-		for id, capacity := range concerts {
-			var seats []int
-			rows, err := b.pool.Query(b.ctx, `SELECT (convert_from(data, 'UTF8')::jsonb->>'seat')::int, position FROM factos_events
-				WHERE type = 'TicketSold' AND 'concert:'||$1 = ANY(tags) ORDER BY position`, id)
+		for id, stock := range items {
+			var editions []int
+			rows, err := b.pool.Query(b.ctx, `SELECT (convert_from(data, 'UTF8')::jsonb->>'edition')::int, position FROM factos_events
+				WHERE type = 'ItemSold' AND 'item:'||$1 = ANY(tags) ORDER BY position`, id)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for rows.Next() {
-				var seat int
+				var edition int
 				var pos int64
-				if err := rows.Scan(&seat, &pos); err != nil {
+				if err := rows.Scan(&edition, &pos); err != nil {
 					t.Fatal(err)
 				}
-				seats = append(seats, seat)
+				editions = append(editions, edition)
 				if !positions[eventstore.Position(pos)] {
-					t.Errorf("stored ticket at %d was not reported to any buyer", pos)
+					t.Errorf("stored sale at %d was not reported to any buyer", pos)
 				}
 			}
 			if rows.Err() != nil {
 				t.Fatal(rows.Err())
 			}
-			want := make([]int, capacity)
+			want := make([]int, stock)
 			for i := range want {
 				want[i] = i + 1
 			}
-			if !slices.Equal(seats, want) {
-				t.Errorf("concert %s: seats %v, want exactly 1..%d in order", id, seats, capacity)
+			if !slices.Equal(editions, want) {
+				t.Errorf("item %s: editions %v, want exactly 1..%d in order", id, editions, stock)
 			}
 		}
 	})
@@ -126,10 +125,9 @@ func TestConcurrentUsernamesAreUnique(t *testing.T) {
 	t.Parallel()
 	forEachStrategy(t, func(t *testing.T, b *bundle) {
 		const names, attempts = 20, 300
-		reg := tickets.RegisterUserHandler(b.codec)
 		errs := race(attempts, 32, func(i int) error {
-			_, err := eventstore.Dispatch(b.ctx, b.store, reg, tickets.RegisterUser{
-				UserID: fmt.Sprintf("u%d", i), Username: fmt.Sprintf("name%d", i%names)}, nil)
+			_, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Claim, shop.ClaimUsername{
+				Customer: fmt.Sprintf("u%d", i), Username: fmt.Sprintf("name%d", i%names)}, nil)
 			return err
 		})
 		winners := map[int]int{}
@@ -137,7 +135,7 @@ func TestConcurrentUsernamesAreUnique(t *testing.T) {
 			switch {
 			case err == nil:
 				winners[i%names]++
-			case errors.Is(err, tickets.ErrUsernameTaken):
+			case errors.Is(err, shop.ErrUsernameTaken):
 			default:
 				t.Errorf("registration %d: unexpected error %v", i, err)
 			}
@@ -163,11 +161,10 @@ func TestConcurrentInvoiceNumbersAreGapless(t *testing.T) {
 		const n = 150
 		codec := newTestCodec()
 		h := invoiceHandler(codec)
-		reg := tickets.RegisterUserHandler(b.codec)
 		errs := race(n*2, 24, func(i int) error {
 			if i%2 == 1 {
 				// Unrelated traffic in between must not disturb the rule.
-				_, err := eventstore.Dispatch(b.ctx, b.store, reg, tickets.RegisterUser{UserID: fmt.Sprint(i), Username: fmt.Sprint("n", i)}, nil)
+				_, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Claim, shop.ClaimUsername{Customer: fmt.Sprint(i), Username: fmt.Sprint("n", i)}, nil)
 				return err
 			}
 			_, err := eventstore.Dispatch(b.ctx, b.store, h, CreateInvoice{InvoiceID: fmt.Sprint(i)}, nil)
@@ -407,18 +404,18 @@ func TestConcurrentConditionalAppend(t *testing.T) {
 	forEachStrategy(t, func(t *testing.T, b *bundle) {
 		for round := range 10 {
 			name := fmt.Sprintf("handle%d", round)
-			q := eventstore.NewQuery(eventstore.TypesAndTags([]string{tickets.TypeUserRegistered}, tickets.UsernameTag(name)))
+			q := eventstore.NewQuery(eventstore.TypesAndTags([]string{shop.TypeUsernameClaimed}, shop.UsernameTag(name)))
 			errs := race(12, 12, func(i int) error {
 				read, err := b.store.Read(b.ctx, q)
 				if err != nil {
 					return err
 				}
 				if len(read.Records) > 0 {
-					return tickets.ErrUsernameTaken
+					return shop.ErrUsernameTaken
 				}
-				ev := encode[tickets.Event](t, b.codec, tickets.UserRegistered{UserID: fmt.Sprint(round, "-", i), Username: name})
+				ev := encode[shop.Event](t, b.shop.Codec, shop.UsernameClaimed{Customer: fmt.Sprint(round, "-", i), Username: name})
 				_, err = b.store.Append(b.ctx, eventstore.AppendRequest{
-					Stream:    tickets.UserStream(fmt.Sprint(round, "-", i)),
+					Stream:    shop.CustomerStream(fmt.Sprint(round, "-", i)),
 					Events:    []eventstore.EventData{ev},
 					Condition: eventstore.FailIfEventsMatch(q, read.After),
 				})
@@ -429,7 +426,7 @@ func TestConcurrentConditionalAppend(t *testing.T) {
 				switch {
 				case err == nil:
 					ok++
-				case errors.Is(err, eventstore.ErrConflict), errors.Is(err, tickets.ErrUsernameTaken):
+				case errors.Is(err, eventstore.ErrConflict), errors.Is(err, shop.ErrUsernameTaken):
 				default:
 					t.Errorf("unexpected error %v", err)
 				}
@@ -451,9 +448,8 @@ func TestKeysDisjointContextsNeverRetry(t *testing.T) {
 			retried.Add(1)
 		}
 	}})
-	reg := tickets.RegisterUserHandler(b.codec)
 	errs := race(400, 32, func(i int) error {
-		_, err := eventstore.Dispatch(b.ctx, b.store, reg, tickets.RegisterUser{UserID: fmt.Sprint(i), Username: fmt.Sprint("user", i)}, nil)
+		_, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Claim, shop.ClaimUsername{Customer: fmt.Sprint(i), Username: fmt.Sprint("user", i)}, nil)
 		return err
 	})
 	for _, err := range errs {

@@ -8,7 +8,7 @@ import (
 )
 
 // Small domains that exercise every query shape the store must get right.
-// The ticket domain (examples/tickets) covers types+tags across streams.
+// The shop domain (internal/shop) covers types+tags across streams.
 
 type testEvent interface{ isTestEvent() }
 

@@ -6,11 +6,23 @@ import (
 	"fmt"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/examples/tickets"
 )
 
-// Dispatch a command through a decider: the ticket sale's capacity rule
-// holds across every buyer's stream.
+// SeatBooked is the event of ExampleDispatch: one seat of a workshop,
+// booked by an attendee. Seats are numbered from 1.
+type SeatBooked struct {
+	Workshop string `json:"workshop"`
+	Attendee string `json:"attendee"`
+	Seat     int    `json:"seat"`
+}
+
+// BookSeat is the command of ExampleDispatch.
+type BookSeat struct{ Workshop, Attendee string }
+
+var errWorkshopFull = errors.New("workshop full")
+
+// Dispatch a command through a decider: a workshop's seat limit holds
+// across every attendee's stream.
 func ExampleDispatch() {
 	ctx := context.Background()
 	pool, done := examplePool()
@@ -20,27 +32,45 @@ func ExampleDispatch() {
 	if err != nil {
 		panic(err)
 	}
-	codec := tickets.NewCodec()
+	codec := eventstore.NewJSONCodec[SeatBooked]()
+	eventstore.RegisterJSON(codec, eventstore.JSONType[SeatBooked]{
+		Name: "SeatBooked",
+		Tags: func(e SeatBooked) []string { return []string{"workshop:" + e.Workshop} },
+	})
 
-	_, err = eventstore.Dispatch(ctx, store, tickets.ScheduleConcertHandler(codec),
-		tickets.ScheduleConcert{ConcertID: "c1", Capacity: 1}, nil)
+	const seats = 1
+	book := eventstore.Handler[BookSeat, SeatBooked, int]{
+		Codec: codec,
+		// Each booking is appended to the attendee's own stream...
+		Stream: func(c BookSeat) string { return "attendee-" + c.Attendee },
+		// ...but the decision reads every booking of the workshop, in any
+		// stream, and is appended only if none came in meanwhile.
+		Query: func(c BookSeat) eventstore.Query {
+			return eventstore.NewQuery(eventstore.TypesAndTags([]string{"SeatBooked"}, "workshop:"+c.Workshop))
+		},
+		Decider: eventstore.Decider[BookSeat, SeatBooked, int]{
+			Evolve: func(booked int, _ SeatBooked) int { return booked + 1 },
+			Decide: func(booked int, c BookSeat) ([]SeatBooked, error) {
+				if booked >= seats {
+					return nil, errWorkshopFull
+				}
+				return []SeatBooked{{Workshop: c.Workshop, Attendee: c.Attendee, Seat: booked + 1}}, nil
+			},
+		},
+	}
+
+	res, err := eventstore.Dispatch(ctx, store, book, BookSeat{Workshop: "go", Attendee: "ada"}, nil)
 	if err != nil {
 		panic(err)
 	}
+	booked := res.Records[0].Event
+	fmt.Printf("seat %d to %s, stream %s revision %d\n", booked.Seat, booked.Attendee, res.Records[0].Stream, res.Revision)
 
-	buy := tickets.BuyTicketHandler(codec)
-	res, err := eventstore.Dispatch(ctx, store, buy, tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, nil)
-	if err != nil {
-		panic(err)
-	}
-	sold := res.Records[0].Event.(tickets.TicketSold)
-	fmt.Printf("seat %d to %s, stream %s revision %d\n", sold.Seat, sold.BuyerID, res.Records[0].Stream, res.Revision)
-
-	_, err = eventstore.Dispatch(ctx, store, buy, tickets.BuyTicket{ConcertID: "c1", BuyerID: "bob"}, nil)
-	fmt.Println("bob:", err, errors.Is(err, tickets.ErrSoldOut))
+	_, err = eventstore.Dispatch(ctx, store, book, BookSeat{Workshop: "go", Attendee: "bob"}, nil)
+	fmt.Println("bob:", err, errors.Is(err, errWorkshopFull))
 	// Output:
-	// seat 1 to ada, stream buyer-ada revision 1
-	// bob: command rejected: sold out true
+	// seat 1 to ada, stream attendee-ada revision 1
+	// bob: command rejected: workshop full true
 }
 
 // Read a context, decide outside the store, and append only if the context

@@ -2,6 +2,7 @@ package eventstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,28 +11,28 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/eventstore/internal/shop"
 )
 
 // brokenCodec fails to encode.
 type brokenCodec struct {
-	eventstore.Codec[tickets.Event]
+	eventstore.Codec[shop.Event]
 }
 
 var errEncode = errors.New("cannot encode")
 
-func (brokenCodec) Encode(tickets.Event) (eventstore.EventData, error) {
+func (brokenCodec) Encode(shop.Event) (eventstore.EventData, error) {
 	return eventstore.EventData{}, errEncode
 }
 
-type unregistered struct{ tickets.TicketSold }
+type unregistered struct{ shop.ItemSold }
 
 func TestFailuresAreTypedAndWriteNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	b.schedule(t, "c1", 5)
-	buy := tickets.BuyTicketHandler(b.codec)
-	cmd := tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}
+	b.list(t, "i1", 5)
+	buy := b.shop.Buy
+	cmd := shop.BuyItem{Item: "i1", Customer: "ada"}
 	errHook := errors.New("hook failed")
 
 	cases := []struct {
@@ -42,13 +43,13 @@ func TestFailuresAreTypedAndWriteNothing(t *testing.T) {
 		{
 			name: "domain rejection",
 			run: func(ctx context.Context) error {
-				_, err := eventstore.Dispatch(ctx, b.store, buy, tickets.BuyTicket{ConcertID: "nope", BuyerID: "ada"}, nil)
+				_, err := eventstore.Dispatch(ctx, b.store, buy, shop.BuyItem{Item: "nope", Customer: "ada"}, nil)
 				return err
 			},
 			check: func(t *testing.T, err error) {
 				var rej *eventstore.RejectedError
-				if !errors.As(err, &rej) || !errors.Is(rej.Err, tickets.ErrConcertNotFound) {
-					t.Fatalf("err = %v, want rejection with ErrConcertNotFound", err)
+				if !errors.As(err, &rej) || !errors.Is(rej.Err, shop.ErrNotListed) {
+					t.Fatalf("err = %v, want rejection with ErrNotListed", err)
 				}
 			},
 		},
@@ -56,7 +57,7 @@ func TestFailuresAreTypedAndWriteNothing(t *testing.T) {
 			name: "encode failure",
 			run: func(ctx context.Context) error {
 				h := buy
-				h.Codec = brokenCodec{b.codec}
+				h.Codec = brokenCodec{b.shop.Codec}
 				_, err := eventstore.Dispatch(ctx, b.store, h, cmd, nil)
 				return err
 			},
@@ -71,8 +72,8 @@ func TestFailuresAreTypedAndWriteNothing(t *testing.T) {
 			name: "unregistered event type",
 			run: func(ctx context.Context) error {
 				h := buy
-				h.Decider.Decide = func(tickets.Sale, tickets.BuyTicket) ([]tickets.Event, error) {
-					return []tickets.Event{unregistered{}}, nil
+				h.Decider.Decide = func(shop.Stock, shop.BuyItem) ([]shop.Event, error) {
+					return []shop.Event{unregistered{}}, nil
 				}
 				_, err := eventstore.Dispatch(ctx, b.store, h, cmd, nil)
 				return err
@@ -176,19 +177,21 @@ func TestFailuresAreTypedAndWriteNothing(t *testing.T) {
 func TestDecodeFailures(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	b.schedule(t, "c1", 5)
-	// A TicketSold whose bytes are not JSON lands in the concert's context.
+	b.list(t, "i1", 5)
+	// An ItemSold whose bytes are not JSON lands in the item's context. It
+	// is at the current version, so the bytes, not the version, fail.
 	_, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: "import", Events: []eventstore.EventData{
-		{Type: tickets.TypeTicketSold, Tags: []string{tickets.ConcertTag("c1")}, Data: []byte("not json")},
+		{Type: shop.TypeItemSold, Version: 2, Tags: []string{shop.ItemTag("i1")}, Data: []byte("not json")},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := b.counts(t)
-	_, err = eventstore.Dispatch(b.ctx, b.store, tickets.BuyTicketHandler(b.codec), tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, nil)
+	_, err = eventstore.Dispatch(b.ctx, b.store, b.shop.Buy, shop.BuyItem{Item: "i1", Customer: "ada"}, nil)
 	var dec *eventstore.DecodeError
-	if !errors.As(err, &dec) || dec.Type != tickets.TypeTicketSold || dec.Position == 0 || !errors.Is(err, eventstore.ErrDecode) {
-		t.Fatalf("err = %v, want *DecodeError naming the event", err)
+	var syntax *json.SyntaxError
+	if !errors.As(err, &dec) || dec.Type != shop.TypeItemSold || dec.Position == 0 || !errors.Is(err, eventstore.ErrDecode) || !errors.As(err, &syntax) {
+		t.Fatalf("err = %v, want *DecodeError naming the event and wrapping the JSON error", err)
 	}
 
 	// An event type the codec does not know, in a context it reads.
@@ -198,11 +201,11 @@ func TestDecodeFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := tickets.RegisterUserHandler(b.codec)
-	h.Query = func(c tickets.RegisterUser) eventstore.Query {
-		return eventstore.NewQuery(eventstore.Tags(tickets.UsernameTag(c.Username)))
+	h := b.shop.Claim
+	h.Query = func(c shop.ClaimUsername) eventstore.Query {
+		return eventstore.NewQuery(eventstore.Tags(shop.UsernameTag(c.Username)))
 	}
-	_, err = eventstore.Dispatch(b.ctx, b.store, h, tickets.RegisterUser{UserID: "1", Username: "ada"}, nil)
+	_, err = eventstore.Dispatch(b.ctx, b.store, h, shop.ClaimUsername{Customer: "1", Username: "ada"}, nil)
 	if !errors.Is(err, eventstore.ErrDecode) || !errors.Is(err, eventstore.ErrUnknownEventType) {
 		t.Fatalf("err = %v, want decode error of an unknown type", err)
 	}
@@ -217,15 +220,15 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 		t.Run(string(strategy), func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, &eventstore.Config{LockStrategy: strategy, MaxAttempts: 100})
-			b.schedule(t, "c1", 100)
-			buy := tickets.BuyTicketHandler(b.codec)
+			b.list(t, "i1", 100)
+			buy := b.shop.Buy
 
 			// Many concurrent deliveries of the same command: one append.
 			const copies = 16
-			results := make([]*eventstore.Result[tickets.Event], copies)
+			results := make([]*eventstore.Result[shop.Event], copies)
 			errs := race(copies, copies, func(i int) error {
 				var err error
-				results[i], err = eventstore.Dispatch(b.ctx, b.store, buy, tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"},
+				results[i], err = eventstore.Dispatch(b.ctx, b.store, buy, shop.BuyItem{Item: "i1", Customer: "ada"},
 					&eventstore.DispatchOpts{CommandID: "cmd-1"})
 				return err
 			})
@@ -240,8 +243,8 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 				if len(results[i].Records) != 1 || results[i].Records[0].Position != results[0].Records[0].Position {
 					t.Fatalf("copy %d answered %+v, copy 0 %+v", i, results[i].Records, results[0].Records)
 				}
-				if sold := results[i].Records[0].Event.(tickets.TicketSold); sold.Seat != 1 {
-					t.Fatalf("copy %d: seat %d", i, sold.Seat)
+				if sold := results[i].Records[0].Event.(shop.ItemSold); sold.Edition != 1 {
+					t.Fatalf("copy %d: edition %d", i, sold.Edition)
 				}
 			}
 			if firsts != 1 {
@@ -253,9 +256,9 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 
 			// A decision with no events is remembered too.
 			noop := buy
-			noop.Decider.Decide = func(tickets.Sale, tickets.BuyTicket) ([]tickets.Event, error) { return nil, nil }
+			noop.Decider.Decide = func(shop.Stock, shop.BuyItem) ([]shop.Event, error) { return nil, nil }
 			for i := range 2 {
-				res, err := eventstore.Dispatch(b.ctx, b.store, noop, tickets.BuyTicket{ConcertID: "c1", BuyerID: "bob"},
+				res, err := eventstore.Dispatch(b.ctx, b.store, noop, shop.BuyItem{Item: "i1", Customer: "bob"},
 					&eventstore.DispatchOpts{CommandID: "cmd-noop"})
 				if err != nil || len(res.Records) != 0 || res.Duplicate != (i == 1) {
 					t.Fatalf("noop %d: %+v %v", i, res, err)
@@ -266,7 +269,7 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 			// codec may not decode the first command's records) is refused,
 			// not answered with the first command's result.
 			before := b.counts(t)
-			_, err := eventstore.Dispatch(b.ctx, b.store, tickets.RegisterUserHandler(b.codec), tickets.RegisterUser{UserID: "u1", Username: "ada"},
+			_, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Claim, shop.ClaimUsername{Customer: "u1", Username: "ada"},
 				&eventstore.DispatchOpts{CommandID: "cmd-1"})
 			var inv *eventstore.InvalidInputError
 			if !errors.As(err, &inv) || inv.Field != "command id" {
@@ -282,7 +285,7 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 func TestEventLogIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	b.schedule(t, "c1", 1)
+	b.list(t, "i1", 1)
 	for _, sql := range []string{
 		"UPDATE factos_events SET type = 'X'",
 		"DELETE FROM factos_events",
@@ -303,26 +306,25 @@ func TestEventLogIsAppendOnly(t *testing.T) {
 func TestStreamRevisions(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	sched := tickets.ScheduleConcertHandler(b.codec)
-	res, err := eventstore.Dispatch(b.ctx, b.store, sched, tickets.ScheduleConcert{ConcertID: "c1", Capacity: 3}, nil)
+	res, err := eventstore.Dispatch(b.ctx, b.store, b.shop.List, shop.ListItem{Item: "i1", Stock: 3}, nil)
 	if err != nil || res.Revision != 1 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	_, err = eventstore.Dispatch(b.ctx, b.store, sched, tickets.ScheduleConcert{ConcertID: "c1", Capacity: 3}, nil)
-	if !errors.Is(err, tickets.ErrConcertExists) {
-		t.Fatalf("err = %v, want ErrConcertExists", err)
+	_, err = eventstore.Dispatch(b.ctx, b.store, b.shop.List, shop.ListItem{Item: "i1", Stock: 3}, nil)
+	if !errors.Is(err, shop.ErrAlreadyListed) {
+		t.Fatalf("err = %v, want ErrAlreadyListed", err)
 	}
 	for _, tc := range []struct {
 		expected int64
 		ok       bool
 	}{{0, false}, {2, false}, {1, true}, {1, false}, {2, true}} {
-		_, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: tickets.ConcertStream("c1"), ExpectedRevision: eventstore.Revision(tc.expected),
+		_, err := b.store.Append(b.ctx, eventstore.AppendRequest{Stream: shop.ItemStream("i1"), ExpectedRevision: eventstore.Revision(tc.expected),
 			Events: []eventstore.EventData{{Type: "Note"}}})
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, eventstore.ErrConflict)) {
 			t.Errorf("expected revision %d: err = %v, want ok=%v", tc.expected, err, tc.ok)
 		}
 	}
-	records, head, err := b.store.ReadStream(b.ctx, tickets.ConcertStream("c1"), 1)
+	records, head, err := b.store.ReadStream(b.ctx, shop.ItemStream("i1"), 1)
 	if err != nil || head != 3 || len(records) != 2 || records[0].Revision != 2 {
 		t.Fatalf("ReadStream after 1: %d records, head %d, %v", len(records), head, err)
 	}
@@ -331,24 +333,23 @@ func TestStreamRevisions(t *testing.T) {
 func TestProjectFoldsAView(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	b.schedule(t, "c1", 10)
-	buy := tickets.BuyTicketHandler(b.codec)
+	b.list(t, "i1", 10)
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			if _, err := eventstore.Dispatch(b.ctx, b.store, buy, tickets.BuyTicket{ConcertID: "c1", BuyerID: fmt.Sprint(i)}, nil); err != nil {
+			if _, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Buy, shop.BuyItem{Item: "i1", Customer: fmt.Sprint(i)}, nil); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	view := eventstore.View[tickets.Event, []string]{Evolve: func(buyers []string, r eventstore.Record[tickets.Event]) []string {
-		if s, ok := r.Event.(tickets.TicketSold); ok {
-			return append(buyers, s.BuyerID)
+	view := eventstore.View[shop.Event, []string]{Evolve: func(buyers []string, r eventstore.Record[shop.Event]) []string {
+		if s, ok := r.Event.(shop.ItemSold); ok {
+			return append(buyers, s.Customer)
 		}
 		return buyers
 	}}
-	buyers, after, err := eventstore.Project(b.ctx, b.store, b.codec, eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)), view)
+	buyers, after, err := eventstore.Project(b.ctx, b.store, b.shop.Codec, eventstore.NewQuery(eventstore.Types(shop.TypeItemSold)), view)
 	if err != nil || len(buyers) != 4 || after == nil || *after != 5 {
 		t.Fatalf("buyers %v after %v err %v", buyers, after, err)
 	}

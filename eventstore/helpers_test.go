@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/eventstore/internal/shop"
 	"github.com/factos-go/factos/internal/testdb"
 )
 
@@ -18,7 +18,7 @@ type bundle struct {
 	ctx   context.Context
 	pool  *pgxpool.Pool
 	store *eventstore.Store
-	codec *eventstore.JSONCodec[tickets.Event]
+	shop  shop.Handlers
 }
 
 func setup(t *testing.T, cfg *eventstore.Config) *bundle {
@@ -28,7 +28,7 @@ func setup(t *testing.T, cfg *eventstore.Config) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{ctx: context.Background(), pool: pool, store: store, codec: tickets.NewCodec()}
+	return &bundle{ctx: context.Background(), pool: pool, store: store, shop: shop.New()}
 }
 
 // counts is the number of rows in each factos table, to prove that a
@@ -45,11 +45,12 @@ func (b *bundle) counts(t *testing.T) counts {
 	return c
 }
 
-func (b *bundle) schedule(t *testing.T, concert string, capacity int) {
+// list puts an item on sale: one event with one tag.
+func (b *bundle) list(t *testing.T, item string, stock int) {
 	t.Helper()
-	_, err := eventstore.Dispatch(b.ctx, b.store, tickets.ScheduleConcertHandler(b.codec), tickets.ScheduleConcert{ConcertID: concert, Capacity: capacity}, nil)
+	_, err := eventstore.Dispatch(b.ctx, b.store, b.shop.List, shop.ListItem{Item: item, Stock: stock}, nil)
 	if err != nil {
-		t.Fatalf("schedule %s: %v", concert, err)
+		t.Fatalf("list %s: %v", item, err)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/eventstore/internal/shop"
 )
 
 // Every writer of a database must use one lock strategy. The first store
@@ -19,7 +19,7 @@ func TestStoresWithAnotherLockStrategyAreRefused(t *testing.T) {
 	if got, err := eventstore.RecordedLockStrategy(b.ctx, b.pool); err != nil || got != "" {
 		t.Fatalf("a new database records %q (%v), want nothing", got, err)
 	}
-	b.schedule(t, "c1", 10)
+	b.list(t, "i1", 10)
 	if got, err := eventstore.RecordedLockStrategy(b.ctx, b.pool); err != nil || got != eventstore.LockKeys {
 		t.Fatalf("recorded %q (%v) after the first dispatch, want keys", got, err)
 	}
@@ -29,9 +29,8 @@ func TestStoresWithAnotherLockStrategyAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := b.counts(t)
-	buy := tickets.BuyTicketHandler(b.codec)
 	refused := map[string]error{}
-	_, refused["dispatch"] = eventstore.Dispatch(b.ctx, table, buy, tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, nil)
+	_, refused["dispatch"] = eventstore.Dispatch(b.ctx, table, b.shop.Buy, shop.BuyItem{Item: "i1", Customer: "ada"}, nil)
 	_, refused["append"] = table.Append(b.ctx, eventstore.AppendRequest{Stream: "s", Events: []eventstore.EventData{{Type: "T", Data: []byte("{}")}}})
 	_, refused["catch-up read"] = table.ReadAfter(b.ctx, 0, nil)
 	_, refused["read"] = table.Read(b.ctx, eventstore.AllEvents())
@@ -62,7 +61,7 @@ func TestStoresWithAnotherLockStrategyAreRefused(t *testing.T) {
 	if err := eventstore.SetLockStrategy(b.ctx, b.pool, eventstore.LockTable); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eventstore.Dispatch(b.ctx, table, buy, tickets.BuyTicket{ConcertID: "c1", BuyerID: "ada"}, nil); err != nil {
+	if _, err := eventstore.Dispatch(b.ctx, table, b.shop.Buy, shop.BuyItem{Item: "i1", Customer: "ada"}, nil); err != nil {
 		t.Fatalf("dispatch after the change: %v", err)
 	}
 	keys, err := eventstore.New(b.pool, nil)

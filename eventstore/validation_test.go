@@ -16,7 +16,7 @@ import (
 func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, &eventstore.Config{Limits: eventstore.Limits{MaxEventsPerDispatch: 5, MaxDataBytes: 64, MaxMetadataBytes: 32, MaxTagsPerEvent: 3}})
-	b.schedule(t, "c1", 10)
+	b.list(t, "i1", 10)
 	ok := func() eventstore.EventData {
 		return eventstore.EventData{Type: "Ok", Tags: []string{"a"}, Data: []byte("{}")}
 	}

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
+	"golang.org/x/sys/unix"
 )
 
 // TemporalVersion is the pinned version of the temporal CLI whose dev
@@ -34,7 +35,36 @@ func TemporalBinary(ctx context.Context) (string, error) {
 	if err != nil || built {
 		return path, err
 	}
+	// Test binaries of several packages start at once on a fresh machine;
+	// without the lock each would build the CLI, side by side, in minutes
+	// times their number. The first builds; the others wait, then find it.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := LockFile(path + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
 	return path, BuildTemporalBinary(ctx, path)
+}
+
+// LockFile takes an exclusive lock on the file at path (created if
+// missing), waiting for it, across processes. unlock releases it; so does
+// the process's exit, however it ends.
+func LockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("error locking %s: %w", path, err)
+	}
+	return func() { _ = f.Close() }, nil
 }
 
 // TemporalBinaryPath returns where the pinned temporal CLI is, and whether

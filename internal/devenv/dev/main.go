@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sys/unix"
 
 	"github.com/factos-go/factos/internal/devenv"
 )
@@ -288,7 +287,7 @@ func (s *session) run(o options) error {
 	if err := s.slow("building the worker", func(ctx context.Context) error {
 		// Two sessions in one checkout build one after the other: a
 		// binary being written cannot be run.
-		unlock, err := lock(bin + ".lock")
+		unlock, err := devenv.LockFile(bin + ".lock")
 		if err != nil {
 			return err
 		}
@@ -498,19 +497,6 @@ func redactURL(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
-}
-
-// lock takes an exclusive lock on path, waiting for it.
-func lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("error locking %s: %w", path, err)
-	}
-	return func() { _ = f.Close() }, nil
 }
 
 func free(addr string) bool {
