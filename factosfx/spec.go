@@ -56,6 +56,10 @@ var Commands = []CommandSpec{
 	{Name: "projections reset", Args: []string{"projections", "reset"}, Description: "Reset a projection: NAME [-from POS] [-reason TEXT]; the running worker rebuilds it."},
 	{Name: "projections rebuild", Args: []string{"projections", "rebuild"}, Description: "Reset a projection and wait until it has caught up: NAME [-from POS] [-reason TEXT]."},
 	{Name: "projections skip", Args: []string{"projections", "skip"}, Description: "Skip the event a projection is stuck at, recorded: NAME POS [-reason TEXT]."},
+	{Name: "effects status", Args: []string{"effects", "status"}, Description: "Print effect jobs by kind and River state, and the ordering keys halted by a failed effect (exit 3 when one is; -json)."},
+	{Name: "effects list", Args: []string{"effects", "list"}, Description: "List effects, ordered and unordered, newest first: [-id JOB] [-effect KEY] [-kind KIND] [-key ORDERING_KEY] [-state STATE] [-limit N] [-json]."},
+	{Name: "effects retry", Args: []string{"effects", "retry"}, Description: "Run a discarded, cancelled or skipped effect again, planning it anew if River's cleaner deleted its job: EFFECT_KEY or -id JOB."},
+	{Name: "effects skip", Args: []string{"effects", "skip"}, Description: "Go on without an effect: a halted ordered effect is skipped and its key goes on; an unordered one not yet run is cancelled: EFFECT_KEY or -id JOB."},
 }
 
 // DomainSpec returns the worker's spec with the domain's projections.

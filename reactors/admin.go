@@ -29,8 +29,8 @@ const (
 	EffectSkipped = "skipped"
 )
 
-// ErrEffectNotFound: no ordered effect has the effect key.
-var ErrEffectNotFound = errors.New("reactors: no ordered effect with that key")
+// ErrEffectNotFound: no effect has the effect key (or the job id).
+var ErrEffectNotFound = errors.New("reactors: no effect with that key")
 
 // EffectStateError reports an operation refused in the effect's state.
 type EffectStateError struct {
@@ -176,14 +176,15 @@ func Sequences(ctx context.Context, pool *pgxpool.Pool, f SequencesFilter) ([]Ke
 // SkipEffect skips an ordered effect that failed (its key halted there)
 // or waits: it is marked skipped, a waiting one's pending job is
 // cancelled so that it never runs, and its key goes on. A running, done
-// or skipped effect is refused with an *EffectStateError.
+// or skipped effect is refused with an *EffectStateError. An unordered
+// effect's job that has not run yet is cancelled (see skipUnordered).
 func (r *Registry) SkipEffect(ctx context.Context, pool *pgxpool.Pool, effectKey string) error {
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var state string
 		var jobID int64
 		err := tx.QueryRow(ctx, `SELECT state, job_id FROM factos_effect_sequences WHERE effect_key = $1 FOR UPDATE`, effectKey).Scan(&state, &jobID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrEffectNotFound
+			return skipUnordered(ctx, tx, effectKey)
 		}
 		if err != nil {
 			return err
@@ -214,6 +215,8 @@ func (r *Registry) SkipEffect(ctx context.Context, pool *pgxpool.Pool, effectKey
 // the effect with the same key gets a new job. The effect-key ledger
 // therefore never blocks a deliberate re-run. An effect waiting, running
 // or done is refused with an *EffectStateError. store loads the record.
+// An unordered effect is retried the same way, without a sequence (see
+// retryUnordered); ErrEffectNotFound means no effect has the key.
 func (r *Registry) RetryEffect(ctx context.Context, store *eventstore.Store, effectKey string) error {
 	err := pgx.BeginFunc(ctx, store.Pool(), func(tx pgx.Tx) error {
 		var e SequencedEffect
@@ -222,7 +225,7 @@ func (r *Registry) RetryEffect(ctx context.Context, store *eventstore.Store, eff
 			FROM factos_effect_sequences s LEFT JOIN river_job j ON j.id = s.job_id
 			WHERE s.effect_key = $1 FOR UPDATE OF s`, effectKey).Scan(&e.State, &e.JobID, &e.Kind, &e.Reactor, &e.Position, &jobState)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrEffectNotFound
+			return r.retryUnordered(ctx, tx, store, effectKey)
 		}
 		if err != nil {
 			return err
@@ -240,7 +243,7 @@ func (r *Registry) RetryEffect(ctx context.Context, store *eventstore.Store, eff
 			_, err = tx.Exec(ctx, `UPDATE river_job SET state = 'pending', finalized_at = NULL, scheduled_at = now(),
 				max_attempts = attempt + $2 WHERE id = $1`, jobID, h.maxAttempts)
 		case "":
-			jobID, err = r.replan(ctx, tx, store, e, effectKey)
+			jobID, err = r.replan(ctx, tx, store, e, effectKey, true)
 		default:
 			// Retried already (from River UI): the sequencer follows it.
 			return &EffectStateError{Key: effectKey, State: e.State + " (job " + jobState + ")", Op: "retry"}
@@ -259,9 +262,11 @@ func (r *Registry) RetryEffect(ctx context.Context, store *eventstore.Store, eff
 	return nil
 }
 
-// replan inserts a new pending job for an ordered effect whose job is
-// gone, from what its reactor plans for its record.
-func (r *Registry) replan(ctx context.Context, tx pgx.Tx, store *eventstore.Store, e SequencedEffect, effectKey string) (int64, error) {
+// replan inserts a new job for an effect whose job is gone (pending for
+// an ordered effect, available for an unordered one), from what its
+// reactor plans for its record. ordered says whether the effect was
+// planned with an ordering key.
+func (r *Registry) replan(ctx context.Context, tx pgx.Tx, store *eventstore.Store, e SequencedEffect, effectKey string, ordered bool) (int64, error) {
 	entry, ok := r.reactors[e.Reactor]
 	if !ok {
 		return 0, fmt.Errorf("reactor %q is not registered in this process", e.Reactor)
@@ -281,8 +286,10 @@ func (r *Registry) replan(ctx context.Context, tx pgx.Tx, store *eventstore.Stor
 		if planned.Key != effectKey {
 			continue
 		}
-		if _, ok := r.effects[planned.Kind]; !ok || planned.OrderingKey == "" {
-			return 0, fmt.Errorf("reactor %s now plans effect %s unordered or of an unregistered kind", e.Reactor, effectKey)
+		// An effect planned ordered needs its sequence row, which only
+		// a reaction writes; one planned unordered must not get one.
+		if _, ok := r.effects[planned.Kind]; !ok || (planned.OrderingKey != "") != ordered {
+			return 0, fmt.Errorf("reactor %s now plans effect %s with another ordering or of an unregistered kind", e.Reactor, effectKey)
 		}
 		params, err := r.reactParams([]reaction{{reactor: e.Reactor, rec: recs[0], effects: []eventstore.Effect{planned}}})
 		if err != nil {

@@ -14,6 +14,8 @@
 //	worker projections status    print the projections' checkpoints, lag and state
 //	worker projections reset|rebuild NAME [-from POS]
 //	worker projections skip NAME POS
+//	worker effects status|list   print effects, and halted ordering keys
+//	worker effects retry|skip    run a failed effect again, or skip it
 //
 // Configuration comes from the environment; `worker spec` lists every
 // variable with its default.
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string) int {
 		return runLockStrategy(ctx, args)
 	case "projections":
 		return runProjections(ctx, args)
+	case "effects":
+		return runEffects(ctx, args)
 	case "help":
 		fmt.Print(usage)
 		return 0
@@ -93,6 +97,12 @@ const usage = `usage:
                                start a projection again from POS (default 0)
   worker projections skip NAME POS [-reason TEXT]
                                skip the event a projection is stuck at, recorded
+  worker effects status [-json]
+                               effect jobs by kind and state; halted ordering keys
+  worker effects list [-id JOB] [-effect KEY] [-kind K] [-key ORDERING_KEY] [-state S]
+                               list effects, newest first
+  worker effects retry|skip (EFFECT_KEY | -id JOB)
+                               run a failed effect again, or go on without it
 
 Configuration comes from the environment; ` + "`worker spec`" + ` lists every
 variable with its default. ` + "`worker COMMAND -h`" + ` describes a command.

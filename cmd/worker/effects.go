@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/factosfx"
+	"github.com/factos-go/factos/reactors"
+)
+
+const effectsUsage = `usage:
+  worker effects status [-json]
+  worker effects list [-id JOB] [-effect KEY] [-kind KIND] [-key ORDERING_KEY] [-state STATE] [-limit N] [-json]
+  worker effects retry (EFFECT_KEY | -id JOB)
+  worker effects skip (EFFECT_KEY | -id JOB)
+`
+
+// runEffects operates the effects in the database, ordered and unordered,
+// beside running workers: it needs none.
+func runEffects(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, effectsUsage)
+		return 2
+	}
+	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Print(effectsUsage)
+		return 0
+	}
+	fs := flag.NewFlagSet("effects "+sub, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	var f reactors.EffectJobFilter
+	fs.Int64Var(&f.JobID, "id", 0, "list, retry, skip: the effect's River job id")
+	fs.StringVar(&f.EffectKey, "effect", "", "list: the effect key")
+	fs.StringVar(&f.Kind, "kind", "", "list: the effect kind")
+	fs.StringVar(&f.OrderingKey, "key", "", "list: the ordering key")
+	fs.StringVar(&f.State, "state", "", "list: River's job state (available, running, retryable, discarded, ...) or an ordered effect's (waiting, running, done, failed, skipped)")
+	fs.IntVar(&f.Limit, "limit", 100, "list: at most this many, newest first")
+	asJSON := fs.Bool("json", false, "status, list: print JSON")
+	pos, err := parseInterleaved(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
+		return 2
+	}
+	switch {
+	case sub == "status" || sub == "list":
+		if len(pos) != 0 {
+			fmt.Fprintf(os.Stderr, "worker effects %s: unexpected arguments %q\n%s", sub, pos, effectsUsage)
+			return 2
+		}
+	case sub == "retry" || sub == "skip":
+		if (len(pos) == 1) == (f.JobID != 0) || len(pos) > 1 {
+			fmt.Fprintf(os.Stderr, "worker effects %s: give an effect key or -id JOB, one of them\n%s", sub, effectsUsage)
+			return 2
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "worker effects: unknown command %q\n%s", sub, effectsUsage)
+		return 2
+	}
+	cfg := loadConfig()
+	if cfg == nil {
+		return 2
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker effects: DATABASE_URL cannot be parsed as a connection string")
+		return 2
+	}
+	defer pool.Close()
+	failed := func(err error) int {
+		fmt.Fprintf(os.Stderr, "worker effects %s: %v\n", sub, err)
+		return 1
+	}
+
+	switch sub {
+	case "status":
+		return effectStatus(ctx, pool, *asJSON)
+	case "list":
+		effects, err := reactors.EffectJobs(ctx, pool, f)
+		if err != nil {
+			return failed(err)
+		}
+		if *asJSON {
+			return printJSON(os.Stdout, effects)
+		}
+		printEffects(os.Stdout, effects)
+		return 0
+	}
+	key := ""
+	if len(pos) == 1 {
+		key = pos[0]
+	} else if key, err = reactors.EffectKeyOfJob(ctx, pool, f.JobID); err != nil {
+		return failed(err)
+	}
+	reg, store, err := effectsRegistry(cfg, pool)
+	if err != nil {
+		return failed(err)
+	}
+	if sub == "retry" {
+		err = reg.RetryEffect(ctx, store, key)
+	} else {
+		err = reg.SkipEffect(ctx, pool, key)
+	}
+	var se *reactors.EffectStateError
+	switch {
+	case errors.As(err, &se):
+		fmt.Fprintf(os.Stderr, "worker effects %s: %v (`worker effects list -effect %s` shows it)\n", sub, err, key)
+		return 3
+	case err != nil:
+		return failed(err)
+	}
+	if sub == "retry" {
+		fmt.Printf("effect %s runs again (an ordered one when its key reaches it)\n", key)
+	} else {
+		fmt.Printf("effect %s skipped: it will not run, and its key (if ordered) goes on\n", key)
+	}
+	return 0
+}
+
+// effectsRegistry is the domain's reactors and effects, which retry needs
+// to know an effect's attempts and to plan again an effect whose job is
+// gone. The Temporal effects are registered when Temporal is enabled, as
+// the worker does, with no client: nothing runs here.
+func effectsRegistry(cfg *factosfx.Config, pool *pgxpool.Pool) (*reactors.Registry, *eventstore.Store, error) {
+	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := reactors.NewRegistry(nil)
+	if cfg.TemporalEnabled {
+		if err := reactors.AddTemporalEffects(reg, activities.Workflows{TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	domain := ticketDomain()
+	if domain.Reactors != nil {
+		if err := domain.Reactors(reg, factosfx.DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return reg, store, nil
+}
+
+// effectStatus prints effect jobs by kind and state, and the ordered
+// effects' keys that are halted; it exits 3 when one is.
+func effectStatus(ctx context.Context, pool *pgxpool.Pool, asJSON bool) int {
+	counts, err := reactors.EffectCounts(ctx, pool)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker effects status:", err)
+		return 1
+	}
+	keys, err := reactors.Sequences(ctx, pool, reactors.SequencesFilter{Limit: 1000})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker effects status:", err)
+		return 1
+	}
+	var halted []reactors.KeyStatus
+	for _, k := range keys {
+		if k.Halted {
+			halted = append(halted, k)
+		}
+	}
+	code := 0
+	if len(halted) > 0 {
+		code = 3
+	}
+	if asJSON {
+		out := struct {
+			Jobs []reactors.EffectKindCount `json:"jobs"`
+			// Keys are the ordering keys with unfinished effects (at most
+			// 1000), halted ones included.
+			Keys []reactors.KeyStatus `json:"keys"`
+		}{counts, keys}
+		if c := printJSON(os.Stdout, out); c != 0 {
+			return c
+		}
+		return code
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KIND\tSTATE\tJOBS")
+	for _, c := range counts {
+		fmt.Fprintf(w, "%s\t%s\t%d\n", c.Kind, c.State, c.Jobs)
+	}
+	_ = w.Flush()
+	fmt.Printf("\n%d ordering keys have unfinished effects, %d of them halted\n", len(keys), len(halted))
+	for _, k := range halted {
+		h := k.Head
+		fmt.Printf("\nkey %s is halted at effect %s (%s, position %d), %d unfinished:\n  %s\n  `worker effects retry %s` runs it again; `worker effects skip %s` goes on without it.\n",
+			k.OrderingKey, h.EffectKey, h.Kind, h.Position, k.Unfinished, h.LastError, h.EffectKey, h.EffectKey)
+	}
+	return code
+}
+
+func printEffects(out io.Writer, effects []reactors.EffectJob) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "JOB\tKIND\tEFFECT KEY\tORDERING KEY\tSEQUENCE\tJOB STATE\tATTEMPT\tPOSITION\tCREATED\tLAST ERROR")
+	for _, e := range effects {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", e.JobID, e.Kind, e.EffectKey, dash(e.OrderingKey), dash(e.Sequence),
+			dash(e.JobState), e.Attempt, e.MaxAttempts, e.Position, e.CreatedAt.Format(time.RFC3339), e.LastError)
+	}
+	_ = w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printJSON(out io.Writer, v any) int {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
