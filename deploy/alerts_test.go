@@ -68,15 +68,28 @@ func TestAlertsFire(t *testing.T) {
 		// factos_river_jobs is the same table read by every pod: 3000 from
 		// each of two pods is 3000 jobs, under the 5000 threshold.
 		{"FactosReactionBacklog", "6000 reaction jobs wait",
-			p1("factos_river_jobs", `,kind="factos.reaction.announce",state="available"`) + " 6000x20\n" +
-				p2("factos_river_jobs", `,kind="factos.reaction.announce",state="available"`) + " 6000x20\n", true},
+			p1("factos_river_jobs", `,kind="factos.reactions",state="available"`) + " 6000x20\n" +
+				p2("factos_river_jobs", `,kind="factos.reactions",state="available"`) + " 6000x20\n", true},
 		{"FactosReactionBacklog", "3000 reaction jobs seen by two pods",
-			p1("factos_river_jobs", `,kind="factos.reaction.announce",state="available"`) + " 3000x20\n" +
-				p2("factos_river_jobs", `,kind="factos.reaction.announce",state="available"`) + " 3000x20\n", false},
+			p1("factos_river_jobs", `,kind="factos.reactions",state="available"`) + " 3000x20\n" +
+				p2("factos_river_jobs", `,kind="factos.reactions",state="available"`) + " 3000x20\n", false},
 		{"FactosReactionBacklog", "an effect backlog is not a reaction backlog",
 			p1("factos_river_jobs", `,kind="factos.effect.announce_ticket_sale",state="available"`) + " 9000x20\n", false},
 		{"FactosReactionBacklog", "completed reaction jobs",
-			p1("factos_river_jobs", `,kind="factos.reaction.announce",state="completed"`) + " 90000x20\n", false},
+			p1("factos_river_jobs", `,kind="factos.reactions",state="completed"`) + " 90000x20\n", false},
+
+		// factos_effect_sequence_keys is read from the database by every
+		// pod: the same value from both.
+		{"FactosEffectSequenceHalted", "two keys halted, seen by two pods",
+			p1("factos_effect_sequence_keys", `,state="halted"`) + " 0x5 2x15\n" + p2("factos_effect_sequence_keys", `,state="halted"`) + " 0x5 2x15\n" +
+				p1("factos_effect_sequence_keys", `,state="running"`) + " 40x20\n", true},
+		{"FactosEffectSequenceHalted", "keys running and waiting, none halted",
+			p1("factos_effect_sequence_keys", `,state="running"`) + " 40x20\n" + p1("factos_effect_sequence_keys", `,state="waiting"`) + " 9x20\n" +
+				p1("factos_effect_sequence_keys", `,state="halted"`) + " 0x20\n", false},
+		{"FactosEffectSequenceHalted", "a key halted a moment, then retried",
+			p1("factos_effect_sequence_keys", `,state="halted"`) + " 0x10 1x2 0x8\n", false},
+		{"FactosEffectSequenceHalted", "another release's key halted",
+			theirs("factos_effect_sequence_keys", `,state="halted"`) + " 1x20\n", false},
 
 		{"FactosProjectionLagEvents", "a projection 20000 events behind",
 			p1("factos_projection_lag_events", `,projection="sales"`) + " 20000x20\n", true},
@@ -153,6 +166,7 @@ func checkAlertLabels(t *testing.T, alert string, v promql.Vector) {
 		"FactosEffectsDiscarded":     {"kind", "reason", "namespace"},
 		"FactosReactionLagHigh":      {"reactor", "namespace"},
 		"FactosReactionBacklog":      {"namespace"},
+		"FactosEffectSequenceHalted": {"namespace"},
 		"FactosProjectionLagEvents":  {"projection", "namespace"},
 		"FactosProjectionLagSeconds": {"projection", "namespace"},
 		"FactosProjectionStuck":      {"projection", "namespace"},

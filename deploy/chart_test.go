@@ -543,8 +543,8 @@ topologySpreadConstraints:
 			if r.Labels["release"] != "kube-prometheus-stack" {
 				t.Errorf("PrometheusRule labels %v", r.Labels)
 			}
-			if n := len(r.Spec.Groups[0].Rules); n != 9 {
-				t.Errorf("%d alerts, want 9", n)
+			if n := len(r.Spec.Groups[0].Rules); n != 10 {
+				t.Errorf("%d alerts, want 10", n)
 			}
 			cm, ok := find[*corev1.ConfigMap](ms, "factos-factos-worker-dashboard")
 			if !ok {

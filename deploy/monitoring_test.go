@@ -404,7 +404,7 @@ func TestPrometheusRule(t *testing.T) {
 			t.Errorf("%s: the description names no series: %q", where, ru.Annotations["description"])
 		}
 	}
-	want := []string{"FactosEffectsDiscarded", "FactosReactionLagHigh", "FactosReactionBacklog", "FactosProjectionLagEvents",
+	want := []string{"FactosEffectsDiscarded", "FactosReactionLagHigh", "FactosReactionBacklog", "FactosEffectSequenceHalted", "FactosProjectionLagEvents",
 		"FactosProjectionLagSeconds", "FactosProjectionStuck", "FactosProjectionNotRunning", "FactosWorkerUnavailable",
 		"FactosWorkerScrapeFailing"}
 	if !slices.Equal(alerts, want) {
@@ -414,7 +414,7 @@ func TestPrometheusRule(t *testing.T) {
 	// Each alert group turns off alone; all off, no PrometheusRule at all.
 	groups := map[string][]string{
 		"effectsDiscarded": {"FactosEffectsDiscarded"}, "reactionLag": {"FactosReactionLagHigh"},
-		"reactionBacklog": {"FactosReactionBacklog"}, "projectionLag": {"FactosProjectionLagEvents", "FactosProjectionLagSeconds"},
+		"reactionBacklog": {"FactosReactionBacklog"}, "effectSequenceHalted": {"FactosEffectSequenceHalted"}, "projectionLag": {"FactosProjectionLagEvents", "FactosProjectionLagSeconds"},
 		"projectionStuck": {"FactosProjectionStuck"}, "projectionNotRunning": {"FactosProjectionNotRunning"},
 		"notReady": {"FactosWorkerUnavailable", "FactosWorkerScrapeFailing"},
 	}
