@@ -56,6 +56,9 @@ var Commands = []CommandSpec{
 	{Name: "projections reset", Args: []string{"projections", "reset"}, Description: "Reset a projection: NAME [-from POS] [-reason TEXT]; the running worker rebuilds it."},
 	{Name: "projections rebuild", Args: []string{"projections", "rebuild"}, Description: "Reset a projection and wait until it has caught up: NAME [-from POS] [-reason TEXT]."},
 	{Name: "projections skip", Args: []string{"projections", "skip"}, Description: "Skip the event a projection is stuck at, recorded: NAME POS [-reason TEXT]."},
+	{Name: "reactors status", Args: []string{"reactors", "status"}, Description: "Print each reactor's ledger position, the records it has not reacted to, and its pending and discarded reaction jobs (-json)."},
+	{Name: "reactors replay", Args: []string{"reactors", "replay"}, Description: "Enqueue the reactions a reactor has not run: NAME [-from POS] [-name CHECKPOINT]; running workers run them."},
+	{Name: "reactors reset", Args: []string{"reactors", "reset"}, Description: "Forget a reactor's reactions after a position and replay them: NAME [-from POS] [-effects: run their effects again too] [-no-replay]. Needs DELETE on the ledgers: run it as the migration role."},
 }
 
 // DomainSpec returns the worker's spec with the domain's projections.

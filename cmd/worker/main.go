@@ -14,6 +14,9 @@
 //	worker projections status    print the projections' checkpoints, lag and state
 //	worker projections reset|rebuild NAME [-from POS]
 //	worker projections skip NAME POS
+//	worker reactors status       print each reactor's ledger position, lag and jobs
+//	worker reactors replay NAME [-from POS]
+//	worker reactors reset NAME [-from POS] [-effects]
 //
 // Configuration comes from the environment; `worker spec` lists every
 // variable with its default.
@@ -71,6 +74,8 @@ func run(ctx context.Context, args []string) int {
 		return runLockStrategy(ctx, args)
 	case "projections":
 		return runProjections(ctx, args)
+	case "reactors":
+		return runReactors(ctx, args)
 	case "help":
 		fmt.Print(usage)
 		return 0
@@ -93,6 +98,12 @@ const usage = `usage:
                                start a projection again from POS (default 0)
   worker projections skip NAME POS [-reason TEXT]
                                skip the event a projection is stuck at, recorded
+  worker reactors status [-json]
+                               print each reactor's ledger position, lag and jobs
+  worker reactors replay NAME [-from POS] [-name CHECKPOINT]
+                               enqueue the reactions NAME has not run after POS
+  worker reactors reset NAME [-from POS] [-effects] [-no-replay]
+                               forget NAME's reactions after POS and run them again
 
 Configuration comes from the environment; ` + "`worker spec`" + ` lists every
 variable with its default. ` + "`worker COMMAND -h`" + ` describes a command.
