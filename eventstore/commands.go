@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The command ledger (factos_commands) remembers every command id so that a
@@ -30,16 +32,21 @@ const (
 )
 
 // deleteCommandsSQL deletes one batch of ids recorded before the retention,
-// on the database's clock (pods' clocks may differ). SKIP LOCKED lets
-// several cleaners run at once, each taking rows the others are not
-// deleting, instead of queueing behind each other.
+// on the database's clock (pods' clocks may differ). It locks no row
+// before deleting (FOR UPDATE would need the UPDATE privilege, which the
+// app role does not have); cleanerLockSQL keeps cleaners apart instead.
 const deleteCommandsSQL = `DELETE FROM factos_commands WHERE id IN (
 	SELECT id FROM factos_commands
 	WHERE recorded_at < clock_timestamp() - make_interval(secs => $1)
 	ORDER BY recorded_at
 	LIMIT $2
-	FOR UPDATE SKIP LOCKED
 )`
+
+// cleanerLockSQL tries the cleaners' lock for the batch's transaction: one
+// cleaner deletes at a time, and the others end their pass at once rather
+// than wait or delete the same rows. The two-int4 form lives in another
+// key space than the store's int8 keys ("fact", "cmds").
+const cleanerLockSQL = `SELECT pg_try_advisory_xact_lock(1717658484, 1668113523)`
 
 // CommandCleanerConfig configures a CommandCleaner. The zero value is
 // usable.
@@ -79,8 +86,10 @@ func (c *CommandCleanerConfig) withDefaults() CommandCleanerConfig {
 
 // CommandCleaner deletes command ids older than a retention from the
 // ledger, in batches. Any number of cleaners may run against one database
-// (one per worker process): each batch skips the rows another cleaner is
-// deleting. The database role needs DELETE on factos_commands.
+// (one per worker process): a transaction-scoped advisory lock lets one
+// delete at a time, and a cleaner that finds it taken ends its pass (the
+// holder is doing the work). The database role needs DELETE on
+// factos_commands, and nothing more.
 type CommandCleaner struct {
 	store *Store
 	cfg   CommandCleanerConfig
@@ -114,17 +123,27 @@ func NewCommandCleaner(store *Store, cfg *CommandCleanerConfig) (*CommandCleaner
 func (c *CommandCleaner) Config() CommandCleanerConfig { return c.cfg }
 
 // Clean runs one pass: it deletes every command id older than the
-// retention, a batch at a time, and returns how many it deleted. Errors are
-// *StoreError.
+// retention, a batch (one transaction) at a time, and returns how many it
+// deleted. It returns early, with what it deleted so far, when another
+// cleaner holds the lock. Errors are *StoreError.
 func (c *CommandCleaner) Clean(ctx context.Context) (int64, error) {
 	var total int64
 	for {
-		tag, err := c.store.pool.Exec(ctx, deleteCommandsSQL, c.cfg.Retention.Seconds(), c.cfg.BatchSize)
+		var locked bool
+		var n int64
+		err := pgx.BeginFunc(ctx, c.store.pool, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, cleanerLockSQL).Scan(&locked); err != nil || !locked {
+				return err
+			}
+			tag, err := tx.Exec(ctx, deleteCommandsSQL, c.cfg.Retention.Seconds(), c.cfg.BatchSize)
+			n = tag.RowsAffected()
+			return err
+		})
 		if err != nil {
 			return total, storeError(ctx, "deleting expired command ids", err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(c.cfg.BatchSize) {
+		total += n
+		if !locked || n < int64(c.cfg.BatchSize) {
 			return total, nil
 		}
 	}

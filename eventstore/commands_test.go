@@ -215,8 +215,8 @@ func TestCommandCleaner(t *testing.T) {
 		}
 		total += deleted[i]
 	}
-	// Skipped rows may be left to a later pass by a cleaner that found
-	// only locked ones; one more pass finishes them.
+	// A cleaner that found the lock taken ended its pass; if the holder
+	// ended between two of its batches' locks, one more pass finishes.
 	c, _ := eventstore.NewCommandCleaner(b.store, nil)
 	rest, err := c.Clean(b.ctx)
 	if err != nil {

@@ -105,8 +105,8 @@ func (r *Runner) start(ctx context.Context) {
 	r.mu.Unlock()
 	r.log.Info("projections started", "projections", r.proj.Registry().Names())
 
-	// Every worker cleans the command ledger; their batches skip each
-	// other's rows.
+	// Every worker runs the command ledger cleaner; an advisory lock lets
+	// one delete at a time.
 	if err := r.clean.Start(ctx); err != nil {
 		r.log.Error("the command ledger cleaner did not start; shutting down", "error", err)
 		_ = r.sd.Shutdown(fx.ExitCode(1))
