@@ -42,6 +42,10 @@ const (
 	// ErrTypeInvalidInput: an event or option failed validation. Not
 	// retryable.
 	ErrTypeInvalidInput = "factos.InvalidInput"
+	// ErrTypeCommandIDReused: the command id was first used for another
+	// command (another name, payload or stream); nothing was appended. Not
+	// retryable: the caller must derive ids that name one command each.
+	ErrTypeCommandIDReused = "factos.CommandIDReused"
 	// ErrTypeCodec: a stored event could not be decoded or a decided one
 	// encoded. Not retryable: it needs a code or data fix.
 	ErrTypeCodec = "factos.Codec"
@@ -148,6 +152,8 @@ func (r *Registry) toTemporal(cmd string, err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnknownCommand, nil)
 	case errors.As(err, &payload):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadPayload, nil)
+	case errors.Is(err, eventstore.ErrCommandIDReused):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCommandIDReused, nil)
 	case errors.Is(err, eventstore.ErrInvalidInput):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	case errors.Is(err, eventstore.ErrFutureVersion):

@@ -143,6 +143,8 @@ func TestDispatchActivityMapsErrors(t *testing.T) {
 		{"wrong type", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-3", Payload: json.RawMessage(`{"concert_id":7}`)}, activities.ErrTypeBadPayload, false, false},
 		{"empty payload", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-5"}, activities.ErrTypeBadPayload, false, false},
 		{"missing command id", activities.Request{Command: tickets.CmdBuyTicket, Payload: payload(tickets.BuyTicket{ConcertID: "c1", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false, false},
+		{"command id reused with another payload", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "buy-1", Payload: payload(tickets.BuyTicket{ConcertID: "c2", BuyerID: "ada"})}, activities.ErrTypeCommandIDReused, false, false},
+		{"command id reused by another command", activities.Request{Command: tickets.CmdScheduleConcert, CommandID: "buy-1", Payload: payload(tickets.ScheduleConcert{ConcertID: "c9", Capacity: 1})}, activities.ErrTypeCommandIDReused, false, false},
 		{"invalid tag from input", activities.Request{Command: tickets.CmdBuyTicket, CommandID: "x-6", Payload: payload(tickets.BuyTicket{ConcertID: "c\x001", BuyerID: "z"})}, activities.ErrTypeInvalidInput, false, false},
 	}
 	for _, tc := range cases {
@@ -188,6 +190,15 @@ func TestDispatchActivityMapsErrors(t *testing.T) {
 	var again activities.Result
 	if err := val.Get(&again); err != nil || !again.Duplicate || again.Records[0].Position != res.Records[0].Position {
 		t.Fatalf("retry: %+v %v", again, err)
+	}
+	// The same payload spaced differently is the same command.
+	spaced := json.RawMessage(" {\n  \"concert_id\": \"c1\",\n  \"buyer_id\": \"ada\"\n} ")
+	if again, err := b.reg.Dispatch(b.ctx, tickets.CmdBuyTicket, "buy-1", spaced, nil); err != nil || !again.Duplicate {
+		t.Fatalf("retry with the payload spaced differently: %+v %v", again, err)
+	}
+	// The refusal on the direct path is the store's typed error.
+	if _, err := b.reg.Dispatch(b.ctx, tickets.CmdBuyTicket, "buy-1", payload(tickets.BuyTicket{ConcertID: "c2", BuyerID: "ada"}), nil); !errors.Is(err, eventstore.ErrCommandIDReused) {
+		t.Fatalf("direct dispatch with another payload: %v", err)
 	}
 }
 

@@ -19,6 +19,13 @@
 // a key. Run ids and activity ids are not safe keys: a reset changes the
 // run id.
 //
+// An id is bound to its command: the store keeps a fingerprint of the
+// command's name and JSON payload with it, and the same id sent with
+// another command or payload fails with a non-retryable application error
+// of type ErrTypeCommandIDReused, appending nothing. Ids are remembered for
+// the ledger's retention (eventstore.CommandCleaner, COMMAND_ID_RETENTION
+// in the worker): keep it longer than a workflow can retry an activity.
+//
 // # Errors
 //
 // The activity returns *temporal.ApplicationError values themselves (never

@@ -62,6 +62,9 @@ func Register[C, E, S any](r *Registry, name string, h eventstore.Handler[C, E, 
 			if err != nil {
 				return nil, &PayloadError{Command: name, Err: err}
 			}
+			if opts.CommandID != "" && opts.Fingerprint == nil {
+				opts.Fingerprint = fingerprint(name, payload)
+			}
 			res, err := eventstore.Dispatch(ctx, r.store, h, cmd, opts)
 			if err != nil {
 				return nil, err
@@ -91,8 +94,10 @@ func (r *Registry) Commands() []string {
 func (r *Registry) DomainErrors() *DomainErrors { return r.errors }
 
 // Dispatch runs a registered command directly, outside Temporal, with the
-// same decoding and idempotency as the activity. Errors are the event
-// store's, or *UnknownCommandError or *PayloadError.
+// same decoding and idempotency as the activity: the command id is bound to
+// the command's name and payload (see fingerprint), and reused with another
+// command it is refused with an *eventstore.CommandIDReusedError. Errors
+// are the event store's, or *UnknownCommandError or *PayloadError.
 func (r *Registry) Dispatch(ctx context.Context, name, commandID string, payload []byte, metadata eventstore.Metadata) (*Result, error) {
 	c, ok := r.commands[name]
 	if !ok {
@@ -135,6 +140,23 @@ func (e *PayloadError) Error() string {
 	return fmt.Sprintf("error decoding payload of command %q: %v", e.Command, e.Err)
 }
 func (e *PayloadError) Unwrap() error { return e.Err }
+
+// fingerprint binds a command id to the command: its name and its JSON
+// payload with insignificant white space removed. It hashes the payload as
+// sent rather than the decoded command re-encoded, so that a retry after a
+// deploy that added a field to the command type still matches: a
+// workflow's retries resend the bytes its history recorded. Two clients
+// that encode one command with their keys in different orders produce two
+// fingerprints; a client retrying its own command does not.
+func fingerprint(name string, payload []byte) []byte {
+	var b bytes.Buffer
+	if err := json.Compact(&b, payload); err != nil {
+		// decodePayload accepted it, so it is valid JSON; keep the raw
+		// bytes should that ever change.
+		return eventstore.CommandFingerprint(name, payload)
+	}
+	return eventstore.CommandFingerprint(name, b.Bytes())
+}
 
 func decodePayload[C any](payload []byte) (C, error) {
 	var cmd C

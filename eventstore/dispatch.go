@@ -1,7 +1,9 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -45,8 +47,20 @@ type DispatchOpts struct {
 	// nothing and returns the records of the first (Result.Duplicate).
 	// Use a deterministic id, such as one a workflow derived. An id names
 	// one command: reused for a dispatch to another stream it is refused
-	// with an *InvalidInputError. Default: none.
+	// with a *CommandIDReusedError. Default: none.
 	CommandID string
+
+	// Fingerprint identifies the command CommandID names, for example
+	// CommandFingerprint(name, payload). It is stored with the id; a later
+	// dispatch under the same id with another fingerprint is refused with
+	// a *CommandIDReusedError (nothing appended) rather than answered with
+	// the first command's result. It must be the same on every retry of
+	// the command, so derive it from what the retry resends, not from the
+	// time or a random value. Ids stored without a fingerprint (before
+	// migration 6, or by a dispatch that gave none) and dispatches that
+	// give none are compared by stream only. At most 64 bytes. Default:
+	// none.
+	Fingerprint []byte
 
 	// Metadata is added to every appended event's metadata (it wins over
 	// the codec's on equal keys). Default: none.
@@ -54,6 +68,19 @@ type DispatchOpts struct {
 
 	// Hooks run after the store's configured hooks, inside the transaction.
 	Hooks []Hook
+}
+
+// CommandFingerprint returns a fingerprint of the command named name with
+// the encoded payload: the SHA-256 of the name, a zero byte and the
+// payload. Encode the payload the same way on every retry (the bytes a
+// workflow recorded, say): a field added to the command type between two
+// attempts must not change it.
+func CommandFingerprint(name string, payload []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write(payload)
+	return h.Sum(nil)
 }
 
 // Result is what a dispatch committed.
@@ -86,11 +113,12 @@ func Dispatch[C, E, S any](ctx context.Context, s *Store, h Handler[C, E, S], cm
 		return nil, err
 	}
 	p := &plan{
-		op:        "dispatch",
-		stream:    h.Stream(cmd),
-		commandID: opts.CommandID,
-		metadata:  opts.Metadata,
-		hooks:     opts.Hooks,
+		op:          "dispatch",
+		stream:      h.Stream(cmd),
+		commandID:   opts.CommandID,
+		fingerprint: opts.Fingerprint,
+		metadata:    opts.Metadata,
+		hooks:       opts.Hooks,
 	}
 	if h.Query != nil {
 		p.query = h.Query(cmd)
@@ -180,10 +208,11 @@ type AppendRequest struct {
 	// unless the stream is at this revision (0: the stream has no events).
 	// Default: nil, any revision. See Revision.
 	ExpectedRevision *int64
-	// CommandID, Metadata and Hooks as in DispatchOpts.
-	CommandID string
-	Metadata  Metadata
-	Hooks     []Hook
+	// CommandID, Fingerprint, Metadata and Hooks as in DispatchOpts.
+	CommandID   string
+	Fingerprint []byte
+	Metadata    Metadata
+	Hooks       []Hook
 }
 
 // AppendResult is what an append committed.
@@ -201,14 +230,15 @@ type AppendResult struct {
 func (s *Store) Append(ctx context.Context, req AppendRequest) (*AppendResult, error) {
 	start := time.Now()
 	p := &plan{
-		op:        "append",
-		stream:    req.Stream,
-		condition: req.Condition,
-		expected:  req.ExpectedRevision,
-		commandID: req.CommandID,
-		metadata:  req.Metadata,
-		hooks:     req.Hooks,
-		events:    slices.Clone(req.Events),
+		op:          "append",
+		stream:      req.Stream,
+		condition:   req.Condition,
+		expected:    req.ExpectedRevision,
+		commandID:   req.CommandID,
+		fingerprint: req.Fingerprint,
+		metadata:    req.Metadata,
+		hooks:       req.Hooks,
+		events:      slices.Clone(req.Events),
 	}
 	if len(p.events) == 0 {
 		err := &InvalidInputError{Field: "events", Reason: "empty"}
@@ -234,15 +264,16 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) (*AppendResult, e
 // plan is one append: what to lock, what to read, how to decide, what to
 // check and what to write.
 type plan struct {
-	op         string
-	stream     string
-	query      Query // normalized consistency context (query mode)
-	streamMode bool  // the context is the stream's events
-	condition  *AppendCondition
-	expected   *int64
-	commandID  string
-	metadata   Metadata
-	hooks      []Hook
+	op          string
+	stream      string
+	query       Query // normalized consistency context (query mode)
+	streamMode  bool  // the context is the stream's events
+	condition   *AppendCondition
+	expected    *int64
+	commandID   string
+	fingerprint []byte
+	metadata    Metadata
+	hooks       []Hook
 
 	// Either events are fixed (Append) or decide produces them from the
 	// context read in the transaction (Dispatch).
@@ -280,6 +311,9 @@ func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
 		return fail(0, err)
 	}
 	if err := l.checkCommandID(p.commandID); err != nil {
+		return fail(0, err)
+	}
+	if err := checkFingerprint(p.commandID, p.fingerprint); err != nil {
 		return fail(0, err)
 	}
 	if err := l.checkMetadata("metadata", p.metadata); err != nil {
@@ -377,13 +411,14 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outc
 	}
 
 	var (
-		prior       []int64
-		priorStream string
+		prior            []int64
+		priorStream      string
+		priorFingerprint []byte
 	)
 	priorFound := false
 	if p.commandID != "" {
 		b.Queue(commandSQL, p.commandID).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&prior, &priorStream)
+			err := row.Scan(&prior, &priorStream, &priorFingerprint)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}
@@ -422,12 +457,18 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outc
 	}
 
 	if priorFound {
-		// A command id names one command. Reused for another stream it
-		// belongs to a different command, whose stored records this
-		// dispatch's codec may not even decode: refuse rather than answer
-		// with someone else's result.
+		// A command id names one command. Reused for another stream or
+		// with another fingerprint it belongs to a different command, whose
+		// stored records this dispatch's codec may not even decode: refuse
+		// rather than answer with someone else's result. Nothing has been
+		// written; the deferred end rolls the transaction back.
 		if priorStream != p.stream {
-			return nil, &InvalidInputError{Field: "command id", Reason: fmt.Sprintf("already used by a dispatch to stream %q, not %q", priorStream, p.stream)}
+			return nil, &CommandIDReusedError{CommandID: p.commandID, Stream: p.stream, PriorStream: priorStream,
+				Reason: fmt.Sprintf("already used by a dispatch to stream %q, not %q", priorStream, p.stream)}
+		}
+		if priorFingerprint != nil && p.fingerprint != nil && !bytes.Equal(priorFingerprint, p.fingerprint) {
+			return nil, &CommandIDReusedError{CommandID: p.commandID, Stream: p.stream, PriorStream: priorStream,
+				Reason: "already used by another command (its fingerprint differs)"}
 		}
 		records, err := readPositions(ctx, t.tx, prior)
 		if err != nil {
@@ -461,7 +502,7 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outc
 	if len(events) == 0 {
 		b := &pgx.Batch{}
 		if p.commandID != "" {
-			b.Queue(emptyCommandSQL, p.commandID, p.stream)
+			b.Queue(emptyCommandSQL, p.commandID, p.stream, p.fingerprint)
 		}
 		if err := t.commitWith(ctx, b); err != nil {
 			return nil, commitErr("recording the command and committing", err)
@@ -574,7 +615,7 @@ func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int6
 	// here cannot deadlock.
 	b.Queue(allSharedSQL, allKey)
 	out := &inserted{}
-	b.Queue(insertSQL, ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, tryExcl, cmdID).Query(func(rows pgx.Rows) error {
+	b.Queue(insertSQL, ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, tryExcl, cmdID, p.fingerprint).Query(func(rows pgx.Rows) error {
 		i := 0
 		for rows.Next() {
 			if i >= n {
@@ -611,7 +652,8 @@ func (s *Store) classify(ctx context.Context, op string, err error) error {
 		return &retry{reason: "concurrent append to the stream", err: err, backoff: true}
 	case code == "23505" && constraint == "factos_commands_pkey":
 		// A concurrent dispatch with the same command id committed first;
-		// the next attempt finds it and answers with its result.
+		// the next attempt finds it and answers with its result, or
+		// refuses if it was another command.
 		return &retry{reason: "concurrent dispatch of the same command id", err: err}
 	case code == "23505" && constraint == "factos_events_id_key":
 		return &InvalidInputError{Field: "events.id", Reason: "an event with this id is already stored"}

@@ -78,7 +78,9 @@
 // Every error matches one sentinel with errors.Is: ErrRejected
 // (*RejectedError, which unwraps to the decider's error), ErrConflict
 // (*ConflictError), ErrDecode (*DecodeError), ErrEncode (*EncodeError),
-// ErrInvalidInput (*InvalidInputError, naming the field) or ErrStore
+// ErrInvalidInput (*InvalidInputError, naming the field; a command id
+// already used by another command is a *CommandIDReusedError, which also
+// matches ErrCommandIDReused) or ErrStore
 // (*StoreError), or, for a store configured with another lock strategy than
 // its database records, ErrStrategyMismatch (*StrategyMismatchError). On any
 // error nothing was written, except a *StoreError with CommitUnknown set

@@ -32,6 +32,12 @@ var (
 	// StoreError.CommitUnknown is set.
 	ErrStore = errors.New("store failure")
 
+	// ErrCommandIDReused: the command id was already used by another
+	// command (another stream or another fingerprint). Nothing was
+	// written. It refines ErrInvalidInput: a *CommandIDReusedError matches
+	// both.
+	ErrCommandIDReused = errors.New("command id reused")
+
 	// ErrUnknownEventType is wrapped by codecs that meet a type they do not
 	// know; it reaches callers inside a *DecodeError or *EncodeError.
 	ErrUnknownEventType = errors.New("unknown event type")
@@ -110,6 +116,27 @@ func (e *InvalidInputError) Error() string {
 	return fmt.Sprintf("invalid input: %s: %s", e.Field, e.Reason)
 }
 func (e *InvalidInputError) Is(target error) bool { return target == ErrInvalidInput }
+
+// CommandIDReusedError reports a command id that names another command: a
+// dispatch under it went to another stream, or stored another fingerprint
+// (see DispatchOpts.Fingerprint). It matches ErrCommandIDReused and
+// ErrInvalidInput. Retrying cannot help: the caller must choose another id
+// or resend the command the id was first used for.
+type CommandIDReusedError struct {
+	CommandID string
+	// Stream is this dispatch's stream, PriorStream the first one's.
+	Stream      string
+	PriorStream string
+	// Reason says what differs.
+	Reason string
+}
+
+func (e *CommandIDReusedError) Error() string {
+	return fmt.Sprintf("invalid input: command id %q %s", e.CommandID, e.Reason)
+}
+func (e *CommandIDReusedError) Is(target error) bool {
+	return target == ErrCommandIDReused || target == ErrInvalidInput
+}
 
 // StoreError wraps a database failure. Context cancellation and deadlines
 // arrive as a StoreError wrapping context.Canceled or

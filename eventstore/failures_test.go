@@ -271,9 +271,9 @@ func TestCommandIDMakesDispatchIdempotent(t *testing.T) {
 			before := b.counts(t)
 			_, err := eventstore.Dispatch(b.ctx, b.store, b.shop.Claim, shop.ClaimUsername{Customer: "u1", Username: "ada"},
 				&eventstore.DispatchOpts{CommandID: "cmd-1"})
-			var inv *eventstore.InvalidInputError
-			if !errors.As(err, &inv) || inv.Field != "command id" {
-				t.Fatalf("command id reused by another command: err = %v, want an *InvalidInputError naming the command id", err)
+			var reused *eventstore.CommandIDReusedError
+			if !errors.As(err, &reused) || reused.CommandID != "cmd-1" || !errors.Is(err, eventstore.ErrInvalidInput) {
+				t.Fatalf("command id reused by another command: err = %v, want a *CommandIDReusedError", err)
 			}
 			if after := b.counts(t); after != before {
 				t.Errorf("refused dispatch wrote rows: %+v -> %+v", before, after)

@@ -362,7 +362,11 @@ var injTargets = []struct {
 		}
 		// Reused for another stream, the id belongs to another command.
 		_, err = eventstore.Dispatch(c.b.ctx, c.b.store, injByStream, injCmd{stream: "elsewhere", event: ev}, &eventstore.DispatchOpts{CommandID: c.s})
-		c.refused(err, "command id")
+		var reused *eventstore.CommandIDReusedError
+		if !errors.As(err, &reused) || reused.CommandID != c.s || !errors.Is(err, eventstore.ErrCommandIDReused) {
+			c.t.Fatalf("err = %v, want a *CommandIDReusedError", err)
+		}
+		c.rows()
 	}},
 	{"data", func(h hostile) bool { return len(h.value) <= eventstore.DefaultMaxDataBytes }, func(c *injCase) {
 		ev := eventstore.EventData{Type: "Data", Data: []byte(c.s)}

@@ -20,7 +20,7 @@ const lockTableSQL = `LOCK TABLE factos_events IN EXCLUSIVE MODE`
 
 const streamHeadSQL = `SELECT coalesce(max(revision), 0) FROM factos_events WHERE stream = $1`
 
-const commandSQL = `SELECT positions, stream FROM factos_commands WHERE id = $1`
+const commandSQL = `SELECT positions, stream, fingerprint FROM factos_commands WHERE id = $1`
 
 const streamReadSQL = `SELECT ` + recordColumns + ` FROM factos_events e WHERE e.stream = $1 AND e.revision > $2 ORDER BY e.revision`
 
@@ -60,7 +60,7 @@ const writeSettingSQL = `INSERT INTO factos_settings (name, value) VALUES ($1, $
 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()`
 
 // insertSQL appends events and their tag rows, and records the command id,
-// in one statement. The one-time filter takes the keys of $9 (exclusively
+// and its fingerprint, in one statement. The one-time filter takes the keys of $9 (exclusively
 // where $10 says so) with try-locks before any row reaches the insert, that
 // is before any position is drawn; if one is unavailable no row is inserted
 // and the caller restarts the dispatch with those keys acquired up front.
@@ -80,15 +80,15 @@ const insertSQL = `WITH input AS (
 	INSERT INTO factos_event_tags (tag, position, type)
 	SELECT t.tag, ev.position, ev.type FROM ev, unnest(ev.tags) AS t(tag)
 ), cmd AS (
-	INSERT INTO factos_commands (id, stream, positions)
-	SELECT $11, $7, array_agg(position ORDER BY position) FROM ev
+	INSERT INTO factos_commands (id, stream, positions, fingerprint)
+	SELECT $11, $7, array_agg(position ORDER BY position), $12 FROM ev
 	WHERE $11::text IS NOT NULL HAVING count(*) > 0
 )
 SELECT position, revision, recorded_at FROM ev ORDER BY position`
 
 // emptyCommandSQL records a command whose decision produced no events, so
 // that a retry answers "already done, nothing appended".
-const emptyCommandSQL = `INSERT INTO factos_commands (id, stream, positions) VALUES ($1, $2, '{}')`
+const emptyCommandSQL = `INSERT INTO factos_commands (id, stream, positions, fingerprint) VALUES ($1, $2, '{}', $3)`
 
 // args collects bind parameters and names them $1, $2, ...
 type args []any

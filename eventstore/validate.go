@@ -42,6 +42,24 @@ func (l Limits) checkCommandID(id string) error {
 	return checkName("command id", id, l.MaxCommandIDBytes)
 }
 
+// MaxFingerprintBytes is the longest command fingerprint the store takes
+// (a SHA-512 digest's length).
+const MaxFingerprintBytes = 64
+
+func checkFingerprint(commandID string, fp []byte) error {
+	switch {
+	case fp == nil:
+		return nil
+	case commandID == "":
+		return &InvalidInputError{Field: "fingerprint", Reason: "set without a command id"}
+	case len(fp) == 0:
+		return &InvalidInputError{Field: "fingerprint", Reason: "empty (leave it nil for none)"}
+	case len(fp) > MaxFingerprintBytes:
+		return &InvalidInputError{Field: "fingerprint", Reason: fmt.Sprintf("too long (%d bytes, limit %d)", len(fp), MaxFingerprintBytes)}
+	}
+	return nil
+}
+
 // checkEvents validates a batch of events to append. It fills in missing
 // ids, so it runs once per append, before the transaction starts.
 func (l Limits) checkEvents(events []EventData) error {

@@ -82,7 +82,8 @@ func (r *River) Sequencer() *reactors.Sequencer {
 func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.Logger) (*River, error) {
 	workers := river.NewWorkers()
 	queues := reg.Queues(cfg.ReactionWorkers, cfg.EffectWorkers)
-	rc := &river.Config{Logger: l.With("component", "river"), JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter, FetchCooldown: cfg.FetchCooldown}
+	rc := &river.Config{Logger: l.With("component", "river"), JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter, FetchCooldown: cfg.FetchCooldown,
+		DiscardedJobRetentionPeriod: cfg.DiscardedJobRetention, CancelledJobRetentionPeriod: cfg.CancelledJobRetention}
 	if len(queues) > 0 {
 		rc.Queues, rc.Workers = queues, workers
 	}
@@ -137,6 +138,15 @@ func ProjectionsConfig(cfg *Config, m *Metrics, l *slog.Logger) *projections.Con
 		pc.Metrics = m.Projections
 	}
 	return pc
+}
+
+// NewCommandCleaner returns the cleaner of the command ledger, which the
+// Runner starts once the schema is current.
+func NewCommandCleaner(cfg *Config, store *eventstore.Store, l *slog.Logger) (*eventstore.CommandCleaner, error) {
+	return eventstore.NewCommandCleaner(store, &eventstore.CommandCleanerConfig{
+		Retention: cfg.CommandIDRetention,
+		Logger:    l.With("component", "command-cleaner"),
+	})
 }
 
 // NewCommandRegistry registers the domain's commands.

@@ -55,6 +55,14 @@ type Config struct {
 	FetchCooldown   time.Duration
 	JobTimeout      time.Duration
 	RescueAfter     time.Duration
+	// DiscardedJobRetention and CancelledJobRetention: how long River
+	// keeps discarded and cancelled jobs (failed or cancelled effects and
+	// reactions) before its cleaner deletes them.
+	DiscardedJobRetention time.Duration
+	CancelledJobRetention time.Duration
+
+	// CommandIDRetention: how long the command ledger remembers an id.
+	CommandIDRetention time.Duration
 
 	RiverUIEnabled              bool
 	RiverUIUsername             string
@@ -194,6 +202,17 @@ var Vars = []Var{
 		set: func(c *Config, v string) (err error) { c.JobTimeout, err = positiveDuration(v); return err }},
 	{Name: "RIVER_RESCUE_AFTER", Default: "1h", Description: "A job still running after this long is presumed lost with its worker (a killed process) and retried. Must exceed every job's timeout.",
 		set: func(c *Config, v string) (err error) { c.RescueAfter, err = positiveDuration(v); return err }},
+	{Name: "RIVER_DISCARDED_JOB_RETENTION", Default: DefaultDiscardedJobRetention.String(), Description: "How long River keeps a discarded job (an effect or reaction that failed every attempt) before its cleaner deletes it; until then it can be inspected and retried. River's own default is 7 days; the worker's is 30 days, so that a failure noticed after a holiday can still be retried.",
+		set: func(c *Config, v string) (err error) { c.DiscardedJobRetention, err = positiveDuration(v); return err }},
+	{Name: "RIVER_CANCELLED_JOB_RETENTION", Default: DefaultCancelledJobRetention.String(), Description: "How long River keeps a cancelled job before its cleaner deletes it (River's own default: 7 days).",
+		set: func(c *Config, v string) (err error) { c.CancelledJobRetention, err = positiveDuration(v); return err }},
+	{Name: "COMMAND_ID_RETENTION", Default: eventstore.DefaultCommandRetention.String(), Description: "How long a command id is remembered (factos_commands); each worker deletes older ids in batches. A command retried, or an id reused, after this long is executed again as a new command: keep it longer than any command can be retried (a Temporal activity's retries, a client's).",
+		set: func(c *Config, v string) (err error) {
+			if c.CommandIDRetention, err = positiveDuration(v); err == nil && c.CommandIDRetention < time.Hour {
+				err = invalid("is shorter than 1h", "a duration of 1h or more, such as 168h (7 days)")
+			}
+			return err
+		}},
 	{Name: "RIVERUI_ENABLED", Default: "false", Description: "Serve River UI under /riverui/.",
 		set: func(c *Config, v string) (err error) { c.RiverUIEnabled, err = parseBool(v); return err }},
 	{Name: "RIVERUI_USERNAME", Secret: true, Description: "River UI basic-auth user (required with RIVERUI_ENABLED unless unauthenticated access is allowed).",
@@ -242,6 +261,12 @@ var Vars = []Var{
 			return err
 		}},
 }
+
+// Defaults of the retention variables that differ from River's.
+const (
+	DefaultDiscardedJobRetention = 30 * 24 * time.Hour
+	DefaultCancelledJobRetention = 30 * 24 * time.Hour
+)
 
 // The values some variables accept, for their parsers, descriptions and
 // messages alike.
@@ -375,6 +400,8 @@ func (c *Config) Redacted() []any {
 		"temporal_api_key", c.TemporalAPIKey != "",
 		"http_addr", c.HTTPAddr, "riverui_enabled", c.RiverUIEnabled,
 		"reaction_workers", c.ReactionWorkers, "effect_workers", c.EffectWorkers,
+		"discarded_job_retention", c.DiscardedJobRetention.String(), "cancelled_job_retention", c.CancelledJobRetention.String(),
+		"command_id_retention", c.CommandIDRetention.String(),
 		"shutdown_timeout", c.ShutdownTimeout.String(), "startup_timeout", c.StartupTimeout.String(),
 	}
 	return out

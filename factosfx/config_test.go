@@ -29,6 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 		TemporalEnabled: true, TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", TemporalTaskQueue: "factos",
 		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 10, EffectWorkers: 10,
 		FetchCooldown: 10 * time.Millisecond, JobTimeout: time.Minute, RescueAfter: time.Hour,
+		DiscardedJobRetention: 30 * 24 * time.Hour, CancelledJobRetention: 30 * 24 * time.Hour, CommandIDRetention: 7 * 24 * time.Hour,
 		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second, StartupTimeout: 5 * time.Minute,
 		ProjectionBatchSize: 500, ProjectionPollInterval: 25 * time.Millisecond, ProjectionLeaseInterval: 2 * time.Second,
 	}
@@ -68,6 +69,10 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 		{map[string]string{"PROJECTION_BATCH_SIZE": "20000"}, "PROJECTION_BATCH_SIZE"},
 		{map[string]string{"PROJECTION_POLL_INTERVAL": "100us"}, "PROJECTION_POLL_INTERVAL"},
 		{map[string]string{"PROJECTION_LEASE_INTERVAL": "never"}, "PROJECTION_LEASE_INTERVAL"},
+		{map[string]string{"RIVER_DISCARDED_JOB_RETENTION": "0s"}, "RIVER_DISCARDED_JOB_RETENTION"},
+		{map[string]string{"RIVER_CANCELLED_JOB_RETENTION": "7d"}, "RIVER_CANCELLED_JOB_RETENTION"},
+		{map[string]string{"COMMAND_ID_RETENTION": "30m"}, "COMMAND_ID_RETENTION"},
+		{map[string]string{"COMMAND_ID_RETENTION": "forever"}, "COMMAND_ID_RETENTION"},
 	} {
 		vars := map[string]string{}
 		for k, v := range base {

@@ -20,8 +20,8 @@ import (
 )
 
 // Runner starts River (with the sequencer of ordered effects), the
-// projections and the Temporal worker once the database is reachable and
-// migrated, and stops them gracefully.
+// projections, the command ledger cleaner and the Temporal worker once the
+// database is reachable and migrated, and stops them gracefully.
 type Runner struct {
 	cfg    *Config
 	log    *slog.Logger
@@ -31,6 +31,7 @@ type Runner struct {
 	tc     client.Client
 	cmds   *activities.Registry
 	proj   *projections.Client
+	clean  *eventstore.CommandCleaner
 	domain Domain
 	ready  *Readiness
 	sd     fx.Shutdowner
@@ -46,8 +47,8 @@ type Runner struct {
 
 // NewRunner registers the runner's start and stop hooks.
 func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, store *eventstore.Store, rv *River,
-	tc client.Client, cmds *activities.Registry, proj *projections.Client, domain Domain, ready *Readiness) *Runner {
-	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, river: rv, tc: tc, cmds: cmds, proj: proj, domain: domain, ready: ready, sd: sd}
+	tc client.Client, cmds *activities.Registry, proj *projections.Client, clean *eventstore.CommandCleaner, domain Domain, ready *Readiness) *Runner {
+	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, river: rv, tc: tc, cmds: cmds, proj: proj, clean: clean, domain: domain, ready: ready, sd: sd}
 	lc.Append(fx.Hook{
 		// Start returns at once: waiting for the database or Temporal here
 		// would make fx give up on start-up. The sequence runs in the
@@ -112,6 +113,14 @@ func (r *Runner) start(ctx context.Context) {
 	r.projRun = cancelProj
 	r.mu.Unlock()
 	r.log.Info("projections started", "projections", r.proj.Registry().Names())
+
+	// Every worker runs the command ledger cleaner; an advisory lock lets
+	// one delete at a time.
+	if err := r.clean.Start(ctx); err != nil {
+		r.log.Error("the command ledger cleaner did not start; shutting down", "error", err)
+		_ = r.sd.Shutdown(fx.ExitCode(1))
+		return
+	}
 
 	if r.tc == nil {
 		return
@@ -293,6 +302,9 @@ func (r *Runner) stop(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	if err := r.clean.Stop(ctx); err != nil {
+		r.log.Warn("the command ledger cleaner did not stop in time", "error", err)
+	}
 	r.log.Info("workers stopped")
 	if errors.Is(riverErr, context.DeadlineExceeded) {
 		return nil // reported above; the pool closes next either way

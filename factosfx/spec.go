@@ -60,6 +60,9 @@ var Commands = []CommandSpec{
 	{Name: "effects list", Args: []string{"effects", "list"}, Description: "List effects, ordered and unordered, newest first: [-id JOB] [-effect KEY] [-kind KIND] [-key ORDERING_KEY] [-state STATE] [-limit N] [-json]."},
 	{Name: "effects retry", Args: []string{"effects", "retry"}, Description: "Run a discarded, cancelled or skipped effect again, planning it anew if River's cleaner deleted its job: EFFECT_KEY or -id JOB."},
 	{Name: "effects skip", Args: []string{"effects", "skip"}, Description: "Go on without an effect: a halted ordered effect is skipped and its key goes on; an unordered one not yet run is cancelled: EFFECT_KEY or -id JOB."},
+	{Name: "reactors status", Args: []string{"reactors", "status"}, Description: "Print each reactor's ledger position, the records it has not reacted to, and its pending and discarded reaction jobs (-json)."},
+	{Name: "reactors replay", Args: []string{"reactors", "replay"}, Description: "Enqueue the reactions a reactor has not run: NAME [-from POS] [-name CHECKPOINT]; running workers run them."},
+	{Name: "reactors reset", Args: []string{"reactors", "reset"}, Description: "Forget a reactor's reactions after a position and replay them: NAME [-from POS] [-effects: run their effects again too] [-no-replay]. Needs DELETE on the ledgers: run it as the migration role."},
 }
 
 // DomainSpec returns the worker's spec with the domain's projections.

@@ -55,7 +55,12 @@
 // # Operating
 //
 // Replay enqueues a reactor's reactions over history in bounded, resumable
-// batches without duplicating reactions already done. NewUIHandler serves
+// batches without duplicating reactions already done. ReactorStatuses
+// reports each reactor's ledger position, lag and reaction jobs;
+// ResetReactor forgets a reactor's reactions after a position (and, if
+// asked, their effect keys, so that the effects run again), in one
+// transaction, safely beside running workers; a Replay then runs them
+// again. `worker reactors status|replay|reset` is their command line. NewUIHandler serves
 // River UI behind basic auth or a middleware; it refuses to run
 // unprotected unless told so. NewMetrics exports reaction lag, effect
 // latency, retries, discards and job counts to Prometheus.

@@ -32,6 +32,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"demo", "tickets", "-h"}, "usage: worker demo tickets [flags]\n\nRun a concurrent ticket sale"},
 		{[]string{"demo", "tickets", "--help"}, "-capacity int"},
 		{[]string{"spec", "-h"}, "usage: worker spec\n\nPrint this description as JSON."},
+		{[]string{"reactors", "-h"}, "usage:\n  worker reactors status [-json]"},
 	} {
 		stdout, stderr, code := command(t, env, tc.args...)
 		if code != 0 || !strings.Contains(stdout, tc.want) || stderr != "" {
@@ -57,6 +58,10 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"demo", "tickets", "-seats", "3"}, "worker demo tickets: flag provided but not defined: -seats"},
 		{[]string{"spec", "yaml"}, `worker spec: unexpected argument "yaml"`},
 		{[]string{"serve"}, `worker: unknown command "serve"`},
+		{[]string{"reactors"}, "usage:\n  worker reactors status"},
+		{[]string{"reactors", "rewind", "x"}, `worker reactors rewind: wrong arguments`},
+		{[]string{"reactors", "reset"}, `worker reactors reset: wrong arguments`},
+		{[]string{"reactors", "replay", "x", "-from", "-1"}, `worker reactors replay: wrong arguments`},
 	} {
 		stdout, stderr, code := command(t, env, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) || stdout != "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/factos-go/factos/internal/devenv"
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testlog"
+	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/internal/testtemporal"
 )
 
@@ -257,6 +258,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	checkConcertSales(t, env, dbURL)
+	checkReactorsCommand(t, env)
 
 	if code, body := p.get("/readyz"); code != http.StatusOK || !strings.Contains(body, `"temporal":"ok"`) {
 		t.Fatalf("readyz %d %s", code, body)
@@ -368,6 +370,66 @@ func checkConcertSales(t *testing.T, env []string, dbURL string) {
 	out, _, _ = command(t, env, "spec")
 	if !strings.Contains(out, `"name": "concert_sales"`) {
 		t.Fatalf("worker spec does not list the projection:\n%s", out)
+	}
+}
+
+// checkReactorsCommand operates the ticket domain's reactors from the
+// command line while the worker runs: after the demo the announcing
+// reactor has reacted to every sale; a reset forgets its reactions and
+// replays them, and the running worker reacts again.
+func checkReactorsCommand(t *testing.T, env []string) {
+	t.Helper()
+	type status struct {
+		Name      string `json:"name"`
+		Position  int64  `json:"position"`
+		Reacted   int64  `json:"reacted"`
+		Unreacted int    `json:"unreacted"`
+	}
+	announce := func() status {
+		t.Helper()
+		out, errOut, code := command(t, env, "reactors", "status", "-json")
+		var sts []status
+		if code != 0 || json.Unmarshal([]byte(out), &sts) != nil {
+			t.Fatalf("reactors status: exit %d\n%s\n%s", code, out, errOut)
+		}
+		for _, st := range sts {
+			if st.Name == tickets.ReactorAnnounceSales {
+				return st
+			}
+		}
+		t.Fatalf("reactors status does not list %s:\n%s", tickets.ReactorAnnounceSales, out)
+		return status{}
+	}
+	var before status
+	testriver.WaitFor(t, time.Minute, "the announcing reactor to catch up", func() (bool, error) {
+		before = announce()
+		return before.Reacted > 0 && before.Unreacted == 0, nil
+	})
+	out, errOut, code := command(t, env, "reactors", "reset", tickets.ReactorAnnounceSales)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("forgot %d reactions", before.Reacted)) || !strings.Contains(out, fmt.Sprintf("enqueued %d reactions", before.Reacted)) {
+		t.Fatalf("reactors reset: exit %d\n%s\n%s", code, out, errOut)
+	}
+	testriver.WaitFor(t, time.Minute, "the reset reactor to react again", func() (bool, error) {
+		st := announce()
+		return st.Reacted == before.Reacted && st.Position == before.Position, nil
+	})
+	if out, _, code := command(t, env, "reactors", "replay", tickets.ReactorAnnounceSales); code != 0 || !strings.Contains(out, "enqueued 0 reactions") {
+		t.Fatalf("replay of a caught-up reactor: exit %d\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"reactors", "reset", "nope"}, 1, "unknown reactor"},
+		{[]string{"reactors", "replay"}, 2, "wrong arguments"},
+		{[]string{"reactors", "bogus"}, 2, "wrong arguments"},
+		{[]string{"reactors", "status"}, 0, "UNREACTED"},
+	} {
+		out, errOut, code := command(t, env, tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("worker %v: exit %d, %q %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
 	}
 }
 

@@ -16,6 +16,9 @@
 //	worker projections skip NAME POS
 //	worker effects status|list   print effects, and halted ordering keys
 //	worker effects retry|skip    run a failed effect again, or skip it
+//	worker reactors status       print each reactor's ledger position, lag and jobs
+//	worker reactors replay NAME [-from POS]
+//	worker reactors reset NAME [-from POS] [-effects]
 //
 // Configuration comes from the environment; `worker spec` lists every
 // variable with its default.
@@ -75,6 +78,8 @@ func run(ctx context.Context, args []string) int {
 		return runProjections(ctx, args)
 	case "effects":
 		return runEffects(ctx, args)
+	case "reactors":
+		return runReactors(ctx, args)
 	case "help":
 		fmt.Print(usage)
 		return 0
@@ -103,6 +108,12 @@ const usage = `usage:
                                list effects, newest first
   worker effects retry|skip (EFFECT_KEY | -id JOB)
                                run a failed effect again, or go on without it
+  worker reactors status [-json]
+                               print each reactor's ledger position, lag and jobs
+  worker reactors replay NAME [-from POS] [-name CHECKPOINT]
+                               enqueue the reactions NAME has not run after POS
+  worker reactors reset NAME [-from POS] [-effects] [-no-replay]
+                               forget NAME's reactions after POS and run them again
 
 Configuration comes from the environment; ` + "`worker spec`" + ` lists every
 variable with its default. ` + "`worker COMMAND -h`" + ` describes a command.
