@@ -59,6 +59,8 @@ type options struct {
 	maxOther                    float64
 	remeasure                   int
 	effectRates                 string
+	tailRates                   string
+	minCommands                 int
 	projectionBatchSizes        string
 	projectionRates             string
 	temporalAddress             string
@@ -86,7 +88,9 @@ func parseFlags() *options {
 	flag.IntVar(&o.hotEpoch, "hot-epoch", bench.DefaultHotEpoch, "tickets sold per concert before the hot scenario moves on")
 	flag.IntVar(&o.maxAttempts, "max-attempts", eventstore.DefaultMaxAttempts, "the stores' MaxAttempts")
 	flag.Float64Var(&o.maxOther, "max-other", bench.DefaultMaxOther, "cores other processes may use during a window before it is measured again (negative: never)")
-	flag.StringVar(&o.effectRates, "effect-rates", ints(bench.DefaultEffectRates), "comma-separated offered rates (commands/s) of the effects scenario")
+	flag.StringVar(&o.effectRates, "effect-rates", "", "comma-separated fixed offered rates (commands/s) of the effects scenario (default: fractions of keys+outbox's throughput in the run, stepped up until the pipeline does not keep up)")
+	flag.StringVar(&o.tailRates, "tail-rates", ints(bench.DefaultTailRates), "comma-separated offered rates (commands/s) of the tail scenario")
+	flag.IntVar(&o.minCommands, "min-commands", bench.DefaultMinCommands, "fewest commands a measured window decides: it lasts longer until it has (negative: none)")
 	flag.StringVar(&o.projectionBatchSizes, "projection-batch-sizes", ints(bench.DefaultProjectionBatchSizes), "comma-separated batch sizes of the projection-catchup scenario")
 	flag.StringVar(&o.projectionRates, "projection-rates", ints(bench.DefaultProjectionRates), "comma-separated offered rates (commands/s) of the projection-lag scenario")
 	flag.StringVar(&o.temporalAddress, "temporal-address", os.Getenv("TEMPORAL_ADDRESS"), "Temporal frontend for the temporal scenario (default: a dev server started from the pinned temporal CLI)")
@@ -171,7 +175,11 @@ func (o *options) config() (bench.Config, error) {
 	pick("warmup", func() error { cfg.Warmup = o.warmup; return nil })
 	pick("clients", func() (e error) { cfg.Clients, e = parseInts(o.clients); return })
 	pick("history", func() (e error) { cfg.HistorySizes, e = parseInts(o.history); return })
-	pick("effect-rates", func() (e error) { cfg.EffectRates, e = parseInts(o.effectRates); return })
+	if set["effect-rates"] {
+		pick("effect-rates", func() (e error) { cfg.EffectRates, e = parseInts(o.effectRates); return })
+	}
+	pick("tail-rates", func() (e error) { cfg.TailRates, e = parseInts(o.tailRates); return })
+	pick("min-commands", func() error { cfg.MinCommands = o.minCommands; return nil })
 	pick("projection-batch-sizes", func() (e error) { cfg.ProjectionBatchSizes, e = parseInts(o.projectionBatchSizes); return })
 	pick("projection-rates", func() (e error) { cfg.ProjectionRates, e = parseInts(o.projectionRates); return })
 	pick("repeat-high", func() error { cfg.HighRepeats = o.repeatHigh; return nil })
