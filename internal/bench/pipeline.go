@@ -283,6 +283,12 @@ type EffectRun struct {
 
 // offered is what offer measured.
 type offered struct {
+	// seconds is the span over which the calls were issued: from the
+	// first call's start to one interval after the last call's start. At
+	// a rate the store keeps up with it is the offered window; when the
+	// cap on calls in flight holds calls back it grows, and the achieved
+	// rate falls below the offered one. The calls' own latency is not in
+	// it: it is what lat reports.
 	seconds float64
 	// lat are the durations of the calls that succeeded.
 	lat      []time.Duration
@@ -292,14 +298,14 @@ type offered struct {
 
 func (o offered) perSecond() float64 { return float64(len(o.lat)) / o.seconds }
 
-// offer calls do rate times a second for d, each call on its own goroutine
-// (so a slow one does not delay the next one's start), and waits for them
-// all. At most 256 calls are in flight: past that the store is the
-// bottleneck and the achieved rate says so.
-func offer(ctx context.Context, rate int, d time.Duration, do func(ctx context.Context, i int) error) (offered, error) {
+// offer calls do rate times a second for d, and at least minCalls times,
+// each call on its own goroutine (so a slow one does not delay the next
+// one's start), and waits for them all. At most 256 calls are in flight:
+// past that the store is the bottleneck and the achieved rate says so.
+func offer(ctx context.Context, rate int, d time.Duration, minCalls int, do func(ctx context.Context, i int) error) (offered, error) {
 	var o offered
 	interval := time.Second / time.Duration(rate)
-	n := int(d / interval)
+	n := max(int(d/interval), minCalls, 1)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -333,8 +339,8 @@ func offer(ctx context.Context, rate int, d time.Duration, do func(ctx context.C
 			mu.Unlock()
 		})
 	}
+	o.seconds = (time.Since(start) + interval).Seconds()
 	wg.Wait()
-	o.seconds = time.Since(start).Seconds()
 	o.errors = errCount.Load()
 	if s := firstErr.Load(); s != nil {
 		o.firstErr = *s
@@ -572,7 +578,7 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 // a minute for every effect.
 func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
 	run := EffectRun{Rate: rate}
-	o, err := offer(ctx, rate, r.cfg.Duration, func(ctx context.Context, i int) error {
+	o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, i int) error {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
 		return err

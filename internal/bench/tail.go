@@ -90,7 +90,7 @@ func (r *runner) tail(ctx context.Context, res *Results) (err error) {
 			}
 		})
 		prefix := fmt.Sprintf("t%d", i)
-		o, err := offer(ctx, rate, r.cfg.Duration, func(ctx context.Context, i int) error {
+		o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, i int) error {
 			id := fmt.Sprintf("%s-%d", prefix, i)
 			_, err := eventstore.Dispatch(ctx, t.store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
 			return err
