@@ -126,7 +126,7 @@ func (m *mdWriter) targets() {
 	if len(m.res.Targets) == 0 {
 		return
 	}
-	m.p("## Targets\n\nEach target is a ratio of two cells of this run, so the machine's speed cancels out.\n\n")
+	m.p("## Targets\n\nEach target is a ratio of two cells of this run, so the machine's speed cancels out, or a latency or count measured at an offered rate derived from this run.\n\n")
 	m.p("| target | where | value | bound | | figures |\n| --- | --- | ---: | ---: | --- | --- |\n")
 	for _, t := range m.res.Targets {
 		if len(t.Checks) == 0 {
@@ -143,8 +143,11 @@ func (m *mdWriter) targets() {
 				verdict = "**missed**"
 			}
 			value, bound := ratioString(c.Value), ratioString(c.Bound)
-			if strings.Contains(t.Name, "conflicts") {
+			switch {
+			case strings.Contains(t.Name, "conflicts") || strings.Contains(c.Where, "missing"):
 				value, bound = fmt.Sprintf("%.0f", c.Value), "0"
+			case strings.Contains(c.Where, "(ms)") || strings.HasPrefix(t.Name, "tail"):
+				value, bound = fmt.Sprintf("%.1fms", c.Value), fmt.Sprintf("%.0fms", c.Bound)
 			}
 			m.p("| %s | %s | %s | %s | %s | %s |\n", name, c.Where, value, bound, verdict, c.Detail)
 		}
