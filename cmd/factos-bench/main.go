@@ -59,6 +59,8 @@ type options struct {
 	maxOther                    float64
 	remeasure                   int
 	effectRates                 string
+	tailRates                   string
+	minCommands                 int
 	projectionBatchSizes        string
 	projectionRates             string
 	temporalAddress             string
@@ -70,7 +72,7 @@ func parseFlags() *options {
 	flag.DurationVar(&o.warmup, "warmup", bench.DefaultWarmup, "unmeasured warm-up before each cell")
 	flag.StringVar(&o.clients, "clients", ints(bench.DefaultClients), "comma-separated client counts")
 	flag.StringVar(&o.scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "comma-separated scenarios to run")
-	flag.StringVar(&o.strategies, "strategies", "keys,table,serializable", "comma-separated lock strategies to compare")
+	flag.StringVar(&o.strategies, "strategies", "keys,table,serializable", "comma-separated lock strategies to compare (serializable: the SERIALIZABLE baseline the store does not offer)")
 	flag.StringVar(&o.history, "history", ints(bench.DefaultHistorySizes), "comma-separated history sizes (events stored)")
 	flag.StringVar(&o.out, "out", "docs", "directory for benchmarks.json, benchmarks.md and benchmarks.svg")
 	flag.BoolVar(&o.durable, "durable", false, "keep fsync, synchronous_commit and full_page_writes on in the throwaway cluster (no effect with -database-url)")
@@ -86,7 +88,9 @@ func parseFlags() *options {
 	flag.IntVar(&o.hotEpoch, "hot-epoch", bench.DefaultHotEpoch, "tickets sold per concert before the hot scenario moves on")
 	flag.IntVar(&o.maxAttempts, "max-attempts", eventstore.DefaultMaxAttempts, "the stores' MaxAttempts")
 	flag.Float64Var(&o.maxOther, "max-other", bench.DefaultMaxOther, "cores other processes may use during a window before it is measured again (negative: never)")
-	flag.StringVar(&o.effectRates, "effect-rates", ints(bench.DefaultEffectRates), "comma-separated offered rates (commands/s) of the effects scenario")
+	flag.StringVar(&o.effectRates, "effect-rates", "", "comma-separated fixed offered rates (commands/s) of the effects scenario (default: fractions of keys+outbox's throughput in the run, stepped up until the pipeline does not keep up)")
+	flag.StringVar(&o.tailRates, "tail-rates", ints(bench.DefaultTailRates), "comma-separated offered rates (commands/s) of the tail scenario")
+	flag.IntVar(&o.minCommands, "min-commands", bench.DefaultMinCommands, "fewest commands a measured window decides: it lasts longer until it has (negative: none)")
 	flag.StringVar(&o.projectionBatchSizes, "projection-batch-sizes", ints(bench.DefaultProjectionBatchSizes), "comma-separated batch sizes of the projection-catchup scenario")
 	flag.StringVar(&o.projectionRates, "projection-rates", ints(bench.DefaultProjectionRates), "comma-separated offered rates (commands/s) of the projection-lag scenario")
 	flag.StringVar(&o.temporalAddress, "temporal-address", os.Getenv("TEMPORAL_ADDRESS"), "Temporal frontend for the temporal scenario (default: a dev server started from the pinned temporal CLI)")
@@ -171,7 +175,11 @@ func (o *options) config() (bench.Config, error) {
 	pick("warmup", func() error { cfg.Warmup = o.warmup; return nil })
 	pick("clients", func() (e error) { cfg.Clients, e = parseInts(o.clients); return })
 	pick("history", func() (e error) { cfg.HistorySizes, e = parseInts(o.history); return })
-	pick("effect-rates", func() (e error) { cfg.EffectRates, e = parseInts(o.effectRates); return })
+	if set["effect-rates"] {
+		pick("effect-rates", func() (e error) { cfg.EffectRates, e = parseInts(o.effectRates); return })
+	}
+	pick("tail-rates", func() (e error) { cfg.TailRates, e = parseInts(o.tailRates); return })
+	pick("min-commands", func() error { cfg.MinCommands = o.minCommands; return nil })
 	pick("projection-batch-sizes", func() (e error) { cfg.ProjectionBatchSizes, e = parseInts(o.projectionBatchSizes); return })
 	pick("projection-rates", func() (e error) { cfg.ProjectionRates, e = parseInts(o.projectionRates); return })
 	pick("repeat-high", func() error { cfg.HighRepeats = o.repeatHigh; return nil })
@@ -189,6 +197,12 @@ func (o *options) config() (bench.Config, error) {
 	cfg.Explain = o.explain
 	cfg.Scenarios = split(o.scenarios)
 	for _, s := range split(o.strategies) {
+		// The SERIALIZABLE baseline is measured beside the strategies the
+		// store offers, but is not one of them.
+		if s == string(bench.StrategySerializable) {
+			cfg.Strategies = append(cfg.Strategies, bench.StrategySerializable)
+			continue
+		}
 		ls, err := eventstore.ParseLockStrategy(s)
 		if err != nil {
 			return cfg, err

@@ -32,7 +32,9 @@ func (testDatabases) Clone(ctx context.Context, url string) (string, func() erro
 
 // TestQuickRun runs every scenario in quick mode so the benchmark cannot
 // rot: every cell must have measured commands and sane figures, and the
-// reports must render. It asserts nothing about speed.
+// reports must render. It asserts nothing about speed. Quick windows are
+// short but last until they counted Config.MinCommands commands, so a
+// loaded machine makes the test slower, not flaky.
 func TestQuickRun(t *testing.T) {
 	cfg := bench.QuickConfig()
 	cfg.Databases = testDatabases{}
@@ -100,12 +102,36 @@ func TestQuickRun(t *testing.T) {
 		if cu.Records <= 0 || cu.Pages <= 0 || cu.Seconds <= 0 || cu.Errors != 0 || cu.FirstError != "" {
 			t.Errorf("catch-up %s/%s/%d writers: %+v", cu.Strategy, cu.Filter, cu.Writers, cu)
 		}
-		if cu.Writers > 0 && cu.WriterPerS <= 0 {
-			t.Errorf("catch-up %s/%s: writers ran no commands", cu.Strategy, cu.Filter)
+		if cu.Writers > 0 && (cu.WriterPerS <= 0 || cu.WriterAlonePerS <= 0) {
+			t.Errorf("catch-up %s/%s: writers ran no commands: %+v", cu.Strategy, cu.Filter, cu)
 		}
 	}
-	if len(res.Effects) != 2*len(cfg.EffectRates) {
-		t.Errorf("%d effects results, want one per rate %v and River variant (2)", len(res.Effects), cfg.EffectRates)
+	if len(res.Tail) != len(cfg.TailRates) {
+		t.Errorf("%d tail results, want one per rate %v", len(res.Tail), cfg.TailRates)
+	}
+	for _, tr := range res.Tail {
+		if tr.Commands <= 0 || tr.Seen != tr.Commands || tr.Errors != 0 || tr.Lag.P50 <= 0 || tr.Lag.P50 > tr.Lag.P99 {
+			t.Errorf("tail at %d/s: %+v", tr.Rate, tr)
+		}
+	}
+	// Every River variant runs the judged rate, half of keys+outbox's
+	// throughput; faster steps follow while the pipeline keeps up.
+	if res.EffectBase == nil || res.EffectBase.PerSecond <= 0 {
+		t.Errorf("effects: no keys+outbox throughput to offer fractions of: %+v", res.EffectBase)
+	}
+	judged := map[string]int{}
+	for _, e := range res.Effects {
+		if e.Fraction == 0.5 {
+			judged[e.Variant]++
+		}
+	}
+	if len(judged) < 2 {
+		t.Errorf("effects: judged rate run by %d River variants (%v), want every variant", len(judged), judged)
+	}
+	for v, n := range judged {
+		if n != 1 {
+			t.Errorf("effects: variant %q ran the judged rate %d times", v, n)
+		}
 	}
 	for _, e := range res.Effects {
 		// Exactly one effect per committed command: the outbox, the
@@ -142,8 +168,17 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("empty plan %+v", p)
 		}
 	}
-	if len(res.Targets) != 8 {
-		t.Errorf("%d targets, want 8", len(res.Targets))
+	if len(res.Targets) != 12 {
+		t.Errorf("%d targets, want 12", len(res.Targets))
+	}
+	// The targets of the scenarios without a 16-client cell have no
+	// checks in a quick run; the read side's and the effects' have.
+	for _, tg := range res.Targets {
+		if strings.HasPrefix(tg.Name, "catch-up") || strings.HasPrefix(tg.Name, "tail") || strings.HasPrefix(tg.Name, "effects") {
+			if len(tg.Checks) == 0 {
+				t.Errorf("target %q has no checks", tg.Name)
+			}
+		}
 	}
 	if res.Machine.CPUs == 0 || res.Machine.Postgres == "" || res.Machine.Settings["fsync"] == "" {
 		t.Errorf("machine not described: %+v", res.Machine)
@@ -204,7 +239,7 @@ func checkRendering(t *testing.T, res *bench.Results) {
 	if err := bench.WriteMarkdown(&md, res, ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, heading := range []string{"## Machine", "## Targets", "## Disjoint contexts", "## One hot context", "## Mix", "## Stream-revision dispatch", "## History", "## Catch-up reads", "## Outbox", "## From commit to effect", "## Projections", "## Dispatch with projections running", "## Commands through Temporal", "## Evidence", "## Analysis"} {
+	for _, heading := range []string{"## Machine", "## Targets", "## Disjoint contexts", "## One hot context", "## Mix", "## Stream-revision dispatch", "## History", "## Catch-up reads", "## Tailing reader", "## Outbox", "## From commit to effect", "## Projections", "## Dispatch with projections running", "## Commands through Temporal", "## Evidence", "## Analysis"} {
 		if !strings.Contains(md.String(), heading) {
 			t.Errorf("report lacks %q", heading)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,7 +19,9 @@ import (
 // when the read began, the way a projection catches up. Each read runs
 // behind the store's barrier, which briefly takes the keys of every writer
 // of the read's scope: the scenario reports what that costs the reader and,
-// with writers running, what it costs them.
+// with writers running, what it costs them: the writers run once alone and
+// once beside a reader that reads pass after pass, windows of the same
+// length back to back.
 
 // catchUpFilter is the filtered read: one event type, a quarter of the
 // loaded log, and the type the concurrent writers write.
@@ -52,26 +55,45 @@ func (r *runner) catchUpStrategy(ctx context.Context, res *Results, tmpl, name s
 	}
 	defer func() { err = errors.Join(err, t.close()) }()
 	// A first, unmeasured pass brings the clone's pages into memory.
-	if _, err := r.readAll(ctx, t, nil, 0); err != nil {
+	if _, err := r.readWhileWriting(ctx, t, nil, 0, true); err != nil {
 		return err
 	}
 	for _, q := range []*eventstore.Query{nil, &catchUpFilter} {
 		for _, writers := range []int{0, r.cfg.CatchUpWriters} {
-			cu, err := r.readAll(ctx, t, q, writers)
+			var alone CatchUp
+			if writers > 0 {
+				// The writers' own figure, with no reader, just before
+				// the window they share with one.
+				if alone, err = r.readWhileWriting(ctx, t, q, writers, false); err != nil {
+					return err
+				}
+			}
+			cu, err := r.readWhileWriting(ctx, t, q, writers, true)
 			if err != nil {
 				return err
 			}
+			if writers > 0 {
+				cu.WriterAlonePerS, cu.WriterAloneLatency = alone.WriterPerS, alone.WriterLatency
+				cu.Errors += alone.Errors
+				if cu.FirstError == "" {
+					cu.FirstError = alone.FirstError
+				}
+			}
 			res.CatchUp = append(res.CatchUp, cu)
-			fmt.Fprintf(r.cfg.Log, "catchup %-12s filter=%-28s writers=%d  %9.0f records/s  %9.0f positions/s  page p50 %.2fms p99 %.2fms  writers %.0f cmd/s p99 %.2fms\n",
-				name, cu.Filter, writers, cu.RecordsPerS, cu.PositionsPer, cu.PageLatency.P50, cu.PageLatency.P99, cu.WriterPerS, cu.WriterLatency.P99)
+			fmt.Fprintf(r.cfg.Log, "catchup %-12s filter=%-28s writers=%d  %9.0f records/s  %9.0f positions/s  %d passes  page p50 %.2fms p99 %.2fms  writers %.0f cmd/s (alone %.0f) p99 %.2fms\n",
+				name, cu.Filter, writers, cu.RecordsPerS, cu.PositionsPer, cu.Passes, cu.PageLatency.P50, cu.PageLatency.P99, cu.WriterPerS, cu.WriterAlonePerS, cu.WriterLatency.P99)
 		}
 	}
 	return nil
 }
 
-// readAll reads the log from position 0 to its current head, with writers
-// dispatching disjoint commands meanwhile.
-func (r *runner) readAll(ctx context.Context, t *target, q *eventstore.Query, writers int) (CatchUp, error) {
+// readWhileWriting runs writers dispatching disjoint commands and, if read,
+// a reader reading the log from position 0 to its head, pass after pass,
+// the way a projection catches up. Without writers the reader reads one
+// pass. With writers the window lasts Config.Duration and until they
+// decided Config.MinCommands commands (at most maxWindow); the reader's
+// pass open when it closes is cut there.
+func (r *runner) readWhileWriting(ctx context.Context, t *target, q *eventstore.Query, writers int, read bool) (CatchUp, error) {
 	cu := CatchUp{Strategy: t.name, Filter: "none", Writers: writers}
 	if q != nil {
 		cu.Filter = q.String()
@@ -84,8 +106,14 @@ func (r *runner) readAll(ctx context.Context, t *target, q *eventstore.Query, wr
 
 	t.cells++
 	prefix := fmt.Sprintf("w%d", t.cells)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var (
+		closed   atomic.Bool
+		decided  atomic.Int64
+		reached  = make(chan struct{})
+		readDone = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	minCommands := int64(max(r.cfg.MinCommands, 1))
 	stats := make([]*clientStats, writers)
 	write := disjoint(t)
 	for i := range writers {
@@ -93,50 +121,92 @@ func (r *runner) readAll(ctx context.Context, t *target, q *eventstore.Query, wr
 		stats[i] = cs
 		wg.Go(func() {
 			var trips tripCounter
-			for seq := 0; ; seq++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for seq := 0; !closed.Load() && ctx.Err() == nil; seq++ {
 				trips = tripCounter{}
 				t0 := time.Now()
 				_, err := write(ctx, i, seq, prefix)
-				cs.record("", time.Since(t0), err, &trips, nil)
+				d := time.Since(t0)
+				if closed.Load() {
+					return
+				}
+				if cs.record("", d, err, &trips, nil) && decided.Add(1) == minCommands {
+					close(reached)
+				}
 			}
 		})
 	}
 
 	var pages []time.Duration
+	var positions int64
 	start := time.Now()
-	after := eventstore.Position(0)
-	for {
-		t0 := time.Now()
-		page, err := t.store.ReadAfter(ctx, after, &eventstore.ReadAfterOpts{Query: q})
-		if err != nil {
-			cu.Errors++
-			cu.FirstError = err.Error()
-			break
+	if read {
+		wg.Go(func() {
+			defer close(readDone)
+			for !closed.Load() {
+				cu.Passes++
+				passHead := head
+				if cu.Passes > 1 {
+					if err := t.pool.QueryRow(ctx, "SELECT last_value FROM factos_events_position_seq").Scan(&passHead); err != nil {
+						cu.Errors++
+						cu.FirstError = err.Error()
+						return
+					}
+				}
+				after := eventstore.Position(0)
+				for !closed.Load() {
+					t0 := time.Now()
+					page, err := t.store.ReadAfter(ctx, after, &eventstore.ReadAfterOpts{Query: q})
+					if err != nil {
+						cu.Errors++
+						cu.FirstError = err.Error()
+						return
+					}
+					pages = append(pages, time.Since(t0))
+					cu.Records += int64(len(page.Records))
+					if page.Next <= after && len(page.Records) == 0 {
+						break // no progress: cannot happen, but never spin
+					}
+					positions += int64(page.Next - after)
+					after = page.Next
+					if int64(after) >= passHead {
+						break
+					}
+				}
+				if writers == 0 {
+					return // the reader alone reads one pass
+				}
+			}
+		})
+	} else {
+		close(readDone)
+	}
+	if writers == 0 {
+		<-readDone
+	} else {
+		select {
+		case <-time.After(r.cfg.Duration):
+		case <-ctx.Done():
 		}
-		pages = append(pages, time.Since(t0))
-		cu.Records += int64(len(page.Records))
-		if page.Next <= after && len(page.Records) == 0 {
-			break // no progress: cannot happen, but never spin
-		}
-		after = page.Next
-		if int64(after) >= head {
-			break
+		select {
+		case <-reached:
+		case <-time.After(maxWindow - time.Since(start)):
+		case <-ctx.Done():
 		}
 	}
+	closed.Store(true)
 	elapsed := time.Since(start)
-	close(stop)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return cu, err
+	}
 
 	cu.Pages = int64(len(pages))
 	cu.Seconds = elapsed.Seconds()
-	cu.RecordsPerS = float64(cu.Records) / cu.Seconds
-	cu.PositionsPer = float64(head) / cu.Seconds
-	cu.PageLatency = latencyOf(pages)
+	if read {
+		cu.RecordsPerS = float64(cu.Records) / cu.Seconds
+		cu.PositionsPer = float64(positions) / cu.Seconds
+		cu.PageLatency = latencyOf(pages)
+	}
 	if writers > 0 {
 		m := Measurement{Seconds: cu.Seconds}
 		m.fill(stats)

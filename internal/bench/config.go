@@ -35,10 +35,14 @@ const (
 	// ScenarioCatchUp: Store.ReadAfter throughput over a stored log,
 	// unfiltered and filtered, with and without concurrent writers.
 	ScenarioCatchUp = "catchup"
+	// ScenarioTail: a caught-up reader tailing the log while commands are
+	// dispatched at fixed rates (TailRates) under keys; latency from a
+	// record's insert to the read that returns it.
+	ScenarioTail = "tail"
 	// ScenarioOutbox: the disjoint command with and without the outbox
 	// (one River reaction job inserted in every dispatch transaction).
 	ScenarioOutbox = "outbox"
-	// ScenarioEffects: commands at fixed rates (EffectRates) with River
+	// ScenarioEffects: commands at offered rates (EffectSteps) with River
 	// running reactions and effects; latency from commit to effect.
 	ScenarioEffects = "effects"
 	// ScenarioProjections: the disjoint command with and without three
@@ -58,7 +62,7 @@ const (
 )
 
 // AllScenarios lists every scenario in the order a run takes them.
-var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioOutbox, ScenarioEffects,
+var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioTail, ScenarioOutbox, ScenarioEffects,
 	ScenarioProjections, ScenarioProjectionCatchUp, ScenarioProjectionLag, ScenarioTemporal}
 
 // StrategySerializable labels the SERIALIZABLE-isolation baseline: not a
@@ -74,6 +78,7 @@ var AllStrategies = []eventstore.LockStrategy{eventstore.LockKeys, eventstore.Lo
 const (
 	DefaultDuration       = 3 * time.Second
 	DefaultWarmup         = 500 * time.Millisecond
+	DefaultMinCommands    = 100
 	DefaultHighClients    = 64
 	DefaultHighRepeats    = 3
 	DefaultHotEpoch       = 100
@@ -94,8 +99,13 @@ const (
 var DefaultClients = []int{1, 4, 16, 64}
 
 // DefaultEffectRates are the offered rates of the effects scenario,
-// commands per second.
+// commands per second, when the run has no keys+outbox throughput to
+// derive them from.
 var DefaultEffectRates = []int{50, 200, 800}
+
+// DefaultTailRates are the offered rates of the tail scenario, commands
+// per second.
+var DefaultTailRates = []int{200, 1000}
 
 // DefaultProjectionBatchSizes are compared in the projection-catchup
 // scenario.
@@ -129,6 +139,13 @@ type Config struct {
 	// Duration of one measured cell. Default: DefaultDuration (3s).
 	Duration time.Duration
 
+	// MinCommands is the fewest commands a measured window decides: a
+	// window lasts Duration, and longer until its clients have decided
+	// MinCommands commands (at most two minutes), so that no cell is
+	// measured on nothing when the machine is slow. Negative: none.
+	// Default: DefaultMinCommands (100).
+	MinCommands int
+
 	// Warmup runs before every measured cell and is not counted: it opens
 	// the pool's connections, prepares statements and warms caches.
 	// Default: DefaultWarmup (500ms).
@@ -144,6 +161,10 @@ type Config struct {
 	// (64) and DefaultHighRepeats (3).
 	HighClients int
 	HighRepeats int
+
+	// TailRates are the offered rates of the tail scenario, commands per
+	// second. Default: DefaultTailRates (200, 1000).
+	TailRates []int
 
 	// HistorySizes are the event counts stored before the history cells.
 	// Default: DefaultHistorySizes (1k, 100k, 1M).
@@ -168,9 +189,18 @@ type Config struct {
 	// runs, in the "with writers" cases. Default: DefaultCatchUpWriters (4).
 	CatchUpWriters int
 
-	// EffectRates are the offered rates (commands per second) of the
-	// effects scenario. Default: DefaultEffectRates (50, 200, 800).
+	// EffectRates, if set, are fixed offered rates (commands per second)
+	// of the effects scenario, each run once. Default: none; the rates are
+	// EffectSteps.
 	EffectRates []int
+
+	// EffectSteps are the effects scenario's offered rates as fractions of
+	// keys+outbox's throughput at 16 clients in the same run (or at the
+	// most clients below 16), run in order until one is not sustained
+	// (EffectRun.Sustained). Without the outbox scenario in the run,
+	// DefaultEffectRates are run instead. Default: DefaultEffectSteps
+	// (0.5 to 1 by tenths).
+	EffectSteps []float64
 
 	// ProjectionBatchSizes are the batch sizes the projection-catchup
 	// scenario compares. Default: DefaultProjectionBatchSizes (100, 500,
@@ -244,10 +274,12 @@ func QuickConfig() Config {
 	return Config{
 		Duration:       200 * time.Millisecond,
 		Warmup:         50 * time.Millisecond,
+		MinCommands:    40,
 		Clients:        []int{1, 4},
 		HighRepeats:    1,
 		HistorySizes:   []int{100, 2_000},
-		EffectRates:    []int{100},
+		EffectSteps:    []float64{effectJudged, 0.75},
+		TailRates:      []int{100},
 		CatchUpEvents:  3_000,
 		CatchUpWriters: 2,
 		SampleInterval: 20 * time.Millisecond,
@@ -277,6 +309,7 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	def(&c.Repeats, 1)
+	def(&c.MinCommands, DefaultMinCommands)
 	def(&c.HighClients, DefaultHighClients)
 	def(&c.HighRepeats, DefaultHighRepeats)
 	def(&c.HotEpoch, DefaultHotEpoch)
@@ -297,8 +330,11 @@ func (c Config) WithDefaults() Config {
 	if len(c.HistorySizes) == 0 {
 		c.HistorySizes = slices.Clone(DefaultHistorySizes)
 	}
-	if len(c.EffectRates) == 0 {
-		c.EffectRates = slices.Clone(DefaultEffectRates)
+	if len(c.TailRates) == 0 {
+		c.TailRates = slices.Clone(DefaultTailRates)
+	}
+	if len(c.EffectSteps) == 0 {
+		c.EffectSteps = slices.Clone(DefaultEffectSteps)
 	}
 	if len(c.ProjectionBatchSizes) == 0 {
 		c.ProjectionBatchSizes = slices.Clone(DefaultProjectionBatchSizes)
@@ -342,6 +378,16 @@ func (c Config) validate() error {
 	for _, n := range c.EffectRates {
 		if n < 1 || n > 1_000_000 {
 			errs = append(errs, fmt.Errorf("field EffectRates: %d is not a rate (1..1000000 per second)", n))
+		}
+	}
+	for _, n := range c.TailRates {
+		if n < 1 || n > 1_000_000 {
+			errs = append(errs, fmt.Errorf("field TailRates: %d is not a rate (1..1000000 per second)", n))
+		}
+	}
+	for _, f := range c.EffectSteps {
+		if f <= 0 || f > 10 {
+			errs = append(errs, fmt.Errorf("field EffectSteps: %v is not a fraction of a throughput (0..10]", f))
 		}
 	}
 	for _, n := range c.ProjectionRates {

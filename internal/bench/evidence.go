@@ -262,7 +262,7 @@ func explainOne(ctx context.Context, conn *pgx.Conn, sql string, args []any) (Pl
 	if len(args) >= 7 && strings.Contains(sql, "INSERT INTO factos_events ") {
 		// The dispatch committed these events: the same ids and stream
 		// revisions would now fail the unique constraints. Insert new ids
-		// into a stream of their own instead ($1 and $7 of insertSQL).
+		// into a stream of their own instead ($1 and $7 of eventsql.Insert).
 		args = slices.Clone(args)
 		if ids, ok := args[0].([][16]byte); ok {
 			fresh := make([][16]byte, len(ids))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/factos-go/factos/eventstore"
@@ -127,7 +128,10 @@ type phaseHooks struct {
 	end    func(start cpuSample)
 }
 
-// phase runs the workload for d and returns the clients' stats.
+// phase runs the workload for d and returns the clients' stats and the
+// phase's length. A measured phase (hooks set) also runs until its clients
+// have decided Config.MinCommands commands, but no longer than maxWindow:
+// on a loaded machine a short window could otherwise count nothing.
 func (r *runner) phase(ctx context.Context, t *target, w workload, clients int, d time.Duration, hooks *phaseHooks) ([]*clientStats, time.Duration, error) {
 	t.cells++
 	prefix := fmt.Sprintf("p%d", t.cells)
@@ -136,10 +140,21 @@ func (r *runner) phase(ctx context.Context, t *target, w workload, clients int, 
 			return nil, 0, fmt.Errorf("error preparing the workload: %w", err)
 		}
 	}
+	minCommands := int64(0)
+	if hooks != nil {
+		minCommands = int64(r.cfg.MinCommands)
+	}
 	stats := make([]*clientStats, clients)
 	release := make(chan struct{})
-	var deadline time.Time
-	var wg sync.WaitGroup
+	var (
+		closed  atomic.Bool
+		decided atomic.Int64
+		reached = make(chan struct{})
+		wg      sync.WaitGroup
+	)
+	if minCommands <= 0 {
+		close(reached)
+	}
 	for i := range clients {
 		cs := &clientStats{kinds: map[string][]time.Duration{}, rejections: map[string]int64{}, reasons: map[string]int64{}}
 		stats[i] = cs
@@ -154,10 +169,12 @@ func (r *runner) phase(ctx context.Context, t *target, w workload, clients int, 
 				t0 := time.Now()
 				kind, err := w.command(cctx, i, seq, prefix)
 				t1 := time.Now()
-				if t1.After(deadline) {
-					return
+				if closed.Load() {
+					return // returned after the window closed: not counted
 				}
-				cs.record(kind, t1.Sub(t0), err, &trips, reasons.counts)
+				if cs.record(kind, t1.Sub(t0), err, &trips, reasons.counts) && decided.Add(1) == minCommands {
+					close(reached)
+				}
 			}
 		})
 	}
@@ -169,35 +186,47 @@ func (r *runner) phase(ctx context.Context, t *target, w workload, clients int, 
 		}
 	}
 	begin := time.Now()
-	deadline = begin.Add(d)
-	var timer *time.Timer
-	ended := make(chan struct{})
 	if hooks != nil {
-		hooks.window.start, hooks.window.end = begin, deadline
+		hooks.window.start = begin
 		t.obs.w.Store(hooks.window)
-		// Take the window's CPU and wait samples when it closes, not when
-		// the last straggler returns.
-		timer = time.AfterFunc(d, func() { hooks.end(start); close(ended) })
 	}
 	close(release)
+	// The window closes after d and once MinCommands were decided, or at
+	// maxWindow whatever was decided; the window's CPU and wait samples
+	// are taken then, not when the last straggler returns.
+	timer := time.NewTimer(d)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	limit := time.NewTimer(max(maxWindow, d) - time.Since(begin))
+	select {
+	case <-reached:
+	case <-limit.C:
+	case <-ctx.Done():
+	}
+	limit.Stop()
+	closed.Store(true)
+	elapsed := time.Since(begin)
+	if hooks != nil {
+		hooks.window.closed.Store(true)
+		hooks.end(start)
+	}
 	wg.Wait()
 	t.obs.w.Store(nil)
-	if timer != nil {
-		if timer.Stop() {
-			// Every client returned before the timer fired (it was set a
-			// moment after the window opened): sample now.
-			hooks.end(start)
-		} else {
-			<-ended // the samples are being taken: wait for them
-		}
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
-	return stats, d, nil
+	return stats, elapsed, nil
 }
 
-func (cs *clientStats) record(kind string, d time.Duration, err error, trips *tripCounter, reasons map[string]int64) {
+// maxWindow bounds how long a measured window waits for Config.MinCommands:
+// a cell whose commands all fail must still end.
+const maxWindow = 2 * time.Minute
+
+// record counts one dispatch and reports whether it decided its command
+// (committed or rejected).
+func (cs *clientStats) record(kind string, d time.Duration, err error, trips *tripCounter, reasons map[string]int64) bool {
 	cs.dispatches++
 	cs.trips.trips += trips.trips
 	cs.trips.statements += trips.statements
@@ -214,13 +243,13 @@ func (cs *clientStats) record(kind string, d time.Duration, err error, trips *tr
 		cs.rejections[rejected.Err.Error()]++
 	case errors.Is(err, eventstore.ErrConflict):
 		cs.conflicts++
-		return
+		return false
 	default:
 		cs.errors++
 		if cs.firstErr == nil {
 			cs.firstErr = err
 		}
-		return
+		return false
 	}
 	// Latency counts decided commands only: a conflict or an error is not
 	// a command served.
@@ -228,6 +257,7 @@ func (cs *clientStats) record(kind string, d time.Duration, err error, trips *tr
 	if kind != "" {
 		cs.kinds[kind] = append(cs.kinds[kind], d)
 	}
+	return true
 }
 
 // fill adds the clients' stats up into m. m.Seconds and m.Retries must be

@@ -20,6 +20,7 @@ import (
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/outbox"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -250,8 +251,10 @@ type EffectRun struct {
 	Variant         string  `json:"variant"`
 	Workers         int     `json:"workers"`
 	FetchCooldownMs float64 `json:"fetch_cooldown_ms"`
-	// Rate is the offered rate, commands per second.
-	Rate int `json:"rate_per_s"`
+	// Rate is the offered rate, commands per second; Fraction is Rate as a
+	// fraction of Results.EffectBase (0: a fixed rate).
+	Rate     int     `json:"rate_per_s"`
+	Fraction float64 `json:"fraction,omitempty"`
 	// PerSecond is the rate achieved: commands committed per second of the
 	// window.
 	PerSecond float64 `json:"commands_per_s"`
@@ -280,6 +283,12 @@ type EffectRun struct {
 
 // offered is what offer measured.
 type offered struct {
+	// seconds is the span over which the calls were issued: from the
+	// first call's start to one interval after the last call's start. At
+	// a rate the store keeps up with it is the offered window; when the
+	// cap on calls in flight holds calls back it grows, and the achieved
+	// rate falls below the offered one. The calls' own latency is not in
+	// it: it is what lat reports.
 	seconds float64
 	// lat are the durations of the calls that succeeded.
 	lat      []time.Duration
@@ -289,14 +298,14 @@ type offered struct {
 
 func (o offered) perSecond() float64 { return float64(len(o.lat)) / o.seconds }
 
-// offer calls do rate times a second for d, each call on its own goroutine
-// (so a slow one does not delay the next one's start), and waits for them
-// all. At most 256 calls are in flight: past that the store is the
-// bottleneck and the achieved rate says so.
-func offer(ctx context.Context, rate int, d time.Duration, do func(ctx context.Context, i int) error) (offered, error) {
+// offer calls do rate times a second for d, and at least minCalls times,
+// each call on its own goroutine (so a slow one does not delay the next
+// one's start), and waits for them all. At most 256 calls are in flight:
+// past that the store is the bottleneck and the achieved rate says so.
+func offer(ctx context.Context, rate int, d time.Duration, minCalls int, do func(ctx context.Context, i int) error) (offered, error) {
 	var o offered
 	interval := time.Second / time.Duration(rate)
-	n := int(d / interval)
+	n := max(int(d/interval), minCalls, 1)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -330,8 +339,8 @@ func offer(ctx context.Context, rate int, d time.Duration, do func(ctx context.C
 			mu.Unlock()
 		})
 	}
+	o.seconds = (time.Since(start) + interval).Seconds()
 	wg.Wait()
-	o.seconds = time.Since(start).Seconds()
 	o.errors = errCount.Load()
 	if s := firstErr.Load(); s != nil {
 		o.firstErr = *s
@@ -363,27 +372,108 @@ type riverVariant struct {
 	fetchCooldown time.Duration // 0: River's default (100ms)
 }
 
-// riverVariants are compared side by side: River's own fetch default and
-// the worker's (RIVER_FETCH_COOLDOWN), both with the worker's default 10
-// reaction and 10 effect workers.
+// riverVariants are compared side by side, the worker's defaults first
+// (10 reaction and 10 effect workers, RIVER_FETCH_COOLDOWN 10ms, the
+// outbox notifying once per cooldown): the targets judge that one. The
+// others each change one setting: River's own fetch cooldown, more
+// workers, a shorter cooldown.
 var riverVariants = []riverVariant{
-	{name: "River default (fetch cooldown 100ms)", workers: 10},
-	{name: "worker default (fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
+	{name: "worker default (10 workers, fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
+	{name: "River default fetch cooldown (100ms)", workers: 10},
+	{name: "50 workers (fetch cooldown 10ms)", workers: 50, fetchCooldown: 10 * time.Millisecond},
+	{name: "fetch cooldown 2ms (10 workers)", workers: 10, fetchCooldown: 2 * time.Millisecond},
+}
+
+// effectJudged is the offered rate the targets judge commit to effect at,
+// as a fraction of keys+outbox's throughput at 16 clients in the same run.
+const effectJudged = 0.5
+
+// DefaultEffectSteps are the offered rates of the effects scenario, as
+// fractions of keys+outbox's throughput at 16 clients in the same run
+// (Config.EffectSteps): from the judged rate up, until one is not
+// sustained.
+var DefaultEffectSteps = []float64{effectJudged, 0.6, 0.7, 0.8, 0.9, 1.0}
+
+// Sustained says whether the pipeline kept up with the offered rate: it
+// achieved at least 0.98 of it, every command's effect ran exactly once,
+// and p99 from commit to the effect's end stayed within a second.
+func (e EffectRun) Sustained() bool {
+	return e.PerSecond >= 0.98*float64(e.Rate) && e.ToDone.P99 <= 1000 && e.Missing == 0 && e.Duplicates == 0 && e.Errors == 0 && e.Commands > 0
+}
+
+// EffectBase is the throughput the effects scenario's offered rates are
+// fractions of.
+type EffectBase struct {
+	// Cell names it, e.g. "keys+outbox, 16 clients".
+	Cell      string  `json:"cell"`
+	PerSecond float64 `json:"commands_per_s"`
+}
+
+// effectBase finds keys+outbox's throughput at 16 clients, or at the most
+// clients below 16 the run measured.
+func (res *Results) effectBase() *EffectBase {
+	var best *Cell
+	for _, n := range res.clientCounts(ScenarioOutbox) {
+		if c := res.find(ScenarioOutbox, strategyOutbox, n, 0); c != nil && n <= 16 && c.PerSecond > 0 {
+			best = c
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return &EffectBase{Cell: fmt.Sprintf("%s, %d clients", strategyOutbox, best.Clients), PerSecond: best.PerSecond}
 }
 
 // effects runs the effects scenario: per River variant, one database with
 // keys and the outbox, a River client in this process running reactions
-// and effects, each rate for Duration.
+// and effects. The offered rates are Config.EffectRates if set, each for
+// Duration; otherwise fractions (Config.EffectSteps) of keys+outbox's
+// throughput in this run, stepped up until one is not sustained.
 func (r *runner) effects(ctx context.Context, res *Results) error {
+	type step struct {
+		rate     int
+		fraction float64
+	}
+	var steps []step
+	if len(r.cfg.EffectRates) > 0 {
+		for _, rate := range r.cfg.EffectRates {
+			steps = append(steps, step{rate: rate})
+		}
+	} else if res.EffectBase = res.effectBase(); res.EffectBase != nil {
+		for _, f := range r.cfg.EffectSteps {
+			steps = append(steps, step{rate: max(1, int(f*res.EffectBase.PerSecond)), fraction: f})
+		}
+	} else {
+		for _, rate := range DefaultEffectRates {
+			steps = append(steps, step{rate: rate})
+		}
+	}
 	for _, v := range riverVariants {
-		if err := r.effectsVariant(ctx, res, v); err != nil {
+		err := r.effectsVariant(ctx, v, func(run func(prefix string, rate int) (EffectRun, error)) error {
+			for i, s := range steps {
+				er, err := run(fmt.Sprintf("e%d", i), s.rate)
+				if err != nil {
+					return fmt.Errorf("effects at %d/s: %w", s.rate, err)
+				}
+				er.Fraction = s.fraction
+				res.Effects = append(res.Effects, er)
+				// Stepped rates stop at the first one not sustained.
+				if s.fraction > 0 && !er.Sustained() {
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("effects (%s): %w", v.name, err)
 		}
 	}
 	return nil
 }
 
-func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVariant) (err error) {
+// effectsVariant readies one variant's database, River client and store,
+// and lets each run rates on them.
+func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(run func(prefix string, rate int) (EffectRun, error)) error) (err error) {
 	t, err := r.keysTarget(ctx, 64)
 	if err != nil {
 		return err
@@ -395,7 +485,7 @@ func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVarian
 
 	times := &effectTimes{}
 	times.reset()
-	reg := reactors.NewRegistry(nil)
+	reg := reactors.NewRegistry(&reactors.Config{NotifyInterval: v.fetchCooldown})
 	// The reactor is pure but for one thing: it notes when it ran, which
 	// is what this scenario measures. A retried reaction keeps the first.
 	react := func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
@@ -446,7 +536,7 @@ func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVarian
 	if err != nil {
 		return err
 	}
-	ob, err := reg.Outbox(nil)
+	ob, err := reg.Outbox(&outbox.Config{NotifyInterval: v.fetchCooldown})
 	if err != nil {
 		return err
 	}
@@ -471,25 +561,24 @@ func (r *runner) effectsVariant(ctx context.Context, res *Results, v riverVarian
 	}()
 
 	h := tickets.RegisterUserHandler(t.codec)
-	for i, rate := range r.cfg.EffectRates {
+	return each(func(prefix string, rate int) (EffectRun, error) {
 		times.reset()
-		run, err := r.effectRate(ctx, store, h, times, fmt.Sprintf("e%d", i), rate)
+		run, err := r.effectRate(ctx, store, h, times, prefix, rate)
 		if err != nil {
-			return fmt.Errorf("effects at %d/s: %w", rate, err)
+			return run, err
 		}
 		run.Variant, run.Workers, run.FetchCooldownMs = v.name, v.workers, float64(v.fetchCooldown)/float64(time.Millisecond)
-		res.Effects = append(res.Effects, run)
-		fmt.Fprintf(r.cfg.Log, "effects %-38s rate=%-5d %7.0f cmd/s  effects %d dup %d missing %d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms\n",
-			v.name, rate, run.PerSecond, run.Effects, run.Duplicates, run.Missing, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99)
-	}
-	return nil
+		fmt.Fprintf(r.cfg.Log, "effects %-48s rate=%-5d %7.0f cmd/s  effects %d dup %d missing %d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms  sustained %v\n",
+			v.name, rate, run.PerSecond, run.Effects, run.Duplicates, run.Missing, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99, run.Sustained())
+		return run, nil
+	})
 }
 
 // effectRate offers rate commands a second for Duration, then waits up to
 // a minute for every effect.
 func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
 	run := EffectRun{Rate: rate}
-	o, err := offer(ctx, rate, r.cfg.Duration, func(ctx context.Context, i int) error {
+	o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, i int) error {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
 		return err

@@ -283,7 +283,7 @@ func (r *runner) projectionLag(ctx context.Context, res *Results) (err error) {
 	for i, rate := range r.cfg.ProjectionRates {
 		var mu sync.Mutex
 		var dispatch, lag []time.Duration
-		o, err := offer(ctx, rate, r.cfg.Duration, func(ctx context.Context, n int) error {
+		o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, n int) error {
 			id := fmt.Sprintf("l%d-%d", i, n)
 			t0 := time.Now()
 			out, err := eventstore.Dispatch(ctx, t.store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)

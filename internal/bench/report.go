@@ -55,14 +55,15 @@ func WriteMarkdown(w io.Writer, res *Results, analysis string) error {
 	md.targets()
 	md.definitions()
 	b.WriteString("![commands per second, latency and catch-up rates per scenario and strategy](benchmarks.svg)\n\n")
-	md.scenario(ScenarioDisjoint, "Disjoint contexts", "Every command registers a fresh username (tickets.RegisterUserHandler): its context is a username no other command touches. Under `keys` no two dispatches share a lock key but `all` (held shared by every writer); `table` serializes every append; `serializable` aborts dispatches whose index-page predicate locks overlap. The ceilings insert the same rows with the store's own INSERT and nothing else.")
+	md.scenario(ScenarioDisjoint, "Disjoint contexts", "Every command registers a fresh username (tickets.RegisterUserHandler): its context is a username no other command touches. Under `keys` no two dispatches share a lock key but `all` (held shared by every writer); `table` serializes every append; `serializable` (a baseline the store does not offer: it does not keep the guarantee in position order, docs/consistency.md) aborts dispatches whose index-page predicate locks overlap. The ceilings insert the same rows with the store's own INSERT and nothing else.")
 	md.scenario(ScenarioHot, "One hot context", fmt.Sprintf("Every buyer races for the same concert (tickets.BuyTicketHandler), whose context is the concert's schedule and every ticket sold for it. After %d sales all buyers move on to the next concert, so the context the decider reads stays between 1 and %d events throughout the run; capacity is 10⁹, so nothing sells out.", res.Run.HotEpoch, res.Run.HotEpoch+1))
 	md.scenario(ScenarioMix, "Mix", fmt.Sprintf("%d%% of the commands buy a ticket for the hot concert, the rest register fresh usernames.", res.Run.MixHotPercent))
 	md.kinds()
 	md.scenario(ScenarioStream, "Stream-revision dispatch", "Each command schedules a new concert (tickets.ScheduleConcertHandler, a Handler without Query): the context is the concert's own stream, a new one per command.")
 	md.history()
 	md.catchUp()
-	md.scenario(ScenarioOutbox, "Outbox", "The disjoint command under `keys`, without and with the outbox: with it, every dispatch also inserts one River reaction job (`InsertManyTx` on the dispatch's own transaction) for a reactor subscribed to UserRegistered. No River worker runs, so the jobs wait; the cost measured is the insert's, in the transaction.",
+	md.tail()
+	md.scenario(ScenarioOutbox, "Outbox", "The disjoint command under `keys`, without and with the outbox: with it, every dispatch also inserts one River reaction job row (the outbox's own SQL, internal/riversql, in the batch that inserts the events and commits) for a reactor subscribed to UserRegistered. No River worker runs, so the jobs wait; the cost measured is the insert's, in the transaction.",
 		[2]string{strategyOutbox, keys})
 	md.effects()
 	md.projections()
@@ -125,7 +126,7 @@ func (m *mdWriter) targets() {
 	if len(m.res.Targets) == 0 {
 		return
 	}
-	m.p("## Targets\n\nEach target is a ratio of two cells of this run, so the machine's speed cancels out.\n\n")
+	m.p("## Targets\n\nEach target is a ratio of two cells of this run, so the machine's speed cancels out, or a latency or count measured at an offered rate derived from this run.\n\n")
 	m.p("| target | where | value | bound | | figures |\n| --- | --- | ---: | ---: | --- | --- |\n")
 	for _, t := range m.res.Targets {
 		if len(t.Checks) == 0 {
@@ -142,8 +143,11 @@ func (m *mdWriter) targets() {
 				verdict = "**missed**"
 			}
 			value, bound := ratioString(c.Value), ratioString(c.Bound)
-			if strings.Contains(t.Name, "conflicts") {
+			switch {
+			case strings.Contains(t.Name, "conflicts") || strings.Contains(c.Where, "missing"):
 				value, bound = fmt.Sprintf("%.0f", c.Value), "0"
+			case strings.Contains(c.Where, "(ms)") || strings.HasPrefix(t.Name, "tail"):
+				value, bound = fmt.Sprintf("%.1fms", c.Value), fmt.Sprintf("%.0fms", c.Bound)
 			}
 			m.p("| %s | %s | %s | %s | %s | %s |\n", name, c.Where, value, bound, verdict, c.Detail)
 		}
@@ -175,7 +179,7 @@ func (m *mdWriter) scenario(scenario, title, intro string, extra ...[2]string) {
 	// Throughput side by side, with the ratios the targets use.
 	m.p("| clients |")
 	for _, n := range names {
-		m.p(" %s /s |", n)
+		m.p(" %s /s |", label(n))
 	}
 	hasKT := slices.Contains(names, keys) && slices.Contains(names, table)
 	hasKC := slices.Contains(names, keys) && slices.Contains(names, strategyCeiling)
@@ -375,21 +379,52 @@ func (m *mdWriter) catchUp() {
 	}
 	m.p("## Catch-up reads\n\n`Store.ReadAfter` from position 0, page after page (%d records a page at most), until the reader reaches the head the log had when it started: %d events stored, a quarter of them UserRegistered. *Filtered* reads `%s`. With writers, %d clients dispatch disjoint RegisterUser commands (which match both reads) meanwhile. Records/s counts returned events; positions/s the log covered per second, the rate a projection catches up at.\n\n",
 		eventstore.DefaultReadLimit, m.res.Run.CatchUpEvents, catchUpFilter.String(), m.res.Run.CatchUpWriters)
-	m.p("| strategy | filter | writers | records/s | positions/s | page p50 / p99 ms | writers cmd/s | writer p50 / p99 ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	m.p("With writers, the writers run twice in windows of the same length back to back: alone, then beside a reader that reads the log from position 0 to its head pass after pass for the whole window (the pass open when the window closes is cut). *with / alone* is the writers' commands/s beside the reader divided by theirs alone.\n\n")
+	m.p("| strategy | filter | writers | passes | records/s | positions/s | page p50 / p99 ms | writers alone cmd/s | writers with reader cmd/s | with / alone | writer p99 alone / with ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, c := range m.res.CatchUp {
 		filter := "none"
 		if c.Filter != "none" {
 			filter = "filtered"
 		}
-		w := "—"
-		wl := "—"
+		alone, with, ratio, wl := "—", "—", "—", "—"
 		if c.Writers > 0 {
-			w = fmt.Sprintf("%.0f", c.WriterPerS)
-			wl = fmt.Sprintf("%.2f / %.2f", c.WriterLatency.P50, c.WriterLatency.P99)
+			alone = fmt.Sprintf("%.0f", c.WriterAlonePerS)
+			with = fmt.Sprintf("%.0f", c.WriterPerS)
+			if c.WriterAlonePerS > 0 {
+				ratio = ratioString(c.WriterPerS / c.WriterAlonePerS)
+			}
+			wl = fmt.Sprintf("%.2f / %.2f", c.WriterAloneLatency.P99, c.WriterLatency.P99)
 		}
-		m.p("| %s | %s | %d | %.0f | %.0f | %.2f / %.2f | %s | %s | %d |\n", c.Strategy, filter, c.Writers, c.RecordsPerS, c.PositionsPer, c.PageLatency.P50, c.PageLatency.P99, w, wl, c.Errors)
+		m.p("| %s | %s | %d | %d | %.0f | %.0f | %.2f / %.2f | %s | %s | %s | %s | %d |\n", label(c.Strategy), filter, c.Writers, c.Passes, c.RecordsPerS, c.PositionsPer, c.PageLatency.P50, c.PageLatency.P99, alone, with, ratio, wl, c.Errors)
 	}
 	m.p("\n")
+}
+
+// tail writes the tail scenario's table.
+func (m *mdWriter) tail() {
+	if len(m.res.Tail) == 0 {
+		return
+	}
+	m.p("## Tailing reader\n\nRegisterUser commands offered at a fixed rate under `keys`, each on its own goroutine, while one reader that has caught up follows the log: `Store.ReadAfter` from the last page's `Next`, again at once after a page with records, after %gms after an empty one. Commit to seen runs from each record's `recorded_at` (its insert, just before its commit) to the return of the read that returned it. Every record must be seen.\n\n", m.res.Tail[0].PollMs)
+	m.p("| offered /s | achieved /s | commands | seen | reads | dispatch p50 / p99 ms | commit to seen p50 / p90 / p99 / max ms | errors |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, t := range m.res.Tail {
+		m.p("| %d | %.0f | %d | %d | %d | %.2f / %.2f | %.1f / %.1f / %.1f / %.1f | %d |\n", t.Rate, t.PerSecond, t.Commands, t.Seen, t.Reads, t.Dispatch.P50, t.Dispatch.P99, t.Lag.P50, t.Lag.P90, t.Lag.P99, t.Lag.Max, t.Errors)
+	}
+	m.p("\n")
+	for _, t := range m.res.Tail {
+		if t.Errors > 0 {
+			m.p("At %d/s, %d errors; the first: %s\n\n", t.Rate, t.Errors, t.FirstError)
+		}
+	}
+}
+
+// label is a strategy's name in the report: the SERIALIZABLE baseline is
+// marked as one.
+func label(strategy string) string {
+	if strategy == ser {
+		return ser + " (baseline)"
+	}
+	return strategy
 }
 
 // evidence writes what the server was doing: waits and statements of the
@@ -400,13 +435,25 @@ func (m *mdWriter) effects() {
 		return
 	}
 	m.p("## From commit to effect\n\n")
-	m.p("RegisterUser commands offered at a fixed rate, each on its own goroutine, with the outbox installed and a River client in the benchmark process running the reactions and the effects (10 workers each, as `worker run` has by default), once with River's default fetch cooldown (100ms) and once with the worker's (`RIVER_FETCH_COOLDOWN`, 10ms). The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert. Every command must get exactly one effect.\n\n")
-	m.p("| River | offered /s | achieved /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms |\n")
-	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	m.p("RegisterUser commands offered at a fixed rate, each on its own goroutine, with the outbox installed and a River client in the benchmark process running the reactions and the effects. ")
+	if b := m.res.EffectBase; b != nil {
+		m.p("The offered rates are fractions of %s's throughput in this run (%.0f/s), from one half up by tenths until the pipeline no longer keeps up (achieved below 0.98 of offered, p99 to done above 1s, or an effect missing or doubled: *sustained* no), for each River configuration. ", b.Cell, b.PerSecond)
+	}
+	m.p("The first configuration is the worker's default (`worker run`: 10 reaction and 10 effect workers, `RIVER_FETCH_COOLDOWN` 10ms, the outbox notifying River's producers at most once per cooldown); each other one changes one setting. The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert (*to done*: commit to effect). Every command must get exactly one effect.\n\n")
+	m.p("| River | offered /s | fraction | achieved /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms | sustained |\n")
+	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, e := range m.res.Effects {
-		m.p("| %s | %d | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f / %.1f |\n",
-			e.Variant, e.Rate, e.PerSecond, e.Commands, e.Effects, e.Duplicates, e.Missing, e.Dispatch.P50, e.Dispatch.P99,
-			e.ToReaction.P50, e.ToReaction.P99, e.ToEffect.P50, e.ToEffect.P99, e.ToDone.P50, e.ToDone.P99, e.ToDone.Max)
+		frac := "—"
+		if e.Fraction > 0 {
+			frac = fmt.Sprintf("%.2f", e.Fraction)
+		}
+		sus := "no"
+		if e.Sustained() {
+			sus = "yes"
+		}
+		m.p("| %s | %d | %s | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f / %.1f | %s |\n",
+			e.Variant, e.Rate, frac, e.PerSecond, e.Commands, e.Effects, e.Duplicates, e.Missing, e.Dispatch.P50, e.Dispatch.P99,
+			e.ToReaction.P50, e.ToReaction.P99, e.ToEffect.P50, e.ToEffect.P99, e.ToDone.P50, e.ToDone.P99, e.ToDone.Max, sus)
 	}
 	m.p("\n")
 	for _, e := range m.res.Effects {

@@ -13,9 +13,13 @@ type Results struct {
 	Machine Machine     `json:"machine"`
 	Cells   []Cell      `json:"cells"`
 	CatchUp []CatchUp   `json:"catchup,omitempty"`
+	Tail    []Tail      `json:"tail,omitempty"`
 	Effects []EffectRun `json:"effects,omitempty"`
-	Plans   []Plan      `json:"plans,omitempty"`
-	Targets []Target    `json:"targets,omitempty"`
+	// EffectBase is what the effects scenario's stepped rates are
+	// fractions of, when they are.
+	EffectBase *EffectBase `json:"effect_base,omitempty"`
+	Plans      []Plan      `json:"plans,omitempty"`
+	Targets    []Target    `json:"targets,omitempty"`
 
 	// ProjectionCatchUp and ProjectionLag are the projection scenarios'.
 	ProjectionCatchUp []ProjectionCatchUp `json:"projection_catchup,omitempty"`
@@ -31,23 +35,26 @@ type RunInfo struct {
 	Finished time.Time `json:"finished"`
 	Command  string    `json:"command,omitempty"`
 
-	Scenarios      []string `json:"scenarios"`
-	Strategies     []string `json:"strategies"`
-	Clients        []int    `json:"clients"`
-	DurationSec    float64  `json:"duration_s"`
-	WarmupSec      float64  `json:"warmup_s"`
-	Repeats        int      `json:"repeats"`
-	HighClients    int      `json:"high_clients"`
-	HighRepeats    int      `json:"high_repeats"`
-	HistorySizes   []int    `json:"history_sizes,omitempty"`
-	EffectRates    []int    `json:"effect_rates,omitempty"`
-	HotEpoch       int      `json:"hot_epoch"`
-	MixHotPercent  int      `json:"mix_hot_percent"`
-	CatchUpEvents  int      `json:"catchup_events,omitempty"`
-	CatchUpWriters int      `json:"catchup_writers,omitempty"`
-	MaxAttempts    int      `json:"max_attempts"`
-	MaxOther       float64  `json:"max_other_cores"`
-	Remeasure      int      `json:"remeasure"`
+	Scenarios      []string  `json:"scenarios"`
+	Strategies     []string  `json:"strategies"`
+	Clients        []int     `json:"clients"`
+	DurationSec    float64   `json:"duration_s"`
+	WarmupSec      float64   `json:"warmup_s"`
+	Repeats        int       `json:"repeats"`
+	HighClients    int       `json:"high_clients"`
+	HighRepeats    int       `json:"high_repeats"`
+	HistorySizes   []int     `json:"history_sizes,omitempty"`
+	EffectRates    []int     `json:"effect_rates,omitempty"`
+	EffectSteps    []float64 `json:"effect_steps,omitempty"`
+	HotEpoch       int       `json:"hot_epoch"`
+	MixHotPercent  int       `json:"mix_hot_percent"`
+	CatchUpEvents  int       `json:"catchup_events,omitempty"`
+	CatchUpWriters int       `json:"catchup_writers,omitempty"`
+	TailRates      []int     `json:"tail_rates,omitempty"`
+	MinCommands    int       `json:"min_commands"`
+	MaxAttempts    int       `json:"max_attempts"`
+	MaxOther       float64   `json:"max_other_cores"`
+	Remeasure      int       `json:"remeasure"`
 
 	ProjectionBatchSizes []int `json:"projection_batch_sizes,omitempty"`
 	ProjectionRates      []int `json:"projection_rates,omitempty"`
@@ -69,10 +76,11 @@ var definitions = map[string]string{
 	"waits":          "pg_stat_activity sampled during the window: average number of the database's client backends per state and wait event; CPU means active and not waiting",
 	"ceiling":        "the disjoint scenario's event and tag rows inserted with the store's own INSERT statement, autocommit, one round trip: no lock, no read, no check",
 	"ceiling+tx":     "the ceiling's INSERT inside BEGIN/COMMIT at READ COMMITTED, as a dispatch runs it: three round trips",
-	"keys+outbox":    "keys with the outbox installed: every dispatch also inserts one River reaction job (InsertManyTx) in its transaction",
+	"keys+outbox":    "keys with the outbox installed: every dispatch also inserts one River reaction job row (internal/riversql) in the batch that inserts its events",
 	"direct":         "the temporal scenario's command dispatched in the client's goroutine through activities.Registry.Dispatch (JSON payload, command id), without Temporal",
 	"temporal":       "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
-	"effects":        "commands offered at a fixed rate with River running reactions and effects in the benchmark process (10 workers each), with River's default fetch cooldown (100ms) and with the worker's (10ms); latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
+	"effects":        "commands offered at fixed rates (fractions of keys+outbox's 16-client throughput in the run, stepped up until not sustained) with River running reactions and effects in the benchmark process, under the worker's defaults (10 workers each, fetch cooldown 10ms) and variants changing one setting; latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
+	"tail":           "commands offered at a fixed rate under keys while a caught-up reader polls Store.ReadAfter (again at once after records, after 10ms when idle); from each record's recorded_at to the return of the read that returned it",
 	"hot":            "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
 	// The temporal scenario's paths through the local activity.
 	"temporal-local":       "the same workflow with the command sent through the local activity (ExecuteCommand with CommandOptions.Local, default local activity options), which runs in the workflow's worker inside its workflow task; round trips are not counted on this path",
@@ -169,7 +177,8 @@ type KindStats struct {
 }
 
 // CatchUp is one catch-up read: Store.ReadAfter from position 0 until the
-// reader reached the log's head as of its start.
+// reader reached the log's head as of its start; with writers, pass after
+// pass for the writers' window.
 type CatchUp struct {
 	Strategy string `json:"strategy"`
 	// Filter is "none" (every event) or the query read.
@@ -184,11 +193,18 @@ type CatchUp struct {
 	RecordsPerS  float64 `json:"records_per_s"`
 	PositionsPer float64 `json:"positions_per_s"`
 	PageLatency  Latency `json:"page_latency"`
+	// Passes is how many reads from position 0 the reader began: one
+	// alone; with writers, as many as fit in the window.
+	Passes int `json:"passes"`
 	// Writer figures, when writers ran during the read.
 	WriterPerS    float64 `json:"writer_commands_per_s,omitempty"`
 	WriterLatency Latency `json:"writer_latency"`
-	Errors        int64   `json:"errors"`
-	FirstError    string  `json:"first_error,omitempty"`
+	// WriterAlonePerS and WriterAloneLatency are the same writers' in a
+	// window of the same length with no reader, measured just before.
+	WriterAlonePerS    float64 `json:"writer_alone_commands_per_s,omitempty"`
+	WriterAloneLatency Latency `json:"writer_alone_latency"`
+	Errors             int64   `json:"errors"`
+	FirstError         string  `json:"first_error,omitempty"`
 }
 
 // kept are the runs a cell's summary is made of: the undisturbed ones, or

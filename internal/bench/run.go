@@ -36,8 +36,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		Definitions:    definitions,
 		CatchUpEvents:  cfg.CatchUpEvents,
 		CatchUpWriters: cfg.CatchUpWriters,
+		TailRates:      cfg.TailRates,
+		MinCommands:    cfg.MinCommands,
 		HistorySizes:   cfg.HistorySizes,
 		EffectRates:    cfg.EffectRates,
+		EffectSteps:    cfg.EffectSteps,
 
 		ProjectionBatchSizes: cfg.ProjectionBatchSizes,
 		ProjectionRates:      cfg.ProjectionRates,
@@ -45,11 +48,14 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if !cfg.has(ScenarioCatchUp) {
 		res.Run.CatchUpEvents, res.Run.CatchUpWriters = 0, 0
 	}
+	if !cfg.has(ScenarioTail) {
+		res.Run.TailRates = nil
+	}
 	if !cfg.has(ScenarioHistory) {
 		res.Run.HistorySizes = nil
 	}
 	if !cfg.has(ScenarioEffects) {
-		res.Run.EffectRates = nil
+		res.Run.EffectRates, res.Run.EffectSteps = nil, nil
 	}
 	if !cfg.has(ScenarioProjectionCatchUp) {
 		res.Run.ProjectionBatchSizes = nil
@@ -153,6 +159,11 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 	if cfg.has(ScenarioCatchUp) {
 		if err := r.catchUp(ctx, res); err != nil {
 			return err
+		}
+	}
+	if cfg.has(ScenarioTail) {
+		if err := r.tail(ctx, res); err != nil {
+			return fmt.Errorf("tail: %w", err)
 		}
 	}
 	if cfg.has(ScenarioOutbox) {

@@ -144,7 +144,10 @@ type observer struct {
 
 // window is the measured span of a cell, as the observer sees it.
 type window struct {
-	start, end time.Time
+	start time.Time
+	// closed is set when the window closes (its length depends on how
+	// many commands it has counted: see runner.phase).
+	closed     atomic.Bool
 	dispatches atomic.Int64
 	retries    atomic.Int64
 	conflicts  atomic.Int64
@@ -155,7 +158,7 @@ func (o *observer) observe(info eventstore.DispatchInfo) {
 	if w == nil {
 		return
 	}
-	if now := time.Now(); now.Before(w.start) || now.After(w.end) {
+	if time.Now().Before(w.start) || w.closed.Load() {
 		return
 	}
 	w.dispatches.Add(1)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/internal/eventsql"
 )
 
 // The commands of the scenarios, all from the tickets example domain.
@@ -42,32 +43,9 @@ func stream(t *target) command {
 	}
 }
 
-// ceilingSQL is the store's insertSQL (eventstore/sql.go), copied: the
-// ceiling must run the statement a dispatch runs, and the store does not
-// export it. Keep the two in step.
-const ceilingSQL = `WITH input AS (
-	SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[], $6::bytea[])
-		WITH ORDINALITY AS i(id, type, version, tags, metadata, data, ord)
-), ev AS (
-	INSERT INTO factos_events (id, stream, revision, type, version, tags, metadata, data)
-	SELECT i.id, $7, $8 + i.ord, i.type, i.version, string_to_array(i.tags, E'\x1f'), i.metadata, i.data
-	FROM input i
-	WHERE (SELECT coalesce(bool_and(pg_try_advisory_xact_lock_shared(k)), true) FROM unnest($9::int8[]) AS k)
-	ORDER BY i.ord
-	RETURNING position, revision, recorded_at, tags, type
-), tg AS (
-	INSERT INTO factos_event_tags (tag, position, type)
-	SELECT t.tag, ev.position, ev.type FROM ev, unnest(ev.tags) AS t(tag)
-), cmd AS (
-	INSERT INTO factos_commands (id, stream, positions)
-	SELECT $10, $7, array_agg(position ORDER BY position) FROM ev
-	WHERE $10::text IS NOT NULL HAVING count(*) > 0
-)
-SELECT position, revision, recorded_at FROM ev ORDER BY position`
-
 // ceiling inserts the event a disjoint command decides, with the store's
-// statement and arguments shaped as the store shapes them, but no lock, no
-// read and no check. With inTx it runs inside BEGIN/COMMIT like a dispatch.
+// statement (eventsql.Insert, which a dispatch runs) and arguments shaped
+// as the store shapes them, but no lock, no read and no check. With inTx it runs inside BEGIN/COMMIT like a dispatch.
 func ceiling(t *target, inTx bool) command {
 	return func(ctx context.Context, client, seq int, prefix string) (string, error) {
 		id := name(prefix, client, seq)
@@ -82,7 +60,7 @@ func ceiling(t *target, inTx bool) command {
 		args := []any{
 			[][16]byte{eid}, []string{ev.Type}, []int32{int32(ev.Version)},
 			[]string{strings.Join(ev.Tags, "\x1f")}, []string{"{}"}, [][]byte{ev.Data},
-			tickets.UserStream(id), int64(0), []int64(nil), (*string)(nil),
+			tickets.UserStream(id), int64(0), []int64(nil), []bool(nil), (*string)(nil), []byte(nil),
 		}
 		if !inTx {
 			return "", insertRows(ctx, t.pool.Query, args)
@@ -100,7 +78,7 @@ func ceiling(t *target, inTx bool) command {
 }
 
 func insertRows(ctx context.Context, query func(context.Context, string, ...any) (pgx.Rows, error), args []any) error {
-	rows, err := query(ctx, ceilingSQL, args...)
+	rows, err := query(ctx, eventsql.Insert, args...)
 	if err != nil {
 		return err
 	}
