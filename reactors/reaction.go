@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/internal/riversql"
@@ -56,7 +57,7 @@ type reactionWorker struct {
 // reactSQL writes a reaction in one statement: the ledger rows of the
 // reactions ($1..$4), the effect keys of the reactions that were not in the
 // ledger yet ($5..$9), and the effect jobs of the keys that were not
-// recorded yet ($9..$14). It returns the reactors of the ledger rows it
+// recorded yet ($9..$16). It returns the reactors of the ledger rows it
 // wrote, one per row.
 const reactSQL = `WITH r AS (
 	INSERT INTO factos_reactions (reactor, position, event_id, effects)
@@ -72,8 +73,8 @@ const reactSQL = `WITH r AS (
 	RETURNING key
 ), j AS (
 	` + riversql.InsertPrefix + `
-	SELECT a, kd, m, p, q, 'available', '{}', '{}'
-	FROM unnest($9::text[], $10::jsonb[], $11::text[], $12::int2[], $13::int2[], $14::text[]) AS x(key, a, kd, m, p, q)
+	SELECT a, kd, m, p, q, 'available', string_to_array(t, ',')::varchar(255)[], md
+	FROM unnest($9::text[], $10::jsonb[], $11::text[], $12::int2[], $13::int2[], $14::text[], $15::text[], $16::jsonb[]) AS x(key, a, kd, m, p, q, t, md)
 	WHERE x.key IN (SELECT key FROM k)
 	RETURNING id
 )
@@ -86,8 +87,12 @@ type reaction struct {
 	effects []eventstore.Effect
 }
 
-func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) error {
+func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) (err error) {
 	reg, args := w.reg, job.Args
+	ctx, span := reg.startJobSpan(ctx, "factos.reaction", job.Metadata,
+		attribute.StringSlice("factos.reactors", args.Reactors), attribute.Int64Slice("factos.positions", args.Positions()),
+		attribute.String("factos.stream", args.Stream), attribute.Int64("river.job.id", job.ID), attribute.Int("river.job.attempt", job.Attempt))
+	defer func() { endJobSpan(span, err) }()
 	started := time.Now()
 	records, err := w.store.ReadPositions(ctx, positions(args.Events)...)
 	if err != nil {
@@ -138,7 +143,7 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		return err
 	}
 
-	params, err := reg.reactParams(reactions)
+	params, err := reg.reactParams(ctx, jobMetadata(job.Metadata), reactions)
 	if err != nil {
 		return err
 	}
@@ -211,7 +216,7 @@ func (r *Registry) checkEffects(reactor string, effects []eventstore.Effect) err
 
 // reactParams builds reactSQL's parameters. An effect key planned twice
 // (by one reaction or by two of the job) runs once: the first wins.
-func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
+func (r *Registry) reactParams(ctx context.Context, jobMD map[string]string, reactions []reaction) ([]any, error) {
 	var (
 		lReactor   []string
 		lPosition  []int64
@@ -227,6 +232,8 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 		jAttempts  []int16
 		jPriority  []int16
 		jQueue     []string
+		jTags      []string
+		jMetadata  [][]byte
 		plannedKey = map[string]bool{}
 	)
 	for _, rc := range reactions {
@@ -259,10 +266,16 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 			jAttempts = append(jAttempts, int16(h.maxAttempts))
 			jPriority = append(jPriority, 1)
 			jQueue = append(jQueue, h.queue)
+			md, err := effectJobMetadata(ctx, jobMD, rc.rec)
+			if err != nil {
+				return nil, err
+			}
+			jTags = append(jTags, effectJobTags(rc.rec))
+			jMetadata = append(jMetadata, md)
 		}
 	}
 	return []any{lReactor, lPosition, lEventID, lEffects, eKey, eKind, eReactor, ePosition,
-		jKey, jArgs, jKind, jAttempts, jPriority, jQueue}, nil
+		jKey, jArgs, jKind, jAttempts, jPriority, jQueue, jTags, jMetadata}, nil
 }
 
 // effectQueues are the queues the reactions' effects go to.
@@ -296,13 +309,18 @@ type effectWorker struct {
 
 func (w *effectWorker) Timeout(*river.Job[EffectArgs]) time.Duration { return w.entry.timeout }
 
-func (w *effectWorker) Work(ctx context.Context, job *river.Job[EffectArgs]) error {
+func (w *effectWorker) Work(ctx context.Context, job *river.Job[EffectArgs]) (err error) {
+	ctx, span := w.reg.startJobSpan(ctx, "factos.effect "+w.entry.kind, job.Metadata,
+		attribute.String("factos.effect.kind", w.entry.kind), attribute.String("factos.effect.key", job.Args.Key),
+		attribute.String("factos.reactor", job.Args.Reactor), attribute.String("factos.event.type", job.Args.EventType),
+		attribute.Int64("factos.position", job.Args.Position), attribute.Int64("river.job.id", job.ID), attribute.Int("river.job.attempt", job.Attempt))
+	defer func() { endJobSpan(span, err) }()
 	m := w.reg.cfg.Metrics
 	if job.Attempt > 1 {
 		m.effectRetry(w.entry.kind)
 	}
 	start := time.Now()
-	err := w.entry.handle(ctx, &job.Args, job.Attempt)
+	err = w.entry.handle(ctx, &job.Args, job.Attempt)
 	switch {
 	case err == nil:
 		m.effectDone(w.entry.kind, "completed", time.Since(start))
