@@ -37,7 +37,7 @@ func TestBatchSpanLinksTheEventsTraces(t *testing.T) {
 	}
 	cfg := testConfig("p1")
 	cfg.TracerProvider = tp
-	c := b.client(cfg, spec{name: "traced", query: eventstore.AllEvents, applier: "p1"})
+	c := b.client(cfg, spec{name: "traced", query: eventstore.AllEvents(), applier: "p1"})
 	b.start(c)
 	if err := c.WaitFor(context.Background(), "traced", last); err != nil {
 		t.Fatal(err)
