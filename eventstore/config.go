@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/factos-go/factos/internal/baseline"
 )
 
@@ -185,6 +187,13 @@ type Config struct {
 	// Observer, if set, is told about every finished dispatch, for metrics.
 	// It must not block. Default: none.
 	Observer func(DispatchInfo)
+
+	// TracerProvider gives the tracer of the dispatch spans, which also
+	// write the W3C trace context into the appended events' metadata (see
+	// MetadataTraceParent). Default: OpenTelemetry's global provider, which
+	// does nothing until the application sets one (otel.SetTracerProvider),
+	// and then costs one non-recording span per dispatch.
+	TracerProvider trace.TracerProvider
 
 	// Logger receives retries and failures at debug level. Default: discard.
 	Logger *slog.Logger

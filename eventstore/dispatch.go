@@ -300,7 +300,7 @@ func (r *retry) Error() string { return r.reason }
 
 // execute validates the plan and runs attempts until one commits, one fails
 // for good, or the attempts are used up.
-func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
+func (s *Store) execute(ctx context.Context, p *plan) (_ *outcome, err error) {
 	start := time.Now()
 	fail := func(attempts int, err error) (*outcome, error) {
 		s.observe(p.op, start, attempts, 0, err)
@@ -319,6 +319,14 @@ func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
 	if err := l.checkMetadata("metadata", p.metadata); err != nil {
 		return fail(0, err)
 	}
+	// The caller's metadata is checked before the trace context joins it:
+	// tracing must not make a valid dispatch invalid.
+	ctx, span := s.startSpan(ctx, p)
+	var (
+		out      *outcome
+		attempts int
+	)
+	defer func() { endSpan(span, out, attempts, err) }()
 	if p.events != nil {
 		p.events = s.withMetadata(p.events, p.metadata)
 		if err := l.checkEvents(p.events); err != nil {
@@ -334,11 +342,13 @@ func (s *Store) execute(ctx context.Context, p *plan) (*outcome, error) {
 	hint := p.events
 	var last *retry
 	for attempt := 1; attempt <= s.cfg.MaxAttempts; attempt++ {
-		out, err := s.attempt(ctx, p, hint)
+		attempts = attempt
+		o, err := s.attempt(ctx, p, hint)
 		if err == nil {
-			out.attempts = attempt
-			s.observe(p.op, start, attempt, len(out.records), nil)
-			return out, nil
+			o.attempts = attempt
+			out = o
+			s.observe(p.op, start, attempt, len(o.records), nil)
+			return o, nil
 		}
 		if !errors.As(err, &last) {
 			return fail(attempt, err)
@@ -527,7 +537,7 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outc
 	b = &pgx.Batch{}
 	records := s.queueInsert(b, p, events, head, try)
 	for _, h := range s.cfg.BatchHooks {
-		if err := h.QueueAfterAppend(b, Appending{Stream: p.stream, Events: events}); err != nil {
+		if err := h.QueueAfterAppend(b, Appending{Stream: p.stream, Events: events, CommandID: p.commandID}); err != nil {
 			return nil, &StoreError{Op: "preparing an append hook", Err: err}
 		}
 	}

@@ -86,4 +86,14 @@
 // error nothing was written, except a *StoreError with CommitUnknown set
 // (COMMIT was sent and no answer came): a retry with the same
 // DispatchOpts.CommandID is then safe.
+//
+// # Tracing
+//
+// Every dispatch and append is a span (factos.dispatch or factos.append:
+// strategy, stream, command id, attempts, positions, outcome) from
+// Config.TracerProvider, OpenTelemetry's global provider by default, which
+// is a no-op until the application installs one. When the dispatch runs in
+// a trace, the W3C trace context (MetadataTraceParent) is written into the
+// appended events' metadata, so what reacts to them later can continue or
+// link to the command's trace (ContextFromMetadata, SpanContextFromMetadata).
 package eventstore

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
@@ -17,6 +18,7 @@ type Store struct {
 	pool     *pgxpool.Pool
 	cfg      *Config
 	strategy *strategy
+	tracer   trace.Tracer
 
 	// strategyChecked is set once the database's recorded lock strategy
 	// has been found equal to the store's (see checkStrategy).
@@ -33,7 +35,7 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("eventstore: invalid config: %w", err)
 	}
-	return &Store{pool: pool, cfg: c, strategy: newStrategy(c.LockStrategy, c.MaxLockKeys)}, nil
+	return &Store{pool: pool, cfg: c, strategy: newStrategy(c.LockStrategy, c.MaxLockKeys), tracer: c.tracer()}, nil
 }
 
 // Pool is the pool the store runs on.
@@ -72,6 +74,8 @@ type BatchHook interface {
 type Appending struct {
 	Stream string
 	Events []EventData
+	// CommandID is the dispatch's command id, if it has one.
+	CommandID string
 }
 
 // HookFunc adapts a function to Hook.

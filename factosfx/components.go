@@ -22,12 +22,21 @@ import (
 // NewTemporalClient returns a lazy Temporal client, or nil when Temporal
 // is disabled. Lazy, so that the process starts (and reports itself not
 // ready) while Temporal is down, instead of crash-looping.
-func NewTemporalClient(lc fx.Lifecycle, cfg *Config, l *slog.Logger) (client.Client, error) {
+//
+// The client reports the Temporal SDK's metrics into the process's
+// Prometheus registry, and, when tracing is on, traces workflows and
+// activities with Temporal's OpenTelemetry interceptor, which carries the
+// trace context through Temporal's headers: a workflow's activity, the
+// dispatch it runs and everything after join the workflow's trace.
+func NewTemporalClient(lc fx.Lifecycle, cfg *Config, m *Metrics, tr *Tracing, l *slog.Logger) (client.Client, error) {
 	if !cfg.TemporalEnabled {
 		return nil, nil
 	}
 	opts, err := TemporalClientOptions(cfg, l)
 	if err != nil {
+		return nil, err
+	}
+	if err := instrumentTemporal(&opts, m, tr, l); err != nil {
 		return nil, err
 	}
 	c, err := client.NewLazyClient(opts)
@@ -40,8 +49,8 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, l *slog.Logger) (client.Cli
 
 // NewReactorRegistry registers the built-in Temporal effects (when
 // Temporal is enabled) and the domain's reactors.
-func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metrics, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
-	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l})
+func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metrics, tr *Tracing, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
+	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l, TracerProvider: tr.Provider})
 	if tc != nil {
 		if err := reactors.AddTemporalEffects(reg, activities.Workflows{Client: tc, TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
 			return nil, err
@@ -96,16 +105,17 @@ func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.L
 
 // NewStore creates the event store with the outbox installed, and gives
 // the reactor workers the store they load records from.
-func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River, m *Metrics, l *slog.Logger) (*eventstore.Store, error) {
+func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River, m *Metrics, tr *Tracing, l *slog.Logger) (*eventstore.Store, error) {
 	ob, err := reg.Outbox(&outbox.Config{NotifyInterval: cfg.FetchCooldown})
 	if err != nil {
 		return nil, err
 	}
 	store, err := eventstore.New(pool, &eventstore.Config{
-		LockStrategy: cfg.LockStrategy,
-		BatchHooks:   []eventstore.BatchHook{ob},
-		Observer:     m.ObserveDispatch,
-		Logger:       l.With("component", "eventstore"),
+		LockStrategy:   cfg.LockStrategy,
+		BatchHooks:     []eventstore.BatchHook{ob},
+		Observer:       m.ObserveDispatch,
+		TracerProvider: tr.Provider,
+		Logger:         l.With("component", "eventstore"),
 	})
 	if err != nil {
 		return nil, err

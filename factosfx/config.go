@@ -76,6 +76,12 @@ type Config struct {
 	ProjectionBatchSize     int
 	ProjectionPollInterval  time.Duration
 	ProjectionLeaseInterval time.Duration
+
+	// TracesExporter is OTEL_TRACES_EXPORTER: "none" (tracing off) or
+	// "otlp". OTLPProtocol is OTEL_EXPORTER_OTLP_PROTOCOL (or its
+	// _TRACES_ form): "http/protobuf" or "grpc". See tracing.go.
+	TracesExporter string
+	OTLPProtocol   string
 }
 
 // Var describes one environment variable of the worker.
@@ -248,6 +254,32 @@ var Vars = []Var{
 			c.ProjectionLeaseInterval, err = atLeastMillisecond(v)
 			return err
 		}},
+	{Name: envTracesExporter, Default: "none", Description: "OpenTelemetry trace exporter: none (tracing off: no exporter and a no-op tracer, near-zero cost) or otlp (spans of workflows, activities, dispatches, reactions and effects, in one trace per command, sent over OTLP; the OpenTelemetry SDK reads the other OTEL_* variables). Unlike the OpenTelemetry default, tracing is off unless asked for.",
+		set: func(c *Config, v string) error {
+			if v != "none" && v != "otlp" {
+				return invalid("is not a supported trace exporter", "none or otlp")
+			}
+			c.TracesExporter = v
+			return nil
+		}},
+	{Name: envOTLPProtocol, Default: "http/protobuf", Description: "OTLP transport when OTEL_TRACES_EXPORTER=otlp: http/protobuf (port 4318) or grpc (port 4317). OTEL_EXPORTER_OTLP_TRACES_PROTOCOL overrides it.",
+		set: setOTLPProtocol},
+	{Name: envOTLPTracesProtocol, Description: "OTLP transport of traces, overriding OTEL_EXPORTER_OTLP_PROTOCOL.",
+		set: setOTLPProtocol},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Description: "OTLP collector base URL, read by the OpenTelemetry SDK (default http://localhost:4318 for http/protobuf, http://localhost:4317 for grpc).",
+		set: sdkVar},
+	{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Description: "OTLP endpoint of traces (full URL), read by the OpenTelemetry SDK; overrides OTEL_EXPORTER_OTLP_ENDPOINT.",
+		set: sdkVar},
+	{Name: "OTEL_EXPORTER_OTLP_HEADERS", Secret: true, Description: "Headers of OTLP requests (key=value,...), such as an API key, read by the OpenTelemetry SDK.",
+		set: sdkVar},
+	{Name: "OTEL_SERVICE_NAME", Default: defaultServiceName, Description: "service.name of the spans, read by the OpenTelemetry SDK.",
+		set: sdkVar},
+	{Name: "OTEL_RESOURCE_ATTRIBUTES", Description: "Extra resource attributes of the spans (key=value,...), read by the OpenTelemetry SDK.",
+		set: sdkVar},
+	{Name: "OTEL_TRACES_SAMPLER", Description: "Sampler, read by the OpenTelemetry SDK: always_on, always_off, traceidratio, parentbased_always_on (its default), parentbased_always_off, parentbased_traceidratio.",
+		set: sdkVar},
+	{Name: "OTEL_TRACES_SAMPLER_ARG", Description: "Sampler argument, read by the OpenTelemetry SDK (the ratio of traceidratio samplers, 0 to 1).",
+		set: sdkVar},
 	{Name: "STARTUP_TIMEOUT", Default: "5m", Description: "How long `worker run` waits for the database, its migrations and Temporal before it gives up and exits 1 (it reports itself not ready meanwhile); 0 waits forever.",
 		set: func(c *Config, v string) (err error) {
 			if d, err := time.ParseDuration(v); err == nil && d == 0 {
@@ -403,6 +435,7 @@ func (c *Config) Redacted() []any {
 		"discarded_job_retention", c.DiscardedJobRetention.String(), "cancelled_job_retention", c.CancelledJobRetention.String(),
 		"command_id_retention", c.CommandIDRetention.String(),
 		"shutdown_timeout", c.ShutdownTimeout.String(), "startup_timeout", c.StartupTimeout.String(),
+		"traces_exporter", c.TracesExporter,
 	}
 	return out
 }

@@ -32,6 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 		DiscardedJobRetention: 30 * 24 * time.Hour, CancelledJobRetention: 30 * 24 * time.Hour, CommandIDRetention: 7 * 24 * time.Hour,
 		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second, StartupTimeout: 5 * time.Minute,
 		ProjectionBatchSize: 500, ProjectionPollInterval: 25 * time.Millisecond, ProjectionLeaseInterval: 2 * time.Second,
+		TracesExporter: "none", OTLPProtocol: "http/protobuf",
 	}
 	if *cfg != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *cfg, want)
@@ -273,6 +274,35 @@ func TestFxGraphValidates(t *testing.T) {
 		}
 		if err := fx.ValidateApp(factosfx.Options(cfg, factosfx.Domain{Name: "empty"})); err != nil {
 			t.Fatalf("temporal=%s: %v", temporal, err)
+		}
+	}
+}
+
+func TestTracingConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env      map[string]string
+		exporter string
+		protocol string
+		bad      string
+	}{
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, exporter: "otlp", protocol: "http/protobuf"},
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, exporter: "otlp", protocol: "grpc"},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, exporter: "none", protocol: "http/protobuf"},
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, bad: "OTEL_TRACES_EXPORTER"},
+		{env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, bad: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+	} {
+		tc.env["DATABASE_URL"] = "postgres://u:p@db:5432/factos"
+		cfg, err := factosfx.LoadConfig(env(tc.env))
+		if tc.bad != "" {
+			var ce *factosfx.ConfigError
+			if !errors.As(err, &ce) || ce.Var != tc.bad {
+				t.Errorf("%v: error %v, want one naming %s", tc.env, err, tc.bad)
+			}
+			continue
+		}
+		if err != nil || cfg.TracesExporter != tc.exporter || cfg.OTLPProtocol != tc.protocol {
+			t.Errorf("%v: %+v %v, want exporter %s protocol %s", tc.env, cfg, err, tc.exporter, tc.protocol)
 		}
 	}
 }

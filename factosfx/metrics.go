@@ -1,9 +1,17 @@
 package factosfx
 
 import (
+	"fmt"
+	"log/slog"
+	"sync"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/projections"
@@ -19,6 +27,10 @@ type Metrics struct {
 	dispatches *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	retries    *prometheus.CounterVec
+
+	temporalOnce sync.Once
+	temporal     client.MetricsHandler
+	temporalErr  error
 }
 
 // NewMetrics registers the Go and process collectors, the reactor and
@@ -65,6 +77,29 @@ func NewMetrics(pool *pgxpool.Pool) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// temporalMetricsHandler returns a Temporal SDK metrics handler that
+// reports into the registry: Temporal's OpenTelemetry handler on an
+// OpenTelemetry meter provider whose only reader is the OpenTelemetry
+// Prometheus exporter registered there. (Temporal's other route, tally,
+// would bring a second metrics library.) The SDK's metrics appear as
+// temporal_* beside factos_*.
+func (m *Metrics) temporalMetricsHandler(l *slog.Logger) (client.MetricsHandler, error) {
+	m.temporalOnce.Do(func() {
+		exp, err := otelprom.New(otelprom.WithRegisterer(m.Registry), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+		if err != nil {
+			m.temporalErr = fmt.Errorf("error registering the Temporal SDK metrics: %w", err)
+			return
+		}
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+		m.temporal = temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+			Meter:                mp.Meter("go.temporal.io/sdk"),
+			UseMonotonicCounters: true,
+			OnError:              func(err error) { l.Warn("temporal metrics", "err", err) },
+		})
+	})
+	return m.temporal, m.temporalErr
 }
 
 // ObserveDispatch is an eventstore.Config.Observer.

@@ -243,14 +243,50 @@ func (o *Outbox) Plan(events []eventstore.EventData) []Planned {
 // events with the ids of $4, read back in the same transaction for their
 // positions. HAVING keeps the job out when no event was inserted (the
 // dispatch will restart), since an aggregate without GROUP BY returns a row
-// even over no input.
+// even over no input. Its tags ($7) name the stream and the event types;
+// its metadata is $8 plus the events' ids, types and positions.
 const reactionJobSQL = riversql.InsertPrefix + `
 SELECT jsonb_build_object('stream', $1::text,
 		'events', jsonb_agg(jsonb_build_object('position', e.position, 'type', e.type) ORDER BY e.position),
 		'reactors', $2::jsonb),
-	'` + Kind + `', $3::int2, $5::int2, $6::text, 'available', '{}', '{}'
+	'` + Kind + `', $3::int2, $5::int2, $6::text, 'available', $7::varchar(255)[],
+	$8::jsonb || jsonb_build_object('events', jsonb_agg(jsonb_build_object('id', e.id, 'type', e.type, 'position', e.position) ORDER BY e.position))
 FROM factos_events e WHERE e.id = ANY($4::uuid[])
 HAVING count(*) > 0`
+
+// Metadata keys of the reaction and effect jobs, beside the W3C trace
+// context (eventstore.MetadataTraceParent and MetadataTraceState) that the
+// reaction and effect workers continue the command's trace from.
+const (
+	MetadataTraceID   = "trace_id"
+	MetadataCommandID = "command_id"
+	MetadataStream    = "stream"
+)
+
+// JobMetadata is the metadata of a job that reacts to events: the trace
+// context the events carry (all of one dispatch carry the same), its trace
+// id for people searching a tracing backend, the command id and the
+// stream. Empty values are left out.
+func JobMetadata(event eventstore.Metadata, commandID, stream string) map[string]string {
+	md := map[string]string{}
+	if tp := event[eventstore.MetadataTraceParent]; tp != "" {
+		md[eventstore.MetadataTraceParent] = tp
+		if ts := event[eventstore.MetadataTraceState]; ts != "" {
+			md[eventstore.MetadataTraceState] = ts
+		}
+		// version-traceid-spanid-flags
+		if len(tp) >= 35 && tp[2] == '-' {
+			md[MetadataTraceID] = tp[3:35]
+		}
+	}
+	if commandID != "" {
+		md[MetadataCommandID] = commandID
+	}
+	if stream != "" {
+		md[MetadataStream] = stream
+	}
+	return md
+}
 
 // QueueAfterAppend implements eventstore.BatchHook: it queues the reaction
 // jobs of the append, and River's insert notification, in the batch that
@@ -262,10 +298,16 @@ func (o *Outbox) QueueAfterAppend(b *pgx.Batch, a eventstore.Appending) error {
 			return err
 		}
 		ids := make([][16]byte, len(p.Events))
+		values := []string{a.Stream}
 		for i, e := range p.Events {
 			ids[i] = a.Events[e].ID
+			values = append(values, a.Events[e].Type)
 		}
-		b.Queue(reactionJobSQL, a.Stream, reactors, int16(p.MaxAttempts), ids, int16(p.Priority), p.Queue)
+		md, err := json.Marshal(JobMetadata(a.Events[p.Events[0]].Metadata, a.CommandID, a.Stream))
+		if err != nil {
+			return err
+		}
+		b.Queue(reactionJobSQL, a.Stream, reactors, int16(p.MaxAttempts), ids, int16(p.Priority), p.Queue, riversql.Tags(values...), md)
 		o.notify.Queue(b, p.Queue)
 	}
 	return nil

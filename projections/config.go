@@ -3,6 +3,7 @@ package projections
 import (
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"os"
 	"time"
@@ -81,6 +82,13 @@ type Config struct {
 
 	// Metrics records checkpoints, lag, batches and errors. Default: none.
 	Metrics *Metrics
+
+	// TracerProvider gives the tracer of the batch spans: one span per
+	// applied batch, linked to the traces of the events it applies (their
+	// metadata's trace context). Linked, not parented: a batch applies
+	// the events of many commands. Default: OpenTelemetry's global
+	// provider, which does nothing until the application sets one.
+	TracerProvider trace.TracerProvider
 
 	// Logger. Default: discard.
 	Logger *slog.Logger

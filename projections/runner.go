@@ -285,7 +285,10 @@ func (r *runner) commit(ctx context.Context, page *eventstore.Page, records []ev
 		})
 	}
 	if len(records) > 0 {
-		if err := r.e.apply(ctx, tx, records); err != nil {
+		ctx, span := r.c.startBatchSpan(ctx, r.e.name, records)
+		err := r.e.apply(ctx, tx, records)
+		endBatchSpan(span, err)
+		if err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/internal/riversql"
@@ -58,11 +59,12 @@ type reactionWorker struct {
 // reactSQL writes a reaction in one statement: the ledger rows of the
 // reactions ($1..$4), the effect keys of the reactions that were not in the
 // ledger yet ($5..$8), the effect jobs of the keys that were not recorded
-// yet ($9..$17), and the sequence rows of those among them that carry an
-// ordering key ($18..$24), with their jobs' ids. Ordered effects' jobs are
-// inserted pending, which River never fetches: the Sequencer makes them
-// available in their key's order. It returns the reactors of the ledger
-// rows it wrote, one per row, and the number of sequence rows.
+// yet ($9..$17, their River tags and metadata included), and the sequence
+// rows of those among them that carry an ordering key ($18..$24), with
+// their jobs' ids. Ordered effects' jobs are inserted pending, which River
+// never fetches: the Sequencer makes them available in their key's order.
+// It returns the reactors of the ledger rows it wrote, one per row, and
+// the number of sequence rows.
 const reactSQL = `WITH r AS (
 	INSERT INTO factos_reactions (reactor, position, event_id, effects)
 	SELECT * FROM unnest($1::text[], $2::int8[], $3::uuid[], $4::int4[])
@@ -99,8 +101,12 @@ type reaction struct {
 	effects []eventstore.Effect
 }
 
-func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) error {
+func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) (err error) {
 	reg, args := w.reg, job.Args
+	ctx, span := reg.startJobSpan(ctx, "factos.reaction", job.Metadata,
+		attribute.StringSlice("factos.reactors", args.Reactors), attribute.Int64Slice("factos.positions", args.Positions()),
+		attribute.String("factos.stream", args.Stream), attribute.Int64("river.job.id", job.ID), attribute.Int("river.job.attempt", job.Attempt))
+	defer func() { endJobSpan(span, err) }()
 	started := time.Now()
 	records, err := w.store.ReadPositions(ctx, positions(args.Events)...)
 	if err != nil {
@@ -151,7 +157,7 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		return err
 	}
 
-	params, err := reg.reactParams(reactions)
+	params, err := reg.reactParams(ctx, jobMetadata(job.Metadata), reactions)
 	if err != nil {
 		return err
 	}
@@ -232,7 +238,7 @@ func (r *Registry) checkEffects(reactor string, effects []eventstore.Effect) err
 
 // reactParams builds reactSQL's parameters. An effect key planned twice
 // (by one reaction or by two of the job) runs once: the first wins.
-func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
+func (r *Registry) reactParams(ctx context.Context, jobMD map[string]string, reactions []reaction) ([]any, error) {
 	var (
 		lReactor   []string
 		lPosition  []int64
@@ -290,19 +296,17 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 			jAttempts = append(jAttempts, int16(h.maxAttempts))
 			jPriority = append(jPriority, 1)
 			jQueue = append(jQueue, h.queue)
-			if e.OrderingKey == "" {
-				jState = append(jState, "available")
-				jTags = append(jTags, "")
-				jMeta = append(jMeta, nil)
-				continue
-			}
-			md, err := json.Marshal(map[string]string{"ordering_key": e.OrderingKey})
+			md, err := effectJobMetadata(ctx, jobMD, rc.rec, e.OrderingKey)
 			if err != nil {
 				return nil, err
 			}
-			jState = append(jState, "pending")
-			jTags = append(jTags, SequenceTag(e.OrderingKey))
+			jTags = append(jTags, effectJobTags(rc.rec, e.OrderingKey))
 			jMeta = append(jMeta, md)
+			if e.OrderingKey == "" {
+				jState = append(jState, "available")
+				continue
+			}
+			jState = append(jState, "pending")
 			sKey = append(sKey, e.Key)
 			sOrdering = append(sOrdering, e.OrderingKey)
 			sPosition = append(sPosition, int64(rc.rec.Position))
@@ -348,13 +352,18 @@ type effectWorker struct {
 
 func (w *effectWorker) Timeout(*river.Job[EffectArgs]) time.Duration { return w.entry.timeout }
 
-func (w *effectWorker) Work(ctx context.Context, job *river.Job[EffectArgs]) error {
+func (w *effectWorker) Work(ctx context.Context, job *river.Job[EffectArgs]) (err error) {
+	ctx, span := w.reg.startJobSpan(ctx, "factos.effect "+w.entry.kind, job.Metadata,
+		attribute.String("factos.effect.kind", w.entry.kind), attribute.String("factos.effect.key", job.Args.Key),
+		attribute.String("factos.reactor", job.Args.Reactor), attribute.String("factos.event.type", job.Args.EventType),
+		attribute.Int64("factos.position", job.Args.Position), attribute.Int64("river.job.id", job.ID), attribute.Int("river.job.attempt", job.Attempt))
+	defer func() { endJobSpan(span, err) }()
 	m := w.reg.cfg.Metrics
 	if job.Attempt > 1 {
 		m.effectRetry(w.entry.kind)
 	}
 	start := time.Now()
-	err := w.entry.handle(ctx, &job.Args, job.Attempt)
+	err = w.entry.handle(ctx, &job.Args, job.Attempt)
 	if err == nil && job.Args.OrderingKey != "" {
 		err = w.finishOrdered(ctx, job)
 	}

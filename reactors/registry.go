@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/internal/riversql"
@@ -44,6 +45,10 @@ type Config struct {
 	// Sequencer configures the sequencer that releases ordered effects
 	// (Registry.Sequencer). Default: see SequencerConfig.
 	Sequencer SequencerConfig
+	// TracerProvider gives the tracer of the reaction and effect spans.
+	// Default: OpenTelemetry's global provider, which does nothing until
+	// the application sets one.
+	TracerProvider trace.TracerProvider
 }
 
 // Registry holds the named reactors and the effect handlers of an

@@ -117,7 +117,7 @@ func runDemo(ctx context.Context, args []string) int {
 	if *direct {
 		mode = "direct"
 		buy = func(ctx context.Context, i int) (bool, error) {
-			payload, _ := json.Marshal(tickets.BuyTicket{ConcertID: *concert, BuyerID: fmt.Sprint("buyer-", i)})
+			payload, _ := json.Marshal(tickets.BuyTicket{ConcertID: *concert, BuyerID: fmt.Sprint(i)})
 			_, err := cmds.Dispatch(ctx, tickets.CmdBuyTicket, fmt.Sprintf("%s/buy/%d", *concert, i), payload, nil)
 			if errors.Is(err, tickets.ErrSoldOut) {
 				return false, nil
@@ -138,7 +138,7 @@ func runDemo(ctx context.Context, args []string) int {
 		defer tc.Close()
 		buy = func(ctx context.Context, i int) (bool, error) {
 			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-buy-%d", *concert, i), TaskQueue: cfg.TemporalTaskQueue},
-				tickets.BuyTicketWorkflow, tickets.BuyTicket{ConcertID: *concert, BuyerID: fmt.Sprint("buyer-", i)})
+				tickets.BuyTicketWorkflow, tickets.BuyTicket{ConcertID: *concert, BuyerID: fmt.Sprint(i)})
 			if err != nil {
 				return false, err
 			}

@@ -42,6 +42,11 @@ const (
 	// ScenarioOutbox: the disjoint command with and without the outbox
 	// (one River reaction job inserted in every dispatch transaction).
 	ScenarioOutbox = "outbox"
+	// ScenarioTracing: the disjoint command with the outbox, with tracing
+	// off (the default no-op provider) and on (an SDK provider sampling
+	// every dispatch, spans batched to a discarding exporter, the trace
+	// context written into every event's and job's metadata).
+	ScenarioTracing = "tracing"
 	// ScenarioEffects: commands at offered rates (EffectSteps) with River
 	// running reactions and effects; latency from commit to effect.
 	ScenarioEffects = "effects"
@@ -62,7 +67,7 @@ const (
 )
 
 // AllScenarios lists every scenario in the order a run takes them.
-var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioTail, ScenarioOutbox, ScenarioEffects,
+var AllScenarios = []string{ScenarioDisjoint, ScenarioCeiling, ScenarioHot, ScenarioMix, ScenarioStream, ScenarioHistory, ScenarioCatchUp, ScenarioTail, ScenarioOutbox, ScenarioTracing, ScenarioEffects,
 	ScenarioProjections, ScenarioProjectionCatchUp, ScenarioProjectionLag, ScenarioTemporal}
 
 // StrategySerializable labels the SERIALIZABLE-isolation baseline: not a

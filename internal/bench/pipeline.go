@@ -35,6 +35,9 @@ const (
 	// strategyOutbox is keys with the outbox installed: every dispatch
 	// also inserts a River reaction job in its transaction.
 	strategyOutbox = "keys+outbox"
+	// strategyTracing is keys+outbox with every dispatch traced and
+	// sampled (ScenarioTracing).
+	strategyTracing = "keys+outbox+tracing"
 	// strategyDirect dispatches through the activities registry in the
 	// client's goroutine: JSON payload, command id, the same handler.
 	strategyDirect = "direct"

@@ -174,6 +174,14 @@ func (r *runner) scenarios(ctx context.Context, res *Results) error {
 			return err
 		}
 	}
+	if cfg.has(ScenarioTracing) {
+		err := r.matrix(ctx, res, ScenarioTracing, []string{strategyOutbox, strategyTracing}, func(t *target) (workload, error) {
+			return workload{command: disjoint(t)}, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if cfg.has(ScenarioEffects) {
 		if err := r.effects(ctx, res); err != nil {
 			return err

@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -36,6 +39,7 @@ type target struct {
 	tracer   *tracer
 	obs      *observer
 	stmts    *statements
+	closers  []func()
 
 	// cells numbers the phases run here, so that every phase's commands
 	// use names no earlier phase used.
@@ -65,14 +69,21 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 	if name != strategyCeiling && name != strategyCeilingTx {
 		t.strategy = eventstore.LockStrategy(name)
 		var hooks []eventstore.BatchHook
+		var tp trace.TracerProvider
 		switch name {
-		case strategyOutbox:
+		case strategyOutbox, strategyTracing:
 			t.strategy = eventstore.LockKeys
 			ob, err := outboxHook(t)
 			if err != nil {
 				return fail(err)
 			}
 			hooks = append(hooks, ob)
+			if name == strategyTracing {
+				sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+					sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+				t.closers = append(t.closers, func() { _ = sdk.Shutdown(context.Background()) })
+				tp = sdk
+			}
 		case strategyDirect, strategyTemporal, strategyTemporalLocal, strategyTemporalEager, strategyProjections:
 			t.strategy = eventstore.LockKeys
 		}
@@ -82,6 +93,8 @@ func openTarget(ctx context.Context, cfg *Config, name, url string, drop func() 
 			Observer:     t.obs.observe,
 			Logger:       slog.New(retryHandler{}),
 			BatchHooks:   hooks,
+			// nil: the global provider, a no-op here.
+			TracerProvider: tp,
 		}
 		if t.strategy == StrategySerializable {
 			storeCfg = baseline.Serializable(storeCfg).(*eventstore.Config)
@@ -125,6 +138,9 @@ func migrate(ctx context.Context, url string) error {
 // close closes the pool and drops the database.
 func (t *target) close() error {
 	t.stmts.close()
+	for _, c := range t.closers {
+		c()
+	}
 	if t.pool != nil {
 		t.pool.Close()
 	}

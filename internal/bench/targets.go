@@ -127,6 +127,13 @@ func (r *Results) evaluate() {
 	})
 	add(t)
 
+	// 6b. tracing every dispatch costs at most 10% of its throughput.
+	t = Target{Name: "tracing: on >= 0.9x off", Goal: "commands/s of the disjoint command with the outbox, every dispatch traced and sampled (spans batched to a discarding exporter, trace context in the events' and jobs' metadata), divided by commands/s with tracing off, is at least 0.9 at every client count"}
+	t.Checks = r.throughputRatios(ScenarioTracing, strategyTracing, strategyOutbox, 0, 0.9, func(on, off *Cell) string {
+		return fmt.Sprintf("traced %.0f/s, untraced %.0f/s", on.PerSecond, off.PerSecond)
+	})
+	add(t)
+
 	// 7. three running projections cost the writers at most 15%.
 	t = Target{Name: "projections: keys+3 projections >= 0.85x keys", Goal: "commands/s of the disjoint command with three projections running divided by commands/s without them (keys) is at least 0.85 at every client count"}
 	t.Checks = r.throughputRatios(ScenarioProjections, strategyProjections, keys, 0, 0.85, func(p, k *Cell) string {

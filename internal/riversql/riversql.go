@@ -13,6 +13,7 @@
 package riversql
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -139,4 +140,47 @@ func (n *Notifier) Queue(b *pgx.Batch, queue string) {
 		return
 	}
 	b.Queue(NotifySQL, queue)
+}
+
+// MaxTagBytes is the longest tag River accepts.
+const MaxTagBytes = 255
+
+// Tag turns s into a tag River accepts (its InsertOpts.Tags rule: at least
+// three characters, letters, digits, '_' and '-', beginning and ending
+// with a letter, digit or '_', at most 255 bytes), so that a job can be
+// found in River UI by the event type or stream it concerns: every other
+// character becomes '_', a leading or trailing '-' too, and a shorter tag
+// is padded with '_'. Distinct values may map to one tag; a tag is for
+// finding jobs, not for telling them apart.
+func Tag(s string) string {
+	b := []byte(s)
+	if len(b) > MaxTagBytes {
+		b = b[:MaxTagBytes]
+	}
+	for i, c := range b {
+		word := c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !word && (c != '-' || i == 0 || i == len(b)-1) {
+			b[i] = '_'
+		}
+	}
+	for len(b) < 3 {
+		b = append(b, '_')
+	}
+	return string(b)
+}
+
+// Tags returns the distinct tags of values, in order of first appearance,
+// leaving out empty values.
+func Tags(values ...string) []string {
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		t := Tag(v)
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
