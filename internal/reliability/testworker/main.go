@@ -4,7 +4,10 @@
 // the suite can kill and restart workers while effects run; and, with
 // CHAOS_PROJECTION_MS, a chaos projection whose batches hold their
 // transaction open that long after writing, so that the suite can kill the
-// worker in the middle of one.
+// worker in the middle of one; and, with CHAOS_ORDERED_MS, a chaos reactor
+// whose ordered effects (one per sale, in order per buyer) record what they
+// ran and hold their transaction open that long, so that the suite can
+// kill the worker in the middle of one.
 package main
 
 import (
@@ -28,15 +31,21 @@ import (
 )
 
 // Schema of the chaos effects' ledger: one row per effect key, and how many
-// times the handler ran for it; and the chaos projection's view: one row
-// per applied event, without uniqueness, so that an event applied twice
-// shows as two rows.
+// times the handler ran for it; the chaos projection's view: one row per
+// applied event, without uniqueness, so that an event applied twice shows
+// as two rows; and the ordered effects' record: one row per effect key, in
+// the order their transactions took seq numbers.
 var Schema = []string{`CREATE TABLE IF NOT EXISTS chaos_effects (
     key  text PRIMARY KEY,
     runs integer NOT NULL DEFAULT 1
 )`, `CREATE TABLE IF NOT EXISTS chaos_projection (
     seq      bigserial PRIMARY KEY,
     position bigint NOT NULL
+)`, `CREATE TABLE IF NOT EXISTS chaos_ordered (
+    effect_key   text PRIMARY KEY,
+    ordering_key text NOT NULL,
+    position     bigint NOT NULL,
+    seq          bigserial NOT NULL
 )`}
 
 func main() {
@@ -50,7 +59,9 @@ func main() {
 	}
 	slow, _ := strconv.Atoi(os.Getenv("CHAOS_SLOW_MS"))
 	hold, _ := strconv.Atoi(os.Getenv("CHAOS_PROJECTION_MS"))
-	fx.New(factosfx.Options(cfg, domain(time.Duration(slow)*time.Millisecond, time.Duration(hold)*time.Millisecond))).Run()
+	ordered, _ := strconv.Atoi(os.Getenv("CHAOS_ORDERED_MS"))
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	fx.New(factosfx.Options(cfg, domain(ms(slow), ms(hold), ms(ordered)))).Run()
 }
 
 func migrate() int {
@@ -70,7 +81,7 @@ func migrate() int {
 	return 0
 }
 
-func domain(slow, hold time.Duration) factosfx.Domain {
+func domain(slow, hold, ordered time.Duration) factosfx.Domain {
 	codec := tickets.NewCodec()
 	return factosfx.Domain{
 		Name: "chaos",
@@ -100,6 +111,11 @@ func domain(slow, hold time.Duration) factosfx.Domain {
 		Reactors: func(reg *reactors.Registry, env factosfx.DomainEnv) error {
 			if err := tickets.RegisterReactions(reg, codec, env.Pool); err != nil {
 				return err
+			}
+			if ordered > 0 {
+				if err := addOrdered(reg, codec, env.Pool, ordered); err != nil {
+					return err
+				}
 			}
 			if err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
 				Name: "chaos", Codec: codec, Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
@@ -146,4 +162,37 @@ func domain(slow, hold time.Duration) factosfx.Domain {
 		Workflows:    tickets.RegisterWorkflows,
 		DomainErrors: tickets.DomainErrors,
 	}
+}
+
+// OrderedReactor is the chaos reactor of ordered effects: a sale's effect
+// runs after every earlier sale's effect of the same buyer.
+const OrderedReactor = "chaos-ordered"
+
+// addOrdered registers the chaos reactor of ordered effects. Its handler
+// records the effect, then holds its transaction open for hold: a kill in
+// that window rolls the record back and the effect runs again.
+func addOrdered(reg *reactors.Registry, codec eventstore.Codec[tickets.Event], pool *pgxpool.Pool, hold time.Duration) error {
+	err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
+		Name: OrderedReactor, Codec: codec, Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
+		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+			buyer := rec.Event.(tickets.TicketSold).BuyerID
+			return []eventstore.Effect{{Kind: "chaos.ordered", Key: "co:" + rec.ID.String(), OrderingKey: "buyer:" + buyer, Args: buyer}}, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return reactors.AddEffect(reg, reactors.EffectHandler[string]{Kind: "chaos.ordered", MaxAttempts: 25,
+		Handle: func(ctx context.Context, e reactors.Effect[string]) error {
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO chaos_ordered (effect_key, ordering_key, position) VALUES ($1, $2, $3)
+					ON CONFLICT (effect_key) DO NOTHING`, e.Key, e.OrderingKey, int64(e.Position))
+				if err != nil {
+					return err
+				}
+				// Written, not committed: the window the suite kills in.
+				_, err = tx.Exec(ctx, `SELECT pg_sleep($1::float8) /* chaos ordered */`, hold.Seconds())
+				return err
+			})
+		}})
 }
