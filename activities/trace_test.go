@@ -157,7 +157,7 @@ func TestOneTraceFromWorkflowToEffect(t *testing.T) {
 	dispatch := find("factos.dispatch")
 	attrs := map[string]string{}
 	for _, a := range dispatch.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	for _, k := range []string{"factos.strategy", "factos.stream", "factos.attempts", "factos.positions", "factos.outcome", "factos.command_id"} {
 		if attrs[k] == "" {
