@@ -33,6 +33,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"demo", "tickets", "--help"}, "-capacity int"},
 		{[]string{"spec", "-h"}, "usage: worker spec\n\nPrint this description as JSON."},
 		{[]string{"reactors", "-h"}, "usage:\n  worker reactors status [-json]"},
+		{[]string{"effects", "-h"}, "usage:\n  worker effects status [-json]"},
+		{[]string{"effects", "help"}, "worker effects retry (EFFECT_KEY | -id JOB)"},
 	} {
 		stdout, stderr, code := command(t, env, tc.args...)
 		if code != 0 || !strings.Contains(stdout, tc.want) || stderr != "" {
@@ -62,6 +64,12 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"reactors", "rewind", "x"}, `worker reactors rewind: wrong arguments`},
 		{[]string{"reactors", "reset"}, `worker reactors reset: wrong arguments`},
 		{[]string{"reactors", "replay", "x", "-from", "-1"}, `worker reactors replay: wrong arguments`},
+		{[]string{"effects"}, "usage:\n  worker effects status"},
+		{[]string{"effects", "undo", "k"}, `worker effects: unknown command "undo"`},
+		{[]string{"effects", "retry"}, `worker effects retry: give an effect key or -id JOB, one of them`},
+		{[]string{"effects", "skip", "k", "-id", "3"}, `worker effects skip: give an effect key or -id JOB, one of them`},
+		{[]string{"effects", "list", "k"}, `worker effects list: unexpected arguments`},
+		{[]string{"effects", "status", "-wait", "1s"}, `flag provided but not defined: -wait`},
 	} {
 		stdout, stderr, code := command(t, env, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) || stdout != "" {

@@ -258,6 +258,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	checkConcertSales(t, env, dbURL)
+	checkEffectsCommand(t, env)
 	checkReactorsCommand(t, env)
 
 	if code, body := p.get("/readyz"); code != http.StatusOK || !strings.Contains(body, `"temporal":"ok"`) {
@@ -377,6 +378,59 @@ func checkConcertSales(t *testing.T, env []string, dbURL string) {
 // command line while the worker runs: after the demo the announcing
 // reactor has reacted to every sale; a reset forgets its reactions and
 // replays them, and the running worker reacts again.
+// checkEffectsCommand runs `worker effects` against the running worker's
+// database: the announcements (ordered per buyer) are counted and listed
+// with their ordering keys, and a done one can be neither retried nor
+// skipped.
+func checkEffectsCommand(t *testing.T, env []string) {
+	t.Helper()
+	out, errOut, code := command(t, env, "effects", "status", "-json")
+	var st struct {
+		Jobs []struct {
+			Kind  string `json:"kind"`
+			State string `json:"state"`
+			Jobs  int64  `json:"jobs"`
+		} `json:"jobs"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("effects status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	completed := int64(0)
+	for _, j := range st.Jobs {
+		if j.Kind == tickets.EffectAnnounceTicketSale && j.State == "completed" {
+			completed = j.Jobs
+		}
+	}
+	if completed < 20 {
+		t.Fatalf("effects status: %d completed announcements, want 20 or more:\n%s", completed, out)
+	}
+	out, errOut, code = command(t, env, "effects", "list", "-kind", tickets.EffectAnnounceTicketSale, "-state", "done", "-limit", "5", "-json")
+	var list []struct {
+		JobID       int64  `json:"job_id"`
+		EffectKey   string `json:"effect_key"`
+		OrderingKey string `json:"ordering_key"`
+		Sequence    string `json:"sequence"`
+		JobState    string `json:"job_state"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 5 {
+		t.Fatalf("effects list: exit %d, want 5 effects\n%s\n%s", code, out, errOut)
+	}
+	for _, e := range list {
+		if !strings.HasPrefix(e.OrderingKey, "buyer:") || e.Sequence != "done" || e.JobState != "completed" || e.JobID == 0 {
+			t.Fatalf("effects list: %+v", e)
+		}
+	}
+	if _, errOut, code := command(t, env, "effects", "retry", list[0].EffectKey); code != 3 || !strings.Contains(errOut, "it is done") {
+		t.Fatalf("retry of a done effect: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := command(t, env, "effects", "skip", "-id", fmt.Sprint(list[1].JobID)); code != 3 || !strings.Contains(errOut, "it is done") {
+		t.Fatalf("skip of a done effect by its job: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := command(t, env, "effects", "retry", "-id", "999999999"); code != 1 || !strings.Contains(errOut, "no effect") {
+		t.Fatalf("retry of an unknown job: exit %d, %s", code, errOut)
+	}
+}
+
 func checkReactorsCommand(t *testing.T, env []string) {
 	t.Helper()
 	type status struct {
