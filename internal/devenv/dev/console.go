@@ -60,15 +60,19 @@ func (c *console) watch(onClosed func()) {
 	c.mu.Lock()
 	c.onClosed = onClosed
 	c.mu.Unlock()
+	// The descriptor is read once, here: os.File.Fd in the goroutine would
+	// race with a Close of the file (the race detector says so), and the
+	// number is all poll needs (a closed one reports POLLNVAL).
+	fd := int(c.f.Fd())
 	var st unix.Stat_t
-	if err := unix.Fstat(int(c.f.Fd()), &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return
 	}
 	go func() {
-		fds := []unix.PollFd{{Fd: int32(c.f.Fd())}} // no events: only POLLERR and POLLHUP
+		fds := []unix.PollFd{{Fd: int32(fd)}} // no events: only POLLERR and POLLHUP
 		for {
 			_, err := unix.Poll(fds, -1)
 			if errors.Is(err, unix.EINTR) {
