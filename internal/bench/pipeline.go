@@ -271,8 +271,9 @@ type EffectRun struct {
 	Missing    int64  `json:"missing"`
 	Errors     int64  `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`
-	// EffectsPerSecond is the rate the effects ran at: Effects divided by
-	// the time from the window's start to the end of the last effect.
+	// EffectsPerSecond is the rate the effects ran at: effects ended per
+	// second from the end of the first to the end of the last (the
+	// pipeline's throughput, whatever its latency).
 	EffectsPerSecond float64 `json:"effects_per_s"`
 
 	// OrderingKeys is how many ordering keys the run's effects were
@@ -370,7 +371,9 @@ type effectTimes struct {
 	mu           sync.Mutex
 	reaction     map[string]time.Duration // by user id, first run only
 	effect, done []time.Duration
-	lastDone     time.Time
+	// firstDone and lastDone are when the first and the last effect
+	// ended.
+	firstDone, lastDone time.Time
 	// last is the position of the last effect of each ordering key that
 	// ran (first runs only); running counts the handlers of each key
 	// running now.
@@ -384,7 +387,7 @@ func (e *effectTimes) reset() {
 	e.mu.Lock()
 	e.reaction = map[string]time.Duration{}
 	e.effect, e.done = nil, nil
-	e.lastDone = time.Time{}
+	e.firstDone, e.lastDone = time.Time{}, time.Time{}
 	e.last = map[string]eventstore.Position{}
 	e.running = map[string]int{}
 	e.mu.Unlock()
@@ -618,6 +621,9 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 			times.effect = append(times.effect, start)
 			times.done = append(times.done, done)
 			times.lastDone = time.Now()
+			if times.firstDone.IsZero() {
+				times.firstDone = times.lastDone
+			}
 			// The key's previous effect finished before this one was
 			// released, so the handlers of one key record their
 			// positions in the order they ran.
@@ -698,7 +704,6 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 // a minute for every effect.
 func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
 	run := EffectRun{Rate: rate}
-	start := time.Now()
 	o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, i int) error {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
@@ -725,8 +730,8 @@ func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h even
 	run.OrderChecks, run.OrderViolations = times.orderChecks.Load(), times.violations.Load()
 	times.mu.Lock()
 	defer times.mu.Unlock()
-	if span := times.lastDone.Sub(start).Seconds(); run.Effects > 0 && span > 0 {
-		run.EffectsPerSecond = float64(run.Effects) / span
+	if span := times.lastDone.Sub(times.firstDone).Seconds(); run.Effects > 1 && span > 0 {
+		run.EffectsPerSecond = float64(run.Effects-1) / span
 	}
 	reaction := make([]time.Duration, 0, len(times.reaction))
 	for _, d := range times.reaction {
