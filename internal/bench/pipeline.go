@@ -682,9 +682,22 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 	}()
 
 	h := tickets.RegisterUserHandler(t.codec)
+	// A warm-up, unmeasured, for each kind of run the variant measures:
+	// otherwise the first rate would also measure cold connections,
+	// caches and plans, and the unordered run, first, would pay for both.
+	warmups := []string{"w"}
+	if v.ordered {
+		warmups = append(warmups, orderedPrefix+"w")
+	}
+	for _, prefix := range warmups {
+		times.reset()
+		if _, err := r.effectRate(ctx, store, h, times, prefix, 100, r.cfg.Warmup); err != nil {
+			return fmt.Errorf("warming up: %w", err)
+		}
+	}
 	return each(func(prefix string, rate, keys int) (EffectRun, error) {
 		times.reset()
-		run, err := r.effectRate(ctx, store, h, times, prefix, rate)
+		run, err := r.effectRate(ctx, store, h, times, prefix, rate, r.cfg.Duration)
 		if err != nil {
 			return run, err
 		}
@@ -700,11 +713,11 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 	})
 }
 
-// effectRate offers rate commands a second for Duration, then waits up to
-// a minute for every effect.
-func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
+// effectRate offers rate commands a second for d, then waits up to a
+// minute for every effect.
+func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int, d time.Duration) (EffectRun, error) {
 	run := EffectRun{Rate: rate}
-	o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, i int) error {
+	o, err := offer(ctx, rate, d, r.cfg.MinCommands, func(ctx context.Context, i int) error {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
 		return err
