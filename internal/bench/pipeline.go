@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,8 +273,10 @@ type EffectRun struct {
 	Errors     int64  `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`
 	// EffectsPerSecond is the rate the effects ran at: effects ended per
-	// second from the end of the first to the end of the last (the
-	// pipeline's throughput, whatever its latency).
+	// second between the ends of the tenth and the ninetieth percentile
+	// effect, in order of their ends. It is the offered rate when the
+	// pipeline keeps up and its throughput when it falls behind, whatever
+	// its latency, and a few stragglers do not move it.
 	EffectsPerSecond float64 `json:"effects_per_s"`
 
 	// OrderingKeys is how many ordering keys the run's effects were
@@ -371,9 +374,8 @@ type effectTimes struct {
 	mu           sync.Mutex
 	reaction     map[string]time.Duration // by user id, first run only
 	effect, done []time.Duration
-	// firstDone and lastDone are when the first and the last effect
-	// ended.
-	firstDone, lastDone time.Time
+	// ends are when the effects ended.
+	ends []time.Time
 	// last is the position of the last effect of each ordering key that
 	// ran (first runs only); running counts the handlers of each key
 	// running now.
@@ -387,7 +389,7 @@ func (e *effectTimes) reset() {
 	e.mu.Lock()
 	e.reaction = map[string]time.Duration{}
 	e.effect, e.done = nil, nil
-	e.firstDone, e.lastDone = time.Time{}, time.Time{}
+	e.ends = nil
 	e.last = map[string]eventstore.Position{}
 	e.running = map[string]int{}
 	e.mu.Unlock()
@@ -620,10 +622,7 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 			times.mu.Lock()
 			times.effect = append(times.effect, start)
 			times.done = append(times.done, done)
-			times.lastDone = time.Now()
-			if times.firstDone.IsZero() {
-				times.firstDone = times.lastDone
-			}
+			times.ends = append(times.ends, time.Now())
 			// The key's previous effect finished before this one was
 			// released, so the handlers of one key record their
 			// positions in the order they ran.
@@ -743,9 +742,7 @@ func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h even
 	run.OrderChecks, run.OrderViolations = times.orderChecks.Load(), times.violations.Load()
 	times.mu.Lock()
 	defer times.mu.Unlock()
-	if span := times.lastDone.Sub(times.firstDone).Seconds(); run.Effects > 1 && span > 0 {
-		run.EffectsPerSecond = float64(run.Effects-1) / span
-	}
+	run.EffectsPerSecond = endRate(times.ends)
 	reaction := make([]time.Duration, 0, len(times.reaction))
 	for _, d := range times.reaction {
 		reaction = append(reaction, d)
@@ -754,4 +751,19 @@ func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h even
 	run.ToEffect = latencyOf(times.effect)
 	run.ToDone = latencyOf(times.done)
 	return run, nil
+}
+
+// endRate is the rate of the ends between the tenth and the ninetieth
+// percentile (which it sorts); 0 with too few to tell.
+func endRate(ends []time.Time) float64 {
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	lo, hi := len(ends)/10, len(ends)-1-len(ends)/10
+	if hi <= lo {
+		return 0
+	}
+	span := ends[hi].Sub(ends[lo]).Seconds()
+	if span <= 0 {
+		return 0
+	}
+	return float64(hi-lo) / span
 }
