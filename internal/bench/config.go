@@ -43,7 +43,8 @@ const (
 	// (one River reaction job inserted in every dispatch transaction).
 	ScenarioOutbox = "outbox"
 	// ScenarioEffects: commands at offered rates (EffectSteps) with River
-	// running reactions and effects; latency from commit to effect.
+	// running reactions and effects; latency from commit to effect, with
+	// unordered and with ordered effects (EffectOrderingKeys).
 	ScenarioEffects = "effects"
 	// ScenarioProjections: the disjoint command with and without three
 	// projections running in the process.
