@@ -59,6 +59,7 @@ type options struct {
 	maxOther                    float64
 	remeasure                   int
 	effectRates                 string
+	effectOrderingKeys          int
 	tailRates                   string
 	minCommands                 int
 	projectionBatchSizes        string
@@ -89,6 +90,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.maxAttempts, "max-attempts", eventstore.DefaultMaxAttempts, "the stores' MaxAttempts")
 	flag.Float64Var(&o.maxOther, "max-other", bench.DefaultMaxOther, "cores other processes may use during a window before it is measured again (negative: never)")
 	flag.StringVar(&o.effectRates, "effect-rates", "", "comma-separated fixed offered rates (commands/s) of the effects scenario (default: fractions of keys+outbox's throughput in the run, stepped up until the pipeline does not keep up)")
+	flag.IntVar(&o.effectOrderingKeys, "effect-ordering-keys", bench.DefaultEffectOrderingKeys, "ordering keys the effects scenario's ordered runs spread their effects over (each rate runs unordered and ordered)")
 	flag.StringVar(&o.tailRates, "tail-rates", ints(bench.DefaultTailRates), "comma-separated offered rates (commands/s) of the tail scenario")
 	flag.IntVar(&o.minCommands, "min-commands", bench.DefaultMinCommands, "fewest commands a measured window decides: it lasts longer until it has (negative: none)")
 	flag.StringVar(&o.projectionBatchSizes, "projection-batch-sizes", ints(bench.DefaultProjectionBatchSizes), "comma-separated batch sizes of the projection-catchup scenario")
@@ -178,6 +180,7 @@ func (o *options) config() (bench.Config, error) {
 	if set["effect-rates"] {
 		pick("effect-rates", func() (e error) { cfg.EffectRates, e = parseInts(o.effectRates); return })
 	}
+	pick("effect-ordering-keys", func() error { cfg.EffectOrderingKeys = o.effectOrderingKeys; return nil })
 	pick("tail-rates", func() (e error) { cfg.TailRates, e = parseInts(o.tailRates); return })
 	pick("min-commands", func() error { cfg.MinCommands = o.minCommands; return nil })
 	pick("projection-batch-sizes", func() (e error) { cfg.ProjectionBatchSizes, e = parseInts(o.projectionBatchSizes); return })

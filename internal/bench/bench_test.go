@@ -122,10 +122,14 @@ func TestQuickRun(t *testing.T) {
 	judged := map[string]int{}
 	for _, e := range res.Effects {
 		if e.Fraction == 0.5 {
-			judged[e.Variant]++
+			v := e.Variant
+			if e.OrderingKeys > 0 {
+				v += ", ordered"
+			}
+			judged[v]++
 		}
 	}
-	if len(judged) < 2 {
+	if len(judged) < 3 {
 		t.Errorf("effects: judged rate run by %d River variants (%v), want every variant", len(judged), judged)
 	}
 	for v, n := range judged {
@@ -141,6 +145,24 @@ func TestQuickRun(t *testing.T) {
 		}
 		if l := e.ToDone; l.P50 <= 0 || l.P50 > l.P99 || e.ToEffect.P50 > l.P50 || e.ToReaction.P50 > e.ToEffect.P50 {
 			t.Errorf("effects at %d/s: latencies not ordered: reaction %+v effect %+v done %+v", e.Rate, e.ToReaction, e.ToEffect, l)
+		}
+		if e.OrderViolations != 0 || e.EffectsPerSecond <= 0 {
+			t.Errorf("effects at %d/s (%d ordering keys): %d order violations, %.0f effects/s", e.Rate, e.OrderingKeys, e.OrderViolations, e.EffectsPerSecond)
+		}
+	}
+	// The worker's defaults run every rate with ordered effects too, set
+	// beside the unordered run: each key's effects ran one at a time, in
+	// position order, exactly once.
+	if len(res.EffectOrdering) == 0 || res.EffectOrdering[0].Fraction != 0.5 {
+		t.Errorf("effects: no ordered run at the judged rate: %+v", res.EffectOrdering)
+	}
+	for _, p := range res.EffectOrdering {
+		o := p.Ordered
+		// Each key gets about commands/keys effects: most are compared
+		// with an earlier one of their key.
+		if p.OrderingKeys != cfg.EffectOrderingKeys || o.Commands <= 0 || o.Effects != o.Commands || o.Missing != 0 || o.Duplicates != 0 ||
+			o.OrderViolations != 0 || o.OrderChecks < o.Effects-int64(p.OrderingKeys) || p.EffectsPerSecondRatio <= 0 || p.ToDoneP99Ratio <= 0 {
+			t.Errorf("ordered effects at %d/s: %+v", p.Rate, p)
 		}
 	}
 	if len(res.ProjectionCatchUp) != len(cfg.ProjectionBatchSizes) {
@@ -168,8 +190,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("empty plan %+v", p)
 		}
 	}
-	if len(res.Targets) != 12 {
-		t.Errorf("%d targets, want 12", len(res.Targets))
+	if len(res.Targets) != 13 {
+		t.Errorf("%d targets, want 13", len(res.Targets))
 	}
 	// The targets of the scenarios without a 16-client cell have no
 	// checks in a quick run; the read side's and the effects' have.

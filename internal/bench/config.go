@@ -48,7 +48,8 @@ const (
 	// context written into every event's and job's metadata).
 	ScenarioTracing = "tracing"
 	// ScenarioEffects: commands at offered rates (EffectSteps) with River
-	// running reactions and effects; latency from commit to effect.
+	// running reactions and effects; latency from commit to effect, with
+	// unordered and with ordered effects (EffectOrderingKeys).
 	ScenarioEffects = "effects"
 	// ScenarioProjections: the disjoint command with and without three
 	// projections running in the process.
@@ -107,6 +108,11 @@ var DefaultClients = []int{1, 4, 16, 64}
 // commands per second, when the run has no keys+outbox throughput to
 // derive them from.
 var DefaultEffectRates = []int{50, 200, 800}
+
+// DefaultEffectOrderingKeys is how many ordering keys the ordered effects
+// of the effects scenario are spread over, at each offered rate: each key
+// gets one effect in that many, in sequence.
+const DefaultEffectOrderingKeys = 64
 
 // DefaultTailRates are the offered rates of the tail scenario, commands
 // per second.
@@ -207,6 +213,14 @@ type Config struct {
 	// (0.5 to 1 by tenths).
 	EffectSteps []float64
 
+	// EffectOrderingKeys is how many ordering keys the effects scenario's
+	// ordered runs spread their effects over: at every offered rate, the
+	// worker's default River configuration runs once with unordered
+	// effects and once with each effect keyed "user-group:<n>" by its
+	// command's number modulo EffectOrderingKeys. Default:
+	// DefaultEffectOrderingKeys (64).
+	EffectOrderingKeys int
+
 	// ProjectionBatchSizes are the batch sizes the projection-catchup
 	// scenario compares. Default: DefaultProjectionBatchSizes (100, 500,
 	// 2000).
@@ -277,20 +291,23 @@ type Config struct {
 // every scenario, so a quick run exercises all of the code.
 func QuickConfig() Config {
 	return Config{
-		Duration:       200 * time.Millisecond,
-		Warmup:         50 * time.Millisecond,
-		MinCommands:    40,
-		Clients:        []int{1, 4},
-		HighRepeats:    1,
-		HistorySizes:   []int{100, 2_000},
-		EffectSteps:    []float64{effectJudged, 0.75},
-		TailRates:      []int{100},
-		CatchUpEvents:  3_000,
-		CatchUpWriters: 2,
-		SampleInterval: 20 * time.Millisecond,
-		Remeasure:      -1,
-		Statements:     true,
-		Explain:        true,
+		Duration:     200 * time.Millisecond,
+		Warmup:       50 * time.Millisecond,
+		MinCommands:  40,
+		Clients:      []int{1, 4},
+		HighRepeats:  1,
+		HistorySizes: []int{100, 2_000},
+		EffectSteps:  []float64{effectJudged, 0.75},
+		// A quick window holds a hundred commands or so: few keys give
+		// each of them a sequence to keep in order.
+		EffectOrderingKeys: 8,
+		TailRates:          []int{100},
+		CatchUpEvents:      3_000,
+		CatchUpWriters:     2,
+		SampleInterval:     20 * time.Millisecond,
+		Remeasure:          -1,
+		Statements:         true,
+		Explain:            true,
 
 		ProjectionBatchSizes: []int{50, 500},
 		ProjectionRates:      []int{100},
@@ -323,6 +340,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.CatchUpWriters, DefaultCatchUpWriters)
 	def(&c.MaxAttempts, eventstore.DefaultMaxAttempts)
 	def(&c.MaxRate, DefaultMaxRate)
+	def(&c.EffectOrderingKeys, DefaultEffectOrderingKeys)
 	if c.Duration == 0 {
 		c.Duration = DefaultDuration
 	}
@@ -384,6 +402,9 @@ func (c Config) validate() error {
 		if n < 1 || n > 1_000_000 {
 			errs = append(errs, fmt.Errorf("field EffectRates: %d is not a rate (1..1000000 per second)", n))
 		}
+	}
+	if c.EffectOrderingKeys < 0 {
+		errs = append(errs, fmt.Errorf("field EffectOrderingKeys: %d is not a key count", c.EffectOrderingKeys))
 	}
 	for _, n := range c.TailRates {
 		if n < 1 || n > 1_000_000 {

@@ -5,7 +5,7 @@
 // A run is a list of scenarios (disjoint contexts, one hot context, a mix of
 // both, stream-revision dispatch, growing history, an insert-only ceiling,
 // catch-up reads beside writers, a tailing reader, the outbox, commit to
-// effect through River, projections and commands through Temporal). Each scenario runs in cells: one client count and one
+// effect through River, unordered and ordered, projections and commands through Temporal). Each scenario runs in cells: one client count and one
 // strategy, each strategy in a database of its own. Strategies run back to
 // back per client count, so a slow minute of the machine hits all of them.
 // A measured window lasts Config.Duration and longer until it counted

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -272,6 +275,24 @@ type EffectRun struct {
 	Missing    int64  `json:"missing"`
 	Errors     int64  `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`
+	// EffectsPerSecond is the rate the effects ran at: effects ended per
+	// second between the ends of the tenth and the ninetieth percentile
+	// effect, in order of their ends. It is the offered rate when the
+	// pipeline keeps up and its throughput when it falls behind, whatever
+	// its latency, and a few stragglers do not move it.
+	EffectsPerSecond float64 `json:"effects_per_s"`
+
+	// OrderingKeys is how many ordering keys the run's effects were
+	// spread over (Config.EffectOrderingKeys); 0: unordered, today's
+	// effects.
+	OrderingKeys int `json:"ordering_keys,omitempty"`
+	// OrderChecks counts, in an ordered run, the effects that ran after
+	// an earlier one of their key, each compared with it; OrderViolations
+	// those that ran after an effect of a higher position of their key,
+	// or started while another effect of their key was running. Only the
+	// first run of each effect key counts. No violation is the invariant.
+	OrderChecks     int64 `json:"order_checks,omitempty"`
+	OrderViolations int64 `json:"order_violations"`
 
 	// Dispatch is the dispatch's latency with the outbox.
 	Dispatch Latency `json:"dispatch"`
@@ -353,19 +374,69 @@ func offer(ctx context.Context, rate int, d time.Duration, minCalls int, do func
 
 // effectTimes collects the effects scenario's observations.
 type effectTimes struct {
-	mu                 sync.Mutex
-	reaction           map[string]time.Duration // by user id, first run only
-	effect, done       []time.Duration
-	effects, duplicate atomic.Int64
+	mu           sync.Mutex
+	reaction     map[string]time.Duration // by user id, first run only
+	effect, done []time.Duration
+	// ends are when the effects ended.
+	ends []time.Time
+	// last is the position of the last effect of each ordering key that
+	// ran (first runs only); running counts the handlers of each key
+	// running now.
+	last    map[string]eventstore.Position
+	running map[string]int
+
+	effects, duplicate, orderChecks, violations atomic.Int64
 }
 
 func (e *effectTimes) reset() {
 	e.mu.Lock()
 	e.reaction = map[string]time.Duration{}
 	e.effect, e.done = nil, nil
+	e.ends = nil
+	e.last = map[string]eventstore.Position{}
+	e.running = map[string]int{}
 	e.mu.Unlock()
 	e.effects.Store(0)
 	e.duplicate.Store(0)
+	e.orderChecks.Store(0)
+	e.violations.Store(0)
+}
+
+// enter notes that a handler of an ordering key started, and counts a
+// violation when another one of the key is running; leave that it ended.
+func (e *effectTimes) enter(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running[key] > 0 {
+		e.violations.Add(1)
+	}
+	e.running[key]++
+}
+
+func (e *effectTimes) leave(key string) {
+	e.mu.Lock()
+	e.running[key]--
+	e.mu.Unlock()
+}
+
+// orderedPrefix starts the command ids of the ordered runs: the reactor
+// gives their effects an ordering key, and no other.
+const orderedPrefix = "o"
+
+// orderingKey is the ordering key of the effect for a user id of an
+// ordered run ("o<step>-<n>"): "user-group:o<step>:<n mod keys>", a key
+// per group of users, each run's keys its own so that a run's sequences
+// do not wait on another's. Unordered runs' ids get "".
+func orderingKey(userID string, keys int) string {
+	prefix, num, ok := strings.Cut(userID, "-")
+	if !ok || !strings.HasPrefix(prefix, orderedPrefix) || keys <= 0 {
+		return ""
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("user-group:%s:%d", prefix, n%keys)
 }
 
 // riverVariant is a River configuration the effects scenario runs with.
@@ -373,15 +444,19 @@ type riverVariant struct {
 	name          string
 	workers       int
 	fetchCooldown time.Duration // 0: River's default (100ms)
+	// ordered runs every rate twice, back to back on the same River
+	// client: unordered effects, then ordered ones.
+	ordered bool
 }
 
 // riverVariants are compared side by side, the worker's defaults first
 // (10 reaction and 10 effect workers, RIVER_FETCH_COOLDOWN 10ms, the
 // outbox notifying once per cooldown): the targets judge that one. The
 // others each change one setting: River's own fetch cooldown, more
-// workers, a shorter cooldown.
+// workers, a shorter cooldown. The worker's defaults also run every rate
+// with ordered effects, right after the unordered run of the rate.
 var riverVariants = []riverVariant{
-	{name: "worker default (10 workers, fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
+	{name: "worker default (10 workers, fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond, ordered: true},
 	{name: "River default fetch cooldown (100ms)", workers: 10},
 	{name: "50 workers (fetch cooldown 10ms)", workers: 50, fetchCooldown: 10 * time.Millisecond},
 	{name: "fetch cooldown 2ms (10 workers)", workers: 10, fetchCooldown: 2 * time.Millisecond},
@@ -401,7 +476,7 @@ var DefaultEffectSteps = []float64{effectJudged, 0.6, 0.7, 0.8, 0.9, 1.0}
 // achieved at least 0.98 of it, every command's effect ran exactly once,
 // and p99 from commit to the effect's end stayed within a second.
 func (e EffectRun) Sustained() bool {
-	return e.PerSecond >= 0.98*float64(e.Rate) && e.ToDone.P99 <= 1000 && e.Missing == 0 && e.Duplicates == 0 && e.Errors == 0 && e.Commands > 0
+	return e.PerSecond >= 0.98*float64(e.Rate) && e.ToDone.P99 <= 1000 && e.Missing == 0 && e.Duplicates == 0 && e.Errors == 0 && e.OrderViolations == 0 && e.Commands > 0
 }
 
 // EffectBase is the throughput the effects scenario's offered rates are
@@ -452,14 +527,26 @@ func (r *runner) effects(ctx context.Context, res *Results) error {
 		}
 	}
 	for _, v := range riverVariants {
-		err := r.effectsVariant(ctx, v, func(run func(prefix string, rate int) (EffectRun, error)) error {
+		err := r.effectsVariant(ctx, v, func(run func(prefix string, rate, keys int) (EffectRun, error)) error {
+			ordered := v.ordered
 			for i, s := range steps {
-				er, err := run(fmt.Sprintf("e%d", i), s.rate)
+				er, err := run(fmt.Sprintf("e%d", i), s.rate, 0)
 				if err != nil {
 					return fmt.Errorf("effects at %d/s: %w", s.rate, err)
 				}
 				er.Fraction = s.fraction
 				res.Effects = append(res.Effects, er)
+				if ordered {
+					or, err := run(fmt.Sprintf("%s%d", orderedPrefix, i), s.rate, r.cfg.EffectOrderingKeys)
+					if err != nil {
+						return fmt.Errorf("ordered effects at %d/s: %w", s.rate, err)
+					}
+					or.Fraction = s.fraction
+					res.Effects = append(res.Effects, or)
+					// Ordered runs stop at their first stepped rate
+					// not sustained; the unordered ones go on.
+					ordered = s.fraction == 0 || or.Sustained()
+				}
 				// Stepped rates stop at the first one not sustained.
 				if s.fraction > 0 && !er.Sustained() {
 					return nil
@@ -471,12 +558,17 @@ func (r *runner) effects(ctx context.Context, res *Results) error {
 			return fmt.Errorf("effects (%s): %w", v.name, err)
 		}
 	}
+	res.EffectOrdering = res.effectOrdering()
 	return nil
 }
 
 // effectsVariant readies one variant's database, River client and store,
 // and lets each run rates on them.
-func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(run func(prefix string, rate int) (EffectRun, error)) error) (err error) {
+//
+// The registry's sequencer runs beside the River client, as in `worker
+// run`: without it ordered effects would wait forever, and unordered runs
+// pay its idle polling as the worker does.
+func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(run func(prefix string, rate, keys int) (EffectRun, error)) error) (err error) {
 	t, err := r.keysTarget(ctx, 64)
 	if err != nil {
 		return err
@@ -491,8 +583,10 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 	reg := reactors.NewRegistry(&reactors.Config{NotifyInterval: v.fetchCooldown})
 	// The reactor is pure but for one thing: it notes when it ran, which
 	// is what this scenario measures. A retried reaction keeps the first.
+	// The effects of an ordered run's commands get their ordering key.
 	react := func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
-		if u, ok := rec.Event.(tickets.UserRegistered); ok {
+		u, ok := rec.Event.(tickets.UserRegistered)
+		if ok {
 			lag := time.Since(rec.RecordedAt)
 			times.mu.Lock()
 			if _, seen := times.reaction[u.UserID]; !seen {
@@ -500,7 +594,13 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 			}
 			times.mu.Unlock()
 		}
-		return welcomeReactor(rec)
+		effects, err := welcomeReactor(rec)
+		if ok {
+			for i := range effects {
+				effects[i].OrderingKey = orderingKey(u.UserID, r.cfg.EffectOrderingKeys)
+			}
+		}
+		return effects, err
 	}
 	if err := addWelcomeReactor(reg, t.codec, react); err != nil {
 		return err
@@ -509,6 +609,10 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 		Kind: benchEffect,
 		Handle: func(ctx context.Context, e reactors.Effect[welcome]) error {
 			start := time.Since(e.Args.RecordedAt)
+			if e.OrderingKey != "" {
+				times.enter(e.OrderingKey)
+				defer times.leave(e.OrderingKey)
+			}
 			tag, err := t.pool.Exec(ctx, `INSERT INTO bench_welcomes (effect_key, user_id) VALUES ($1, $2) ON CONFLICT (effect_key) DO NOTHING`, e.Key, e.Args.UserID)
 			if err != nil {
 				return err
@@ -521,6 +625,19 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 			times.mu.Lock()
 			times.effect = append(times.effect, start)
 			times.done = append(times.done, done)
+			times.ends = append(times.ends, time.Now())
+			// The key's previous effect finished before this one was
+			// released, so the handlers of one key record their
+			// positions in the order they ran.
+			if k := e.OrderingKey; k != "" {
+				if last, ok := times.last[k]; ok {
+					times.orderChecks.Add(1)
+					if e.Position < last {
+						times.violations.Add(1)
+					}
+				}
+				times.last[k] = e.Position
+			}
 			times.mu.Unlock()
 			times.effects.Add(1)
 			return nil
@@ -557,31 +674,52 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 	if err := rc.Start(riverCtx); err != nil {
 		return err
 	}
+	if err := reg.Sequencer().Start(riverCtx); err != nil {
+		return errors.Join(err, rc.Stop(context.WithoutCancel(ctx)))
+	}
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		err = errors.Join(err, rc.Stop(stopCtx))
+		err = errors.Join(err, rc.Stop(stopCtx), reg.Sequencer().Stop(stopCtx))
 	}()
 
 	h := tickets.RegisterUserHandler(t.codec)
-	return each(func(prefix string, rate int) (EffectRun, error) {
+	// A warm-up, unmeasured, for each kind of run the variant measures:
+	// otherwise the first rate would also measure cold connections,
+	// caches and plans, and the unordered run, first, would pay for both.
+	warmups := []string{"w"}
+	if v.ordered {
+		warmups = append(warmups, orderedPrefix+"w")
+	}
+	for _, prefix := range warmups {
 		times.reset()
-		run, err := r.effectRate(ctx, store, h, times, prefix, rate)
+		if _, err := r.effectRate(ctx, store, h, times, prefix, 100, r.cfg.Warmup); err != nil {
+			return fmt.Errorf("warming up: %w", err)
+		}
+	}
+	return each(func(prefix string, rate, keys int) (EffectRun, error) {
+		times.reset()
+		run, err := r.effectRate(ctx, store, h, times, prefix, rate, r.cfg.Duration)
 		if err != nil {
 			return run, err
 		}
 		run.Variant, run.Workers, run.FetchCooldownMs = v.name, v.workers, float64(v.fetchCooldown)/float64(time.Millisecond)
-		fmt.Fprintf(r.cfg.Log, "effects %-48s rate=%-5d %7.0f cmd/s  effects %d dup %d missing %d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms  sustained %v\n",
-			v.name, rate, run.PerSecond, run.Effects, run.Duplicates, run.Missing, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99, run.Sustained())
+		run.OrderingKeys = keys
+		mode := "unordered"
+		if keys > 0 {
+			mode = fmt.Sprintf("ordered (%d keys)", keys)
+		}
+		fmt.Fprintf(r.cfg.Log, "effects %-48s %-18s rate=%-5d %7.0f cmd/s %7.0f effects/s  effects %d dup %d missing %d order violations %d/%d  dispatch p50 %.2fms p99 %.2fms  to effect p50 %.1fms p99 %.1fms  to done p50 %.1fms p99 %.1fms  sustained %v\n",
+			v.name, mode, rate, run.PerSecond, run.EffectsPerSecond, run.Effects, run.Duplicates, run.Missing, run.OrderViolations, run.OrderChecks, run.Dispatch.P50, run.Dispatch.P99, run.ToEffect.P50, run.ToEffect.P99, run.ToDone.P50, run.ToDone.P99, run.Sustained())
 		return run, nil
 	})
 }
 
-// effectRate offers rate commands a second for Duration, then waits up to
-// a minute for every effect.
-func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int) (EffectRun, error) {
+// effectRate offers rate commands a second for d, then waits up to a
+// minute for every effect.
+func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h eventstore.Handler[tickets.RegisterUser, tickets.Event, bool], times *effectTimes, prefix string, rate int, d time.Duration) (EffectRun, error) {
 	run := EffectRun{Rate: rate}
-	o, err := offer(ctx, rate, r.cfg.Duration, r.cfg.MinCommands, func(ctx context.Context, i int) error {
+	o, err := offer(ctx, rate, d, r.cfg.MinCommands, func(ctx context.Context, i int) error {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		_, err := eventstore.Dispatch(ctx, store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
 		return err
@@ -604,8 +742,10 @@ func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h even
 	run.Effects = times.effects.Load()
 	run.Duplicates = times.duplicate.Load()
 	run.Missing = max(0, run.Commands-run.Effects)
+	run.OrderChecks, run.OrderViolations = times.orderChecks.Load(), times.violations.Load()
 	times.mu.Lock()
 	defer times.mu.Unlock()
+	run.EffectsPerSecond = endRate(times.ends)
 	reaction := make([]time.Duration, 0, len(times.reaction))
 	for _, d := range times.reaction {
 		reaction = append(reaction, d)
@@ -614,4 +754,19 @@ func (r *runner) effectRate(ctx context.Context, store *eventstore.Store, h even
 	run.ToEffect = latencyOf(times.effect)
 	run.ToDone = latencyOf(times.done)
 	return run, nil
+}
+
+// endRate is the rate of the ends between the tenth and the ninetieth
+// percentile (which it sorts); 0 with too few to tell.
+func endRate(ends []time.Time) float64 {
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	lo, hi := len(ends)/10, len(ends)-1-len(ends)/10
+	if hi <= lo {
+		return 0
+	}
+	span := ends[hi].Sub(ends[lo]).Seconds()
+	if span <= 0 {
+		return 0
+	}
+	return float64(hi-lo) / span
 }

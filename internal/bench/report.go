@@ -440,9 +440,13 @@ func (m *mdWriter) effects() {
 		m.p("The offered rates are fractions of %s's throughput in this run (%.0f/s), from one half up by tenths until the pipeline no longer keeps up (achieved below 0.98 of offered, p99 to done above 1s, or an effect missing or doubled: *sustained* no), for each River configuration. ", b.Cell, b.PerSecond)
 	}
 	m.p("The first configuration is the worker's default (`worker run`: 10 reaction and 10 effect workers, `RIVER_FETCH_COOLDOWN` 10ms, the outbox notifying River's producers at most once per cooldown); each other one changes one setting. The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert (*to done*: commit to effect). Every command must get exactly one effect.\n\n")
-	m.p("| River | offered /s | fraction | achieved /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms | sustained |\n")
-	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	m.p("| River | offered /s | fraction | achieved /s | effects /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms | sustained |\n")
+	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, e := range m.res.Effects {
+		name := e.Variant
+		if e.OrderingKeys > 0 {
+			name += fmt.Sprintf(", **ordered (%d keys)**", e.OrderingKeys)
+		}
 		frac := "—"
 		if e.Fraction > 0 {
 			frac = fmt.Sprintf("%.2f", e.Fraction)
@@ -451,8 +455,8 @@ func (m *mdWriter) effects() {
 		if e.Sustained() {
 			sus = "yes"
 		}
-		m.p("| %s | %d | %s | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f / %.1f | %s |\n",
-			e.Variant, e.Rate, frac, e.PerSecond, e.Commands, e.Effects, e.Duplicates, e.Missing, e.Dispatch.P50, e.Dispatch.P99,
+		m.p("| %s | %d | %s | %.0f | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f / %.1f | %s |\n",
+			name, e.Rate, frac, e.PerSecond, e.EffectsPerSecond, e.Commands, e.Effects, e.Duplicates, e.Missing, e.Dispatch.P50, e.Dispatch.P99,
 			e.ToReaction.P50, e.ToReaction.P99, e.ToEffect.P50, e.ToEffect.P99, e.ToDone.P50, e.ToDone.P99, e.ToDone.Max, sus)
 	}
 	m.p("\n")
@@ -461,6 +465,36 @@ func (m *mdWriter) effects() {
 			m.p("At %d/s, %d dispatches failed; the first: %s\n\n", e.Rate, e.Errors, e.FirstError)
 		}
 	}
+	m.effectOrdering()
+}
+
+// effectOrdering sets the ordered effect runs beside the unordered ones.
+func (m *mdWriter) effectOrdering() {
+	if len(m.res.EffectOrdering) == 0 {
+		return
+	}
+	m.p("### Ordered against unordered effects\n\n")
+	m.p("With the worker's defaults, every offered rate also runs with ordered effects, right after its unordered run, on the same River client and database: each effect carries the ordering key `user-group:<n>`, *n* its command's number modulo the key count, so each key's effects run one at a time in the order of their events' positions, released by the registry's sequencer (its defaults; it runs beside the client in every configuration, as in `worker run`). Before its first rate, each configuration runs an unmeasured warm-up at 100/s for the warm-up time (unordered, then ordered where it runs ordered), so that neither run of the first rate pays for a cold start. Ordered runs stop at their first stepped rate not sustained. *Effects/s* counts effects ended per second between the ends of the 10th and the 90th percentile effect (the offered rate when the pipeline keeps up, its throughput when it falls behind, whatever its latency); the ratios are ordered over unordered. Each effect handler records, for the first run of each effect key, the position it ran for: an *order violation* is one that ran after an effect of a higher position of its key, or while another effect of its key ran; *checks* counts the effects compared with an earlier one of their key.\n\n")
+	m.p("| offered /s | fraction | keys | achieved cmd/s unordered / ordered | effects/s unordered / ordered | effects/s ordered/unordered | to done p50 ms unordered / ordered | p50 ordered/unordered | to done p99 ms unordered / ordered | p99 ordered/unordered | missing unordered / ordered | duplicates unordered / ordered | order violations (checks) | sustained unordered / ordered |\n")
+	m.p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	for _, p := range m.res.EffectOrdering {
+		u, o := p.Unordered, p.Ordered
+		frac := "—"
+		if p.Fraction > 0 {
+			frac = fmt.Sprintf("%.2f", p.Fraction)
+		}
+		m.p("| %d | %s | %d | %.0f / %.0f | %.0f / %.0f | %s | %.1f / %.1f | %s | %.1f / %.1f | %s | %d / %d | %d / %d | %d (%d) | %s / %s |\n",
+			p.Rate, frac, p.OrderingKeys, u.CommandsPerSecond, o.CommandsPerSecond, u.EffectsPerSecond, o.EffectsPerSecond, ratioString(p.EffectsPerSecondRatio),
+			u.ToDone.P50, o.ToDone.P50, ratioString(p.ToDoneP50Ratio), u.ToDone.P99, o.ToDone.P99, ratioString(p.ToDoneP99Ratio),
+			u.Missing, o.Missing, u.Duplicates, o.Duplicates, o.OrderViolations, o.OrderChecks, yes(u.Sustained), yes(o.Sustained))
+	}
+	m.p("\n")
 }
 
 // projections writes the three projection scenarios.

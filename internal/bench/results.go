@@ -18,8 +18,11 @@ type Results struct {
 	// EffectBase is what the effects scenario's stepped rates are
 	// fractions of, when they are.
 	EffectBase *EffectBase `json:"effect_base,omitempty"`
-	Plans      []Plan      `json:"plans,omitempty"`
-	Targets    []Target    `json:"targets,omitempty"`
+	// EffectOrdering sets each ordered effect run beside the unordered
+	// run of the same rate and River configuration.
+	EffectOrdering []EffectOrdering `json:"effect_ordering,omitempty"`
+	Plans          []Plan           `json:"plans,omitempty"`
+	Targets        []Target         `json:"targets,omitempty"`
 
 	// ProjectionCatchUp and ProjectionLag are the projection scenarios'.
 	ProjectionCatchUp []ProjectionCatchUp `json:"projection_catchup,omitempty"`
@@ -35,26 +38,29 @@ type RunInfo struct {
 	Finished time.Time `json:"finished"`
 	Command  string    `json:"command,omitempty"`
 
-	Scenarios      []string  `json:"scenarios"`
-	Strategies     []string  `json:"strategies"`
-	Clients        []int     `json:"clients"`
-	DurationSec    float64   `json:"duration_s"`
-	WarmupSec      float64   `json:"warmup_s"`
-	Repeats        int       `json:"repeats"`
-	HighClients    int       `json:"high_clients"`
-	HighRepeats    int       `json:"high_repeats"`
-	HistorySizes   []int     `json:"history_sizes,omitempty"`
-	EffectRates    []int     `json:"effect_rates,omitempty"`
-	EffectSteps    []float64 `json:"effect_steps,omitempty"`
-	HotEpoch       int       `json:"hot_epoch"`
-	MixHotPercent  int       `json:"mix_hot_percent"`
-	CatchUpEvents  int       `json:"catchup_events,omitempty"`
-	CatchUpWriters int       `json:"catchup_writers,omitempty"`
-	TailRates      []int     `json:"tail_rates,omitempty"`
-	MinCommands    int       `json:"min_commands"`
-	MaxAttempts    int       `json:"max_attempts"`
-	MaxOther       float64   `json:"max_other_cores"`
-	Remeasure      int       `json:"remeasure"`
+	Scenarios    []string  `json:"scenarios"`
+	Strategies   []string  `json:"strategies"`
+	Clients      []int     `json:"clients"`
+	DurationSec  float64   `json:"duration_s"`
+	WarmupSec    float64   `json:"warmup_s"`
+	Repeats      int       `json:"repeats"`
+	HighClients  int       `json:"high_clients"`
+	HighRepeats  int       `json:"high_repeats"`
+	HistorySizes []int     `json:"history_sizes,omitempty"`
+	EffectRates  []int     `json:"effect_rates,omitempty"`
+	EffectSteps  []float64 `json:"effect_steps,omitempty"`
+	// EffectOrderingKeys is how many ordering keys the ordered effect
+	// runs spread their effects over.
+	EffectOrderingKeys int     `json:"effect_ordering_keys,omitempty"`
+	HotEpoch           int     `json:"hot_epoch"`
+	MixHotPercent      int     `json:"mix_hot_percent"`
+	CatchUpEvents      int     `json:"catchup_events,omitempty"`
+	CatchUpWriters     int     `json:"catchup_writers,omitempty"`
+	TailRates          []int   `json:"tail_rates,omitempty"`
+	MinCommands        int     `json:"min_commands"`
+	MaxAttempts        int     `json:"max_attempts"`
+	MaxOther           float64 `json:"max_other_cores"`
+	Remeasure          int     `json:"remeasure"`
 
 	ProjectionBatchSizes []int `json:"projection_batch_sizes,omitempty"`
 	ProjectionRates      []int `json:"projection_rates,omitempty"`
@@ -80,6 +86,7 @@ var definitions = map[string]string{
 	"direct":         "the temporal scenario's command dispatched in the client's goroutine through activities.Registry.Dispatch (JSON payload, command id), without Temporal",
 	"temporal":       "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
 	"effects":        "commands offered at fixed rates (fractions of keys+outbox's 16-client throughput in the run, stepped up until not sustained) with River running reactions and effects in the benchmark process, under the worker's defaults (10 workers each, fetch cooldown 10ms) and variants changing one setting; latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
+	"ordered":        "the effects scenario's worker-default configuration runs every offered rate twice, back to back on the same River client and database: unordered effects, then effects whose ordering key groups the commands (user-group:<n>, n the command's number modulo the run's key count), which run one at a time per key in position order, released by the registry's sequencer (default configuration, running beside the client in every configuration, as in worker run); effects/s is effects ended per second between the ends of the 10th and the 90th percentile effect (the offered rate when the pipeline keeps up, its throughput when it falls behind); an order violation is an effect whose handler ran (first run of its effect key) after one of a higher position of its key, or while another of its key ran",
 	"tail":           "commands offered at a fixed rate under keys while a caught-up reader polls Store.ReadAfter (again at once after records, after 10ms when idle); from each record's recorded_at to the return of the read that returned it",
 	"hot":            "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
 	// The temporal scenario's paths through the local activity.
@@ -329,5 +336,75 @@ func (r *Results) historySizes() []int {
 		}
 	}
 	slices.SortFunc(out, cmp.Compare)
+	return out
+}
+
+// EffectOrdering compares the ordered run of one offered rate with the
+// unordered run of the same rate and River configuration, measured just
+// before it on the same client.
+type EffectOrdering struct {
+	Variant      string  `json:"variant"`
+	Rate         int     `json:"rate_per_s"`
+	Fraction     float64 `json:"fraction,omitempty"`
+	OrderingKeys int     `json:"ordering_keys"`
+
+	Unordered EffectSide `json:"unordered"`
+	Ordered   EffectSide `json:"ordered"`
+
+	// Ratios are the ordered run's figures divided by the unordered
+	// run's: effects/s, and p50 and p99 from commit to the effect's end
+	// (0 when the unordered one is 0).
+	EffectsPerSecondRatio float64 `json:"effects_per_s_ratio"`
+	ToDoneP50Ratio        float64 `json:"to_done_p50_ratio"`
+	ToDoneP99Ratio        float64 `json:"to_done_p99_ratio"`
+}
+
+// EffectSide is one side of an EffectOrdering.
+type EffectSide struct {
+	CommandsPerSecond float64 `json:"commands_per_s"`
+	EffectsPerSecond  float64 `json:"effects_per_s"`
+	// ToDone is from the event's insert to the end of its effect.
+	ToDone          Latency `json:"to_done"`
+	Commands        int64   `json:"commands"`
+	Effects         int64   `json:"effects"`
+	Missing         int64   `json:"missing"`
+	Duplicates      int64   `json:"duplicates"`
+	OrderChecks     int64   `json:"order_checks,omitempty"`
+	OrderViolations int64   `json:"order_violations"`
+	Sustained       bool    `json:"sustained"`
+}
+
+func effectSide(e EffectRun) EffectSide {
+	return EffectSide{CommandsPerSecond: e.PerSecond, EffectsPerSecond: e.EffectsPerSecond, ToDone: e.ToDone, Commands: e.Commands, Effects: e.Effects,
+		Missing: e.Missing, Duplicates: e.Duplicates, OrderChecks: e.OrderChecks, OrderViolations: e.OrderViolations, Sustained: e.Sustained()}
+}
+
+// effectOrdering pairs each ordered effect run with the unordered run of
+// its rate and River configuration.
+func (r *Results) effectOrdering() []EffectOrdering {
+	var out []EffectOrdering
+	for _, o := range r.Effects {
+		if o.OrderingKeys == 0 {
+			continue
+		}
+		i := slices.IndexFunc(r.Effects, func(u EffectRun) bool {
+			return u.OrderingKeys == 0 && u.Variant == o.Variant && u.Rate == o.Rate && u.Fraction == o.Fraction
+		})
+		if i < 0 {
+			continue
+		}
+		u := r.Effects[i]
+		ratio := func(a, b float64) float64 {
+			if b == 0 {
+				return 0
+			}
+			return a / b
+		}
+		out = append(out, EffectOrdering{Variant: o.Variant, Rate: o.Rate, Fraction: o.Fraction, OrderingKeys: o.OrderingKeys,
+			Unordered: effectSide(u), Ordered: effectSide(o),
+			EffectsPerSecondRatio: ratio(o.EffectsPerSecond, u.EffectsPerSecond),
+			ToDoneP50Ratio:        ratio(o.ToDone.P50, u.ToDone.P50),
+			ToDoneP99Ratio:        ratio(o.ToDone.P99, u.ToDone.P99)})
+	}
 	return out
 }

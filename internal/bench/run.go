@@ -42,6 +42,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		EffectRates:    cfg.EffectRates,
 		EffectSteps:    cfg.EffectSteps,
 
+		EffectOrderingKeys: cfg.EffectOrderingKeys,
+
 		ProjectionBatchSizes: cfg.ProjectionBatchSizes,
 		ProjectionRates:      cfg.ProjectionRates,
 	}}
@@ -55,7 +57,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		res.Run.HistorySizes = nil
 	}
 	if !cfg.has(ScenarioEffects) {
-		res.Run.EffectRates, res.Run.EffectSteps = nil, nil
+		res.Run.EffectRates, res.Run.EffectSteps, res.Run.EffectOrderingKeys = nil, nil, 0
 	}
 	if !cfg.has(ScenarioProjectionCatchUp) {
 		res.Run.ProjectionBatchSizes = nil

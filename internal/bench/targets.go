@@ -179,7 +179,7 @@ func (r *Results) evaluate() {
 	// 11. commit to effect at half keys+outbox's throughput (issue 13).
 	t = Target{Name: "effects: at 1/2 keys+outbox throughput, p99 commit to effect <= 250ms", Goal: "commands offered at half of keys+outbox's 16-client throughput in this run, with the worker's River defaults: achieved at least 0.98 of offered, p99 from the event's insert to the end of its effect at most 250ms, no effect missing, none run twice"}
 	for _, e := range r.Effects {
-		if e.Fraction != effectJudged || e.Variant != riverVariants[0].name {
+		if e.Fraction != effectJudged || e.Variant != riverVariants[0].name || e.OrderingKeys > 0 {
 			continue
 		}
 		detail := fmt.Sprintf("offered %d/s, achieved %.0f/s; effects %d of %d, %d duplicates, %d missing, %d errors", e.Rate, e.PerSecond, e.Effects, e.Commands, e.Duplicates, e.Missing, e.Errors)
@@ -198,7 +198,7 @@ func (r *Results) evaluate() {
 		best, tried := 0.0, 0
 		var last EffectRun
 		for _, e := range r.Effects {
-			if e.Fraction == 0 || e.Variant != riverVariants[0].name {
+			if e.Fraction == 0 || e.Variant != riverVariants[0].name || e.OrderingKeys > 0 {
 				continue
 			}
 			tried++
@@ -211,6 +211,19 @@ func (r *Results) evaluate() {
 			detail := fmt.Sprintf("%s %.0f/s; %d rates tried, last offered %d/s achieved %.0f/s p99 %.0fms", r.EffectBase.Cell, r.EffectBase.PerSecond, tried, last.Rate, last.PerSecond, last.ToDone.P99)
 			t.Checks = append(t.Checks, Check{Where: "highest sustained", Value: best, Bound: 0.5, Pass: best >= 0.5, Detail: detail})
 		}
+	}
+	add(t)
+
+	// 13. ordered effects keep the pipeline's invariant and their order
+	// (issue 14).
+	t = Target{Name: "effects: ordered, each once and in order", Goal: "at every offered rate of the ordered effect runs (effects spread over the run's ordering keys, the worker's River defaults): every command's effect ran, none twice, and no key's effect ran after one of a higher position of its key or beside another of its key"}
+	for _, p := range r.EffectOrdering {
+		o := p.Ordered
+		v := float64(o.Missing + o.Duplicates + o.OrderViolations)
+		t.Checks = append(t.Checks, Check{Where: fmt.Sprintf("%d/s offered: missing + duplicates + order violations", p.Rate), Value: v, Bound: 0,
+			Pass: v == 0 && o.Commands > 0,
+			Detail: fmt.Sprintf("%d keys; effects %d of %d, %d missing, %d duplicates, %d order violations in %d checks; effects/s %.0f (%s unordered's), p99 to done %.1fms (%s unordered's)",
+				p.OrderingKeys, o.Effects, o.Commands, o.Missing, o.Duplicates, o.OrderViolations, o.OrderChecks, o.EffectsPerSecond, ratioString(p.EffectsPerSecondRatio), o.ToDone.P99, ratioString(p.ToDoneP99Ratio))})
 	}
 	add(t)
 }
