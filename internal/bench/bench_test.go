@@ -53,6 +53,7 @@ func TestQuickRun(t *testing.T) {
 		bench.ScenarioMix:      strategies,
 		bench.ScenarioStream:   strategies,
 		bench.ScenarioOutbox:   {"keys", "keys+outbox"},
+		bench.ScenarioTracing:  {"keys+outbox", "keys+outbox+tracing"},
 		bench.ScenarioTemporal: {"direct", "temporal", "temporal-local", "temporal-local+eager"},
 
 		bench.ScenarioProjections: {"keys", "keys+3 projections"},
@@ -190,8 +191,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("empty plan %+v", p)
 		}
 	}
-	if len(res.Targets) != 13 {
-		t.Errorf("%d targets, want 13", len(res.Targets))
+	if len(res.Targets) != 14 {
+		t.Errorf("%d targets, want 14", len(res.Targets))
 	}
 	// The targets of the scenarios without a 16-client cell have no
 	// checks in a quick run; the read side's and the effects' have.
