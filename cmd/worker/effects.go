@@ -13,9 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/factos-go/factos/activities"
-	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -73,10 +70,9 @@ func runEffects(ctx context.Context, args []string) int {
 	if cfg == nil {
 		return 2
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker effects: DATABASE_URL cannot be parsed as a connection string")
-		return 2
+	pool, ok := openPool(ctx, "effects", cfg)
+	if !ok {
+		return 1
 	}
 	defer pool.Close()
 	failed := func(err error) int {
@@ -104,7 +100,7 @@ func runEffects(ctx context.Context, args []string) int {
 	} else if key, err = reactors.EffectKeyOfJob(ctx, pool, f.JobID); err != nil {
 		return failed(err)
 	}
-	reg, store, err := effectsRegistry(cfg, pool)
+	reg, store, err := reactorRegistry(cfg, pool)
 	if err != nil {
 		return failed(err)
 	}
@@ -127,30 +123,6 @@ func runEffects(ctx context.Context, args []string) int {
 		fmt.Printf("effect %s skipped: it will not run, and its key (if ordered) goes on\n", key)
 	}
 	return 0
-}
-
-// effectsRegistry is the domain's reactors and effects, which retry needs
-// to know an effect's attempts and to plan again an effect whose job is
-// gone. The Temporal effects are registered when Temporal is enabled, as
-// the worker does, with no client: nothing runs here.
-func effectsRegistry(cfg *factosfx.Config, pool *pgxpool.Pool) (*reactors.Registry, *eventstore.Store, error) {
-	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy})
-	if err != nil {
-		return nil, nil, err
-	}
-	reg := reactors.NewRegistry(nil)
-	if cfg.TemporalEnabled {
-		if err := reactors.AddTemporalEffects(reg, activities.Workflows{TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
-			return nil, nil, err
-		}
-	}
-	domain := ticketDomain()
-	if domain.Reactors != nil {
-		if err := domain.Reactors(reg, factosfx.DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled}); err != nil {
-			return nil, nil, err
-		}
-	}
-	return reg, store, nil
 }
 
 // effectStatus prints effect jobs by kind and state, and the ordered

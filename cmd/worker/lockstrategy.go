@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/factos-go/factos/eventstore"
 )
 
@@ -66,10 +64,9 @@ func runLockStrategy(ctx context.Context, args []string) int {
 	if cfg == nil {
 		return 2
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker lock-strategy: DATABASE_URL cannot be parsed as a connection string")
-		return 2
+	pool, ok := openPool(ctx, "lock-strategy", cfg)
+	if !ok {
+		return 1
 	}
 	defer pool.Close()
 	if set != "" {

@@ -72,10 +72,9 @@ func runProjections(ctx context.Context, args []string) int {
 	if cfg == nil {
 		return 2
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker projections: DATABASE_URL cannot be parsed as a connection string")
-		return 2
+	pool, ok := openPool(ctx, "projections", cfg)
+	if !ok {
+		return 1
 	}
 	defer pool.Close()
 	client, err := projectionsClient(cfg, pool)

@@ -58,10 +58,9 @@ func runReactors(ctx context.Context, args []string) int {
 	if cfg == nil {
 		return 2
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker reactors: DATABASE_URL cannot be parsed as a connection string")
-		return 2
+	pool, ok := openPool(ctx, "reactors", cfg)
+	if !ok {
+		return 1
 	}
 	defer pool.Close()
 	reg, store, err := reactorRegistry(cfg, pool)
