@@ -285,6 +285,13 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
+	// The Temporal SDK's own metrics, in the same registry: the worker ran
+	// workflows, and its client made requests.
+	for _, prefix := range []string{"temporal_workflow_", "temporal_request"} {
+		if !strings.Contains(metrics, "\n"+prefix) {
+			t.Errorf("/metrics has no Temporal SDK series %s*", prefix)
+		}
+	}
 
 	p.stop(30 * time.Second)
 	logs := p.logs.String()
