@@ -139,11 +139,7 @@ func EffectCounts(ctx context.Context, pool *pgxpool.Pool) ([]EffectKindCount, e
 // again from the effect-key ledger, so the ledger never blocks a
 // deliberate re-run. A job that is still to run or completed is refused.
 func (r *Registry) retryUnordered(ctx context.Context, tx pgx.Tx, store *eventstore.Store, effectKey string) error {
-	var e SequencedEffect
-	err := tx.QueryRow(ctx, `SELECT kind, reactor, position FROM factos_effects WHERE key = $1`, effectKey).Scan(&e.Kind, &e.Reactor, &e.Position)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrEffectNotFound
-	}
+	e, jobID, jobState, err := unorderedJob(ctx, tx, effectKey)
 	if err != nil {
 		return err
 	}
@@ -151,17 +147,11 @@ func (r *Registry) retryUnordered(ctx context.Context, tx pgx.Tx, store *eventst
 	if !ok {
 		return fmt.Errorf("effect kind %q is not registered in this process", e.Kind)
 	}
-	var jobID int64
-	var jobState string
-	err = tx.QueryRow(ctx, `SELECT id, state::text FROM river_job WHERE kind = $1 AND args @> jsonb_build_object('key', $2::text)
-		ORDER BY id DESC LIMIT 1 FOR UPDATE`, EffectKindPrefix+e.Kind, effectKey).Scan(&jobID, &jobState)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	switch jobState {
+	case "":
 		_, err = r.replan(ctx, tx, store, e, effectKey, false)
 		return err
-	case err != nil:
-		return err
-	case jobState == "discarded" || jobState == "cancelled":
+	case "discarded", "cancelled":
 		_, err = tx.Exec(ctx, `UPDATE river_job SET state = 'available', finalized_at = NULL, scheduled_at = now(),
 			max_attempts = attempt + $2 WHERE id = $1`, jobID, h.maxAttempts)
 		return err
@@ -174,29 +164,36 @@ func (r *Registry) retryUnordered(ctx context.Context, tx pgx.Tx, store *eventst
 // (available, scheduled or retryable): it will not run. A running job is
 // refused (River UI's cancel reaches a running job through its worker).
 func skipUnordered(ctx context.Context, tx pgx.Tx, effectKey string) error {
-	var kind string
-	err := tx.QueryRow(ctx, `SELECT kind FROM factos_effects WHERE key = $1`, effectKey).Scan(&kind)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrEffectNotFound
-	}
-	if err != nil {
-		return err
-	}
-	var jobID int64
-	var jobState string
-	err = tx.QueryRow(ctx, `SELECT id, state::text FROM river_job WHERE kind = $1 AND args @> jsonb_build_object('key', $2::text)
-		ORDER BY id DESC LIMIT 1 FOR UPDATE`, EffectKindPrefix+kind, effectKey).Scan(&jobID, &jobState)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &EffectStateError{Key: effectKey, State: "gone (its job was deleted)", Op: "skip"}
-	}
+	_, jobID, jobState, err := unorderedJob(ctx, tx, effectKey)
 	if err != nil {
 		return err
 	}
 	switch jobState {
+	case "":
+		return &EffectStateError{Key: effectKey, State: "gone (its job was deleted)", Op: "skip"}
 	case "available", "scheduled", "retryable", "pending":
 		_, err = tx.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, jobID)
 		return err
 	default:
 		return &EffectStateError{Key: effectKey, State: "job " + jobState, Op: "skip"}
 	}
+}
+
+// unorderedJob reads an unordered effect from the effect-key ledger and
+// locks its newest River job; jobState is "" when River's cleaner (or an
+// operator) deleted the job. ErrEffectNotFound: no effect has the key.
+func unorderedJob(ctx context.Context, tx pgx.Tx, effectKey string) (e SequencedEffect, jobID int64, jobState string, err error) {
+	err = tx.QueryRow(ctx, `SELECT kind, reactor, position FROM factos_effects WHERE key = $1`, effectKey).Scan(&e.Kind, &e.Reactor, &e.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, 0, "", ErrEffectNotFound
+	}
+	if err != nil {
+		return e, 0, "", err
+	}
+	err = tx.QueryRow(ctx, `SELECT id, state::text FROM river_job WHERE kind = $1 AND args @> jsonb_build_object('key', $2::text)
+		ORDER BY id DESC LIMIT 1 FOR UPDATE`, EffectKindPrefix+e.Kind, effectKey).Scan(&jobID, &jobState)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, 0, "", nil
+	}
+	return e, jobID, jobState, err
 }
