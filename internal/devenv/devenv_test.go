@@ -2,6 +2,7 @@ package devenv_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -88,4 +89,31 @@ func TestPostgresExited(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Exited not closed after the server stopped")
 	}
+}
+
+// A free address stays reserved: the kernel does not hand its port to the
+// next listen(:0) calls (of this or another process, such as a dev server
+// choosing its internal ports), while binding it explicitly works at once.
+func TestFreeAddrIsNotReassigned(t *testing.T) {
+	t.Parallel()
+	addr, err := devenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := l.Addr().String()
+		_ = l.Close()
+		if got == addr {
+			t.Fatalf("listen(:0) was given %s, reserved by FreeAddr", addr)
+		}
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("binding the free address: %v", err)
+	}
+	_ = l.Close()
 }

@@ -267,6 +267,21 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("error finding a free port: %w", err)
 	}
 	defer l.Close()
+	// Linux hands out ephemeral ports at random and may give this one to the
+	// next listen(:0) of any process as soon as it is closed. A connection
+	// closed from the listening side first leaves the port in TIME_WAIT for
+	// a minute: the kernel does not assign it again meanwhile, while our own
+	// servers can still bind it (Go and PostgreSQL set SO_REUSEADDR).
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		return 0, fmt.Errorf("error reserving a free port: %w", err)
+	}
+	defer c.Close()
+	s, err := l.Accept()
+	if err != nil {
+		return 0, fmt.Errorf("error reserving a free port: %w", err)
+	}
+	_ = s.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

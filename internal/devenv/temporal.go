@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -193,24 +194,44 @@ func StartTemporal(ctx context.Context, opts TemporalOpts) (*Temporal, error) {
 			t.opts.LogFile = filepath.Join(dir, "server.log")
 		}
 	}
-	var err error
 	ports := []*int{&t.opts.Port, &t.ports[0], &t.ports[1]}
 	if t.opts.UI {
 		ports = append(ports, &t.opts.UIPort)
 	}
+	// A port found free can be taken by another process before the server
+	// binds it (test packages start their servers side by side, and the
+	// server picks its internal ports the same way); the server then exits
+	// during start. Only then, and only when every port and the database
+	// are ours to choose, it is tried again on new ports.
+	var chosen []*int
 	for _, p := range ports {
 		if *p == 0 {
+			chosen = append(chosen, p)
+		}
+	}
+	retryable := len(chosen) == len(ports) && opts.DBFile == ""
+	for attempt := 1; ; attempt++ {
+		for _, p := range chosen {
+			var err error
 			if *p, err = freePort(); err != nil {
+				t.Destroy()
 				return nil, err
 			}
 		}
+		err := t.Start(ctx)
+		if err == nil {
+			return t, nil
+		}
+		if !retryable || attempt == 3 || !errors.Is(err, errExitedDuringStart) {
+			t.Destroy()
+			return nil, err
+		}
+		_ = os.Remove(t.opts.DBFile)
 	}
-	if err := t.Start(ctx); err != nil {
-		t.Destroy()
-		return nil, err
-	}
-	return t, nil
 }
+
+// errExitedDuringStart: the server process ended before it answered.
+var errExitedDuringStart = errors.New("temporal dev server exited during start")
 
 // Address is the frontend's host:port.
 func (t *Temporal) Address() string { return "127.0.0.1:" + strconv.Itoa(t.opts.Port) }
@@ -282,7 +303,7 @@ func (t *Temporal) Start(ctx context.Context) error {
 	if err := t.waitReady(ctx); err != nil {
 		_ = t.Stop()
 		logText, _ := os.ReadFile(t.opts.LogFile)
-		return fmt.Errorf("%w: %s", err, tail(string(logText), 2000))
+		return fmt.Errorf("%w: %s", err, panicOrTail(string(logText)))
 	}
 	return nil
 }
@@ -292,7 +313,7 @@ func (t *Temporal) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-t.exited:
-			return errors.New("temporal dev server exited during start")
+			return errExitedDuringStart
 		default:
 		}
 		err := CheckTemporal(ctx, t.Address(), t.opts.Namespace)
@@ -376,4 +397,18 @@ func (t *Temporal) Destroy() {
 	if t.tmpDir != "" {
 		_ = os.RemoveAll(t.tmpDir)
 	}
+}
+
+// panicOrTail is what of a server's log explains a failed start: from its
+// panic message on (the cause is in the first lines of a Go panic, the
+// stack below them), else the end of the log.
+func panicOrTail(log string) string {
+	if i := strings.LastIndex(log, "\npanic: "); i >= 0 {
+		log = log[i+1:]
+		if len(log) > 2000 {
+			log = log[:2000] + "\n..."
+		}
+		return log
+	}
+	return tail(log, 2000)
 }
