@@ -3,8 +3,18 @@
 // client, the domain's projections, the command registry and Temporal
 // worker, and an HTTP server for health, readiness, metrics and River UI.
 //
-// The worker binary (cmd/worker) is Module plus the ticket example domain;
-// an application supplies its own Domain and Config:
+// An application's whole worker binary — run, migrate, spec,
+// lock-strategy and the operating commands of projections, effects and
+// reactors — is one call with its Domain:
+//
+//	func main() { factosfx.Main(myDomain) }
+//
+// cmd/worker is that call with the ticket example's domain and its demo
+// command. The domain's own tables are a versioned migration line
+// (Domain.Migrations), applied by `worker migrate` after the store's and
+// River's and listed by `worker migrate status`. An application that
+// composes its own fx graph uses the modules instead, with its Domain and
+// Config:
 //
 //	fx.New(
 //		factosfx.Module,

@@ -28,6 +28,7 @@ const (
 // Readiness tracks what /readyz reports.
 type Readiness struct {
 	pool     *pgxpool.Pool
+	mig      *migrations.Config
 	temporal bool
 	log      *slog.Logger
 
@@ -41,8 +42,8 @@ type Readiness struct {
 }
 
 // NewReadiness returns the readiness tracker.
-func NewReadiness(cfg *Config, pool *pgxpool.Pool, l *slog.Logger) *Readiness {
-	return &Readiness{pool: pool, temporal: cfg.TemporalEnabled, log: l, started: map[string]bool{}}
+func NewReadiness(cfg *Config, domain Domain, pool *pgxpool.Pool, l *slog.Logger) *Readiness {
+	return &Readiness{pool: pool, mig: domain.MigrationConfig(nil), temporal: cfg.TemporalEnabled, log: l, started: map[string]bool{}}
 }
 
 func (r *Readiness) set(component string, ok bool) {
@@ -74,7 +75,7 @@ func (r *Readiness) Check(ctx context.Context) (map[string]string, bool) {
 	r.mu.Lock()
 	if time.Since(r.migChecked) > 5*time.Second {
 		r.mu.Unlock()
-		st, err := migrations.ReadStatus(ctx, r.pool, nil)
+		st, err := migrations.ReadStatus(ctx, r.pool, r.mig)
 		switch {
 		case err != nil:
 			// The probe's body is for anyone who can reach the port: the

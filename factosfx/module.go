@@ -1,7 +1,6 @@
 package factosfx
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/factos-go/factos/activities"
+	"github.com/factos-go/factos/migrations"
 	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
 )
@@ -21,9 +21,11 @@ import (
 type Domain struct {
 	// Name appears in logs. Default: "app".
 	Name string
-	// Migrate creates the application's own tables; `worker migrate` runs
-	// it after the factos and River migrations. Optional.
-	Migrate func(ctx context.Context, pool *pgxpool.Pool) error
+	// Migrations are the application's own tables, versioned: `worker
+	// migrate` applies them after the factos and River migrations, `worker
+	// migrate status` lists them, and the worker waits for them like for
+	// the store's before it starts. Optional.
+	Migrations *migrations.Application
 	// Reactors registers reactors and effect handlers. When Temporal is
 	// enabled, the built-in workflow effects are registered before it runs.
 	// Optional.
@@ -39,6 +41,12 @@ type Domain struct {
 	Workflows func(w worker.WorkflowRegistry)
 	// DomainErrors names domain errors for Temporal (see activities.Config).
 	DomainErrors map[string]error
+}
+
+// MigrationConfig is the migration configuration of the store, River and
+// the domain's own line.
+func (d Domain) MigrationConfig(l *slog.Logger) *migrations.Config {
+	return &migrations.Config{Logger: l, Application: d.Migrations}
 }
 
 // ProjectionRegistry returns a registry holding the domain's projections.

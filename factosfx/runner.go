@@ -176,7 +176,7 @@ func (r *Runner) startOwn(name string, start func(context.Context) error) contex
 func (r *Runner) waitForMigrations(w *startWait) bool {
 	for {
 		ctx, cancel := context.WithTimeout(w.ctx, PingTimeout)
-		st, err := migrations.ReadStatus(ctx, r.pool, nil)
+		st, err := migrations.ReadStatus(ctx, r.pool, r.domain.MigrationConfig(nil))
 		err = explainPoolError(ctx, r.pool, err)
 		cancel()
 		switch {

@@ -50,7 +50,7 @@ var Commands = []CommandSpec{
 	{Name: "run", Args: []string{"run"}, Description: "Run the Temporal worker, the River workers and the HTTP server until SIGINT/SIGTERM (the default)."},
 	{Name: "migrate", Args: []string{"migrate"}, Description: "Apply the event store, River and application migrations, then exit."},
 	{Name: "migrate status", Args: []string{"migrate", "status"}, Description: "Print which migrations are applied."},
-	{Name: "demo tickets", Args: []string{"demo", "tickets"}, Description: "Run a concurrent ticket sale and print a JSON summary."},
+
 	{Name: "spec", Args: []string{"spec"}, Description: "Print this description as JSON."},
 	{Name: "projections status", Args: []string{"projections", "status"}, Description: "Print every projection's checkpoint, lag, state, owner and skips (-wait D: first wait until they caught up; -json)."},
 	{Name: "projections reset", Args: []string{"projections", "reset"}, Description: "Reset a projection: NAME [-from POS] [-reason TEXT]; the running worker rebuilds it."},

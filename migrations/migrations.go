@@ -1,6 +1,6 @@
 // Package migrations holds the versioned, forward-only SQL of the factos
 // event store, embedded in the binary, and runs it together with River's own
-// migrations.
+// migrations and, when given, the application's (Config.Application).
 //
 // Up is safe to run twice and from several processes at once: every run
 // holds one PostgreSQL session advisory lock for its whole duration, so
@@ -8,6 +8,12 @@
 // do. Goose (github.com/pressly/goose) applies and records our versions in
 // the factos_migrations table; River's migrator (rivermigrate) applies River's
 // in river_migration. Neither takes a lock that covers the other, hence ours.
+//
+// An application's own tables (its projections' views, its effects'
+// records) are versioned the same way: an Application is a directory of
+// goose SQL files, applied after the factos and River lines and recorded
+// in a table of its own, so that `worker migrate status` lists it and
+// readiness waits for it like for the store's.
 package migrations
 
 import (
@@ -19,6 +25,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"regexp"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -46,6 +53,51 @@ type Config struct {
 	// SkipRiver leaves River's migrations alone, for applications that run
 	// them elsewhere. Default: false (River's migrations run too).
 	SkipRiver bool
+
+	// Application is the application's own migration line, applied after
+	// the factos and River lines. Default: none.
+	Application *Application
+}
+
+// Application is an application's own versioned migrations.
+type Application struct {
+	// Name of the line, as `migrate status` and Status.Pending print it
+	// ("tickets/1"). Required: lower-case letters, digits and underscores,
+	// starting with a letter, and not "factos" or "river".
+	Name string
+	// FS holds the migrations as goose SQL files at its root
+	// (00001_create_views.sql with "-- +goose Up"), typically an embed.FS
+	// passed through fs.Sub. Required.
+	FS fs.FS
+	// Table records the applied versions. Default: Name + "_migrations".
+	Table string
+}
+
+// ErrInvalidApplication is returned (wrapped) for an Application without
+// a valid name or files; nothing has been applied then.
+var ErrInvalidApplication = errors.New("invalid application migrations")
+
+var appName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
+
+func (a *Application) validate() error {
+	switch {
+	case !appName.MatchString(a.Name):
+		return fmt.Errorf("%w: name %q: lower-case letters, digits and underscores, starting with a letter", ErrInvalidApplication, a.Name)
+	case a.Name == "factos" || a.Name == "river":
+		return fmt.Errorf("%w: name %q is taken by the library's own line", ErrInvalidApplication, a.Name)
+	case a.FS == nil:
+		return fmt.Errorf("%w: %s has no FS", ErrInvalidApplication, a.Name)
+	case a.table() == TableName || a.table() == "river_migration":
+		return fmt.Errorf("%w: table %q is the library's", ErrInvalidApplication, a.table())
+	}
+	return nil
+}
+
+func (a *Application) table() string {
+	if a.Table != "" {
+		return a.Table
+	}
+	return a.Name + "_migrations"
 }
 
 // Result tells what a run applied.
@@ -54,6 +106,8 @@ type Result struct {
 	Factos []int64
 	// River lists the River versions applied by this run.
 	River []int
+	// Application lists the application's versions applied by this run.
+	Application []int64
 }
 
 // Up applies every pending factos and River migration.
@@ -61,37 +115,58 @@ func Up(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Result, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
+	if cfg.Application != nil {
+		if err := cfg.Application.validate(); err != nil {
+			return nil, err
+		}
+	}
 	res := &Result{}
 	err := withLock(ctx, pool, func() error {
-		p, db, err := provider(pool, cfg.Logger)
-		if err != nil {
+		var err error
+		if res.Factos, err = upGoose(ctx, pool, "factos", FS(), TableName, cfg.Logger); err != nil {
 			return err
 		}
-		defer db.Close()
-		applied, err := p.Up(ctx)
-		if err != nil {
-			return fmt.Errorf("error applying factos migrations: %w", err)
+		if !cfg.SkipRiver {
+			m, err := riverMigrator(pool, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			rr, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+			if err != nil {
+				return fmt.Errorf("error applying River migrations: %w", err)
+			}
+			for _, v := range rr.Versions {
+				res.River = append(res.River, v.Version)
+			}
 		}
-		for _, r := range applied {
-			res.Factos = append(res.Factos, r.Source.Version)
-		}
-		if cfg.SkipRiver {
-			return nil
-		}
-		m, err := riverMigrator(pool, cfg.Logger)
-		if err != nil {
-			return err
-		}
-		rr, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
-		if err != nil {
-			return fmt.Errorf("error applying River migrations: %w", err)
-		}
-		for _, v := range rr.Versions {
-			res.River = append(res.River, v.Version)
+		// The application's line runs last: its tables may refer to the
+		// store's and River's.
+		if a := cfg.Application; a != nil {
+			if res.Application, err = upGoose(ctx, pool, a.Name, a.FS, a.table(), cfg.Logger); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 	return res, err
+}
+
+// upGoose applies a goose line's pending versions.
+func upGoose(ctx context.Context, pool *pgxpool.Pool, line string, files fs.FS, table string, logger *slog.Logger) ([]int64, error) {
+	p, db, err := provider(pool, line, files, table, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	applied, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("error applying %s migrations: %w", line, err)
+	}
+	var versions []int64
+	for _, r := range applied {
+		versions = append(versions, r.Source.Version)
+	}
+	return versions, nil
 }
 
 // VersionStatus is one migration version and whether it is applied.
@@ -105,31 +180,42 @@ type VersionStatus struct {
 type Status struct {
 	Factos []VersionStatus
 	River  []VersionStatus
+	// ApplicationName names the application's line (Config.Application),
+	// "" without one.
+	ApplicationName string
+	Application     []VersionStatus
+}
+
+// Line is one migration line of a Status.
+type Line struct {
+	Name     string
+	Versions []VersionStatus
+}
+
+// Lines are the status's lines in the order they are applied: factos,
+// river, then the application's when there is one.
+func (s *Status) Lines() []Line {
+	lines := []Line{{"factos", s.Factos}, {"river", s.River}}
+	if s.ApplicationName != "" {
+		lines = append(lines, Line{s.ApplicationName, s.Application})
+	}
+	return lines
 }
 
 // Current reports whether every known migration is applied.
 func (s *Status) Current() bool {
-	for _, list := range [][]VersionStatus{s.Factos, s.River} {
-		for _, v := range list {
-			if !v.Applied {
-				return false
-			}
-		}
-	}
-	return true
+	return len(s.Pending()) == 0
 }
 
-// Pending lists the versions not yet applied, as "factos/1" or "river/6".
+// Pending lists the versions not yet applied, as "factos/1", "river/6" or
+// "tickets/2".
 func (s *Status) Pending() []string {
 	var out []string
-	for _, v := range s.Factos {
-		if !v.Applied {
-			out = append(out, fmt.Sprintf("factos/%d", v.Version))
-		}
-	}
-	for _, v := range s.River {
-		if !v.Applied {
-			out = append(out, fmt.Sprintf("river/%d", v.Version))
+	for _, line := range s.Lines() {
+		for _, v := range line.Versions {
+			if !v.Applied {
+				out = append(out, fmt.Sprintf("%s/%d", line.Name, v.Version))
+			}
 		}
 	}
 	return out
@@ -141,22 +227,19 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Status, 
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	p, db, err := provider(pool, cfg.Logger)
-	if err != nil {
+	st := &Status{}
+	var err error
+	if st.Factos, err = gooseStatus(ctx, pool, "factos", FS(), TableName, cfg.Logger); err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	st := &Status{}
-	list, err := p.Status(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("error reading factos migration status: %w", err)
-	}
-	for _, s := range list {
-		st.Factos = append(st.Factos, VersionStatus{
-			Version: s.Source.Version,
-			Name:    path.Base(s.Source.Path),
-			Applied: s.State == goose.StateApplied,
-		})
+	if a := cfg.Application; a != nil {
+		if err := a.validate(); err != nil {
+			return nil, err
+		}
+		st.ApplicationName = a.Name
+		if st.Application, err = gooseStatus(ctx, pool, a.Name, a.FS, a.table(), cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.SkipRiver {
 		return st, nil
@@ -179,6 +262,28 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Status, 
 	return st, nil
 }
 
+// gooseStatus reads which versions of a goose line are applied.
+func gooseStatus(ctx context.Context, pool *pgxpool.Pool, line string, files fs.FS, table string, logger *slog.Logger) ([]VersionStatus, error) {
+	p, db, err := provider(pool, line, files, table, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	list, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("error reading %s migration status: %w", line, err)
+	}
+	out := make([]VersionStatus, 0, len(list))
+	for _, s := range list {
+		out = append(out, VersionStatus{
+			Version: s.Source.Version,
+			Name:    path.Base(s.Source.Path),
+			Applied: s.State == goose.StateApplied,
+		})
+	}
+	return out, nil
+}
+
 // FS is the embedded SQL, for inspection and for tools that want to print it.
 func FS() fs.FS {
 	sub, err := fs.Sub(files, "sql")
@@ -188,19 +293,19 @@ func FS() fs.FS {
 	return sub
 }
 
-func provider(pool *pgxpool.Pool, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
+func provider(pool *pgxpool.Pool, line string, files fs.FS, table string, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, FS(),
-		goose.WithTableName(TableName),
+	p, err := goose.NewProvider(goose.DialectPostgres, db, files,
+		goose.WithTableName(table),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(logger),
+		goose.WithSlog(logger.With("migrations", line)),
 	)
 	if err != nil {
 		_ = db.Close()
-		return nil, nil, fmt.Errorf("error loading factos migrations: %w", err)
+		return nil, nil, fmt.Errorf("error loading %s migrations: %w", line, err)
 	}
 	return p, db, nil
 }

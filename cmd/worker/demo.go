@@ -39,35 +39,43 @@ type DemoSummary struct {
 	OK               bool    `json:"ok"`
 }
 
+// demoCommand is `worker demo tickets`.
+var demoCommand = factosfx.Command{
+	CommandSpec: factosfx.CommandSpec{Name: "demo tickets", Args: []string{"demo", "tickets"},
+		Description: "Run a concurrent ticket sale and print a JSON summary."},
+	Synopsis: "demo tickets [flags]  run a concurrent ticket sale (see -h)",
+	Run:      runDemo,
+}
+
 // runDemo runs a concurrent ticket sale against a migrated database and a
 // running worker (which executes the workflows and the effects), and
 // prints a JSON summary. It exits 1 unless exactly min(capacity, buyers)
 // tickets sold and every sale's effect completed.
-func runDemo(ctx context.Context, args []string) int {
+func runDemo(ctx context.Context, env *factosfx.CommandEnv, args []string) int {
 	if len(args) == 0 || args[0] != "tickets" {
 		const demoUsage = "usage: worker demo tickets [flags]\n\nThe one demo is tickets; `worker demo tickets -h` lists its flags.\n"
-		if len(args) > 0 && isHelp(args[0]) {
+		if len(args) > 0 && factosfx.IsHelp(args[0]) {
 			fmt.Print(demoUsage)
 			return 0
 		}
 		fmt.Fprint(os.Stderr, demoUsage)
 		return 2
 	}
-	fs := newFlags("demo tickets", " [flags]")
+	fs := env.Flags("demo tickets", " [flags]")
 	capacity := fs.Int("capacity", 100, "seats for sale")
 	buyers := fs.Int("buyers", 300, "buyers racing for them")
 	concurrency := fs.Int("concurrency", 32, "buyers at once")
 	direct := fs.Bool("direct", false, "dispatch straight through the store instead of through Temporal workflows")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the effects to complete (0: do not wait)")
 	concert := fs.String("concert", "", "concert id (default: a new random one)")
-	if code, ok := parseFlags(fs, args[1:]); !ok {
+	if code, ok := env.Parse(fs, args[1:]); !ok {
 		return code
 	}
 	if *capacity < 0 || *buyers < 1 || *concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "worker demo tickets: -capacity >= 0, -buyers >= 1 and -concurrency >= 1")
 		return 2
 	}
-	cfg := loadConfig()
+	cfg := env.Config()
 	if cfg == nil {
 		return 2
 	}
@@ -76,8 +84,8 @@ func runDemo(ctx context.Context, args []string) int {
 		_, _ = rand.Read(b[:])
 		*concert = "demo-" + hex.EncodeToString(b[:])
 	}
-	pool, ok := openPool(ctx, "demo", cfg)
-	if !ok {
+	pool := env.Pool(ctx, cfg)
+	if pool == nil {
 		return 1
 	}
 	defer pool.Close()

@@ -12,8 +12,8 @@ import (
 func ticketDomain() factosfx.Domain {
 	codec := tickets.NewCodec()
 	return factosfx.Domain{
-		Name:    "tickets",
-		Migrate: tickets.Migrate,
+		Name:       "tickets",
+		Migrations: tickets.Migrations(),
 		Reactors: func(reg *reactors.Registry, env factosfx.DomainEnv) error {
 			if err := tickets.RegisterReactions(reg, codec, env.Pool); err != nil {
 				return err

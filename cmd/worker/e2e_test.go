@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,10 +196,16 @@ func TestEndToEnd(t *testing.T) {
 	if code, _ := p.get("/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz %d while waiting for migrations", code)
 	}
+	// The application's line is pending with the store's, then applied
+	// and listed with them.
+	if out, _, code := command(t, env, "migrate", "status"); code != 3 || !strings.Contains(out, "tickets/1") || !strings.Contains(out, "factos/1") {
+		t.Fatalf("migrate status before migrate: exit %d, want 3 listing factos/1 and tickets/1 pending:\n%s", code, out)
+	}
 	if out, errOut, code := command(t, env, "migrate"); code != 0 {
 		t.Fatalf("migrate: %d %s %s", code, out, errOut)
 	}
-	if out, _, code := command(t, env, "migrate", "status"); code != 0 || !strings.Contains(out, "current") {
+	if out, _, code := command(t, env, "migrate", "status"); code != 0 || !strings.Contains(out, "current") ||
+		!regexp.MustCompile(`(?m)^tickets\s+1\s+00001_tickets\.sql\s+true$`).MatchString(out) {
 		t.Fatalf("migrate status: %d %s", code, out)
 	}
 	p.waitReady(http.StatusOK, 60*time.Second)

@@ -16,6 +16,10 @@ func TestLockStrategyCommandAndStartUpCheck(t *testing.T) {
 	t.Parallel()
 	dbURL := testdb.NewURL(t)
 	env := workerEnv(dbURL, testtemporal.Address(), testtemporal.UniqueID("lock"), freeAddr(t), "TEMPORAL_ENABLED=false")
+	// The store's line is applied; the ticket domain's own is not yet.
+	if out, errOut, code := command(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: %d %q %q", code, out, errOut)
+	}
 
 	if out, errOut, code := command(t, env, "lock-strategy"); code != 0 || !strings.Contains(out, "none recorded") {
 		t.Fatalf("lock-strategy on a new database: %d %q %q", code, out, errOut)

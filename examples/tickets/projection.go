@@ -17,22 +17,6 @@ import (
 // buyers per concert.
 const ProjectionConcertSales = "concert_sales"
 
-// salesSchema is the projection's view, in tables of the example's own:
-// one row per concert, and one per concert and buyer. Migrate creates
-// them.
-var salesSchema = []string{`CREATE TABLE IF NOT EXISTS ticket_sales (
-    concert_id text    PRIMARY KEY,
-    -- NULL until the concert's ConcertScheduled is applied.
-    capacity   integer,
-    seats_sold integer NOT NULL DEFAULT 0,
-    buyers     integer NOT NULL DEFAULT 0
-)`, `CREATE TABLE IF NOT EXISTS ticket_sales_buyers (
-    concert_id text    NOT NULL,
-    buyer_id   text    NOT NULL,
-    seats      integer NOT NULL,
-    PRIMARY KEY (concert_id, buyer_id)
-)`}
-
 // ConcertSales is one concert in the concert_sales view.
 type ConcertSales struct {
 	ConcertID string `json:"concert_id"`

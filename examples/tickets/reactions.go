@@ -3,7 +3,6 @@ package tickets
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -16,29 +15,6 @@ const (
 	ReactorAnnounceSales  = "announce_sales"
 	ReactorSignalPayments = "signal_payments"
 )
-
-// announcementsSchema is the example's own table: one row per announced
-// sale, keyed by the effect's idempotency key, so that running the effect
-// twice announces once.
-const announcementsSchema = `CREATE TABLE IF NOT EXISTS ticket_announcements (
-    effect_key   text PRIMARY KEY,
-    concert_id   text NOT NULL,
-    buyer_id     text NOT NULL,
-    seat         integer NOT NULL,
-    announced_at timestamptz NOT NULL DEFAULT clock_timestamp()
-)`
-
-// Migrate creates the example's tables: the announcements and the
-// concert_sales view. The library's migrations do not include them: they
-// belong to the application.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	for _, sql := range append([]string{announcementsSchema}, salesSchema...) {
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("error creating the example's tables: %w", err)
-		}
-	}
-	return nil
-}
 
 // AnnounceSalesReactor is the sale announcer as it is registered: it
 // receives every TicketSold and plans its announcement (AnnounceSales).

@@ -1,4 +1,4 @@
-package main
+package factosfx
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -25,13 +24,13 @@ const reactorsUsage = `usage:
 
 // runReactors operates the domain's reactors in the database, beside
 // running workers, which run what it enqueues.
-func runReactors(ctx context.Context, args []string) int {
+func (c *cli) runReactors(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, reactorsUsage)
 		return 2
 	}
 	sub := args[0]
-	if isHelp(sub) || sub == "help" {
+	if IsHelp(sub) || sub == "help" {
 		fmt.Print(reactorsUsage)
 		return 0
 	}
@@ -63,7 +62,7 @@ func runReactors(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer pool.Close()
-	reg, store, err := reactorRegistry(cfg, pool)
+	reg, store, err := c.reactorRegistry(cfg, pool)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker reactors:", err)
 		return 1
@@ -124,7 +123,7 @@ func runReactors(ctx context.Context, args []string) int {
 // for their names and subscriptions; it runs nothing. The Temporal effects
 // are registered without a client when Temporal is enabled, so that the
 // reactors that plan them register too.
-func reactorRegistry(cfg *factosfx.Config, pool *pgxpool.Pool) (*reactors.Registry, *eventstore.Store, error) {
+func (c *cli) reactorRegistry(cfg *Config, pool *pgxpool.Pool) (*reactors.Registry, *eventstore.Store, error) {
 	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy})
 	if err != nil {
 		return nil, nil, err
@@ -135,9 +134,9 @@ func reactorRegistry(cfg *factosfx.Config, pool *pgxpool.Pool) (*reactors.Regist
 			return nil, nil, err
 		}
 	}
-	domain := ticketDomain()
+	domain := c.domain
 	if domain.Reactors != nil {
-		if err := domain.Reactors(reg, factosfx.DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled}); err != nil {
+		if err := domain.Reactors(reg, DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled}); err != nil {
 			return nil, nil, fmt.Errorf("error registering reactors: %w", err)
 		}
 	}

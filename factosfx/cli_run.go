@@ -1,4 +1,4 @@
-package main
+package factosfx
 
 import (
 	"context"
@@ -7,12 +7,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
-
-	"github.com/factos-go/factos/factosfx"
 )
 
-func spec() factosfx.Spec {
-	s, err := factosfx.DomainSpec(ticketDomain())
+func (c *cli) spec() Spec {
+	s, err := DomainSpec(c.domain)
 	if err != nil {
 		// The domain's registration is code: a failure is a bug, found
 		// by every test that runs the binary.
@@ -23,8 +21,8 @@ func spec() factosfx.Spec {
 
 // loadConfig reads the environment, printing what is wrong (every variable
 // at once, one a line) and returning nil when it is invalid.
-func loadConfig() *factosfx.Config {
-	cfg, err := factosfx.LoadConfig(nil)
+func loadConfig() *Config {
+	cfg, err := LoadConfig(nil)
 	if err != nil {
 		errs := []error{err}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -42,10 +40,10 @@ func loadConfig() *factosfx.Config {
 // openPool opens the pool and checks that the database answers, printing
 // why not in plain words. A command that needs the database and cannot
 // reach it ends with exit code 1.
-func openPool(ctx context.Context, cmd string, cfg *factosfx.Config) (*pgxpool.Pool, bool) {
+func openPool(ctx context.Context, cmd string, cfg *Config) (*pgxpool.Pool, bool) {
 	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err == nil {
-		err = factosfx.PingDatabase(ctx, pool)
+		err = PingDatabase(ctx, pool)
 		if err != nil {
 			pool.Close()
 		}
@@ -59,12 +57,12 @@ func openPool(ctx context.Context, cmd string, cfg *factosfx.Config) (*pgxpool.P
 
 // runWorker runs until SIGINT or SIGTERM (fx listens for both) or until a
 // component asks to shut down, then stops gracefully.
-func runWorker(ctx context.Context) int {
+func (c *cli) runWorker(ctx context.Context) int {
 	cfg := loadConfig()
 	if cfg == nil {
 		return 2
 	}
-	app := fx.New(factosfx.Options(cfg, ticketDomain()))
+	app := fx.New(Options(cfg, c.domain))
 	if err := app.Err(); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		return 1

@@ -1,4 +1,4 @@
-package main
+package factosfx
 
 import (
 	"context"
@@ -25,7 +25,7 @@ const effectsUsage = `usage:
 
 // runEffects operates the effects in the database, ordered and unordered,
 // beside running workers: it needs none.
-func runEffects(ctx context.Context, args []string) int {
+func (c *cli) runEffects(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, effectsUsage)
 		return 2
@@ -100,7 +100,7 @@ func runEffects(ctx context.Context, args []string) int {
 	} else if key, err = reactors.EffectKeyOfJob(ctx, pool, f.JobID); err != nil {
 		return failed(err)
 	}
-	reg, store, err := reactorRegistry(cfg, pool)
+	reg, store, err := c.reactorRegistry(cfg, pool)
 	if err != nil {
 		return failed(err)
 	}

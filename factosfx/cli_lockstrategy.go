@@ -1,4 +1,4 @@
-package main
+package factosfx
 
 import (
 	"context"
@@ -21,7 +21,7 @@ NAME --writers-stopped", then start them all with LOCK_STRATEGY=NAME.
 `
 
 // runLockStrategy prints or changes the lock strategy the database records.
-func runLockStrategy(ctx context.Context, args []string) int {
+func (c *cli) runLockStrategy(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("lock-strategy", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), lockStrategyUsage) }
 	stopped := fs.Bool("writers-stopped", false, "confirm that every writer of the database is stopped")

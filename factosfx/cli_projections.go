@@ -1,4 +1,4 @@
-package main
+package factosfx
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/factos-go/factos/eventstore"
-	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/projections"
 )
 
@@ -30,7 +29,7 @@ const projectionsUsage = `usage:
 // runProjections operates the domain's projections in the database: it
 // needs no running worker (a rebuild with none runs the projection
 // itself) and works beside running ones.
-func runProjections(ctx context.Context, args []string) int {
+func (c *cli) runProjections(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, projectionsUsage)
 		return 2
@@ -77,7 +76,7 @@ func runProjections(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer pool.Close()
-	client, err := projectionsClient(cfg, pool)
+	client, err := c.projectionsClient(cfg, pool)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker projections:", err)
 		return 1
@@ -89,7 +88,7 @@ func runProjections(ctx context.Context, args []string) int {
 		return projectionStatus(ctx, client, *wait, *asJSON)
 	case "reset":
 		if err := client.Reset(ctx, pos[0], &opts); err != nil {
-			return fail(err)
+			return commandFailed(err)
 		}
 		fmt.Printf("%s reset to %d; the worker running it rebuilds it (`worker projections status` shows its progress)\n", pos[0], opts.From)
 	case "rebuild":
@@ -98,13 +97,13 @@ func runProjections(ctx context.Context, args []string) int {
 			fmt.Fprintf(os.Stderr, "%s: at %d of %d (%s)\n", st.Name, st.Position, st.Head, st.State)
 		}})
 		if err != nil {
-			return fail(err)
+			return commandFailed(err)
 		}
 		fmt.Printf("%s rebuilt from %d to %d in %s\n", pos[0], opts.From, reached, time.Since(start).Round(time.Millisecond))
 	case "skip":
 		sk, err := client.Skip(ctx, pos[0], skipAt, &projections.SkipOpts{By: *by, Reason: *reason})
 		if err != nil {
-			return fail(err)
+			return commandFailed(err)
 		}
 		fmt.Printf("%s skips position %d (%s, event %s), by %s at %s\n", sk.Projection, sk.Position, sk.EventType, sk.EventID, sk.By, sk.At.Format(time.RFC3339))
 		if sk.Error != "" {
@@ -116,17 +115,17 @@ func runProjections(ctx context.Context, args []string) int {
 
 // projectionsClient is a client of the domain's projections that runs
 // nothing by itself.
-func projectionsClient(cfg *factosfx.Config, pool *pgxpool.Pool) (*projections.Client, error) {
+func (c *cli) projectionsClient(cfg *Config, pool *pgxpool.Pool) (*projections.Client, error) {
 	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy})
 	if err != nil {
 		return nil, err
 	}
-	domain := ticketDomain()
-	reg, err := domain.ProjectionRegistry(factosfx.DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled})
+	domain := c.domain
+	reg, err := domain.ProjectionRegistry(DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled})
 	if err != nil {
 		return nil, err
 	}
-	pc := factosfx.ProjectionsConfig(cfg, nil, factosfx.NewLogger(cfg))
+	pc := ProjectionsConfig(cfg, nil, NewLogger(cfg))
 	pc.Owner = operator()
 	return projections.New(store, reg, pc)
 }
@@ -138,7 +137,7 @@ func projectionStatus(ctx context.Context, client *projections.Client, wait time
 	if wait > 0 {
 		sts, err := client.Status(ctx)
 		if err != nil {
-			return fail(err)
+			return commandFailed(err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		for _, st := range sts {
@@ -151,7 +150,7 @@ func projectionStatus(ctx context.Context, client *projections.Client, wait time
 	}
 	sts, err := client.Status(ctx)
 	if err != nil {
-		return fail(err)
+		return commandFailed(err)
 	}
 	skips := map[string][]projections.Skip{}
 	for _, st := range sts {
@@ -160,7 +159,7 @@ func projectionStatus(ctx context.Context, client *projections.Client, wait time
 		}
 		if st.Skipped > 0 {
 			if skips[st.Name], err = client.Skips(ctx, st.Name); err != nil {
-				return fail(err)
+				return commandFailed(err)
 			}
 		}
 	}
@@ -176,7 +175,7 @@ func projectionStatus(ctx context.Context, client *projections.Client, wait time
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
-			return fail(err)
+			return commandFailed(err)
 		}
 		return code
 	}
@@ -247,4 +246,10 @@ func operator() string {
 	}
 	host, _ := os.Hostname()
 	return name + "@" + host
+}
+
+// commandFailed prints err and returns exit code 1.
+func commandFailed(err error) int {
+	fmt.Fprintln(os.Stderr, "worker:", err)
+	return 1
 }
