@@ -54,13 +54,18 @@ type Config struct {
 // Registry holds the named reactors and the effect handlers of an
 // application, and registers their River workers.
 //
-// Wiring, in order: register reactors and effects; build the outbox with
-// Outbox and install it as a store batch hook (eventstore.Config.BatchHooks);
-// create the River client with a river.Workers and Queues(...);
-// AddWorkers(workers, store); start the client and Sequencer() (which
-// releases effects with an ordering key); stop both together. The workers
-// need the store, so they are added last (River reads its workers when it
-// starts).
+// Register reactors and effects, then give the registry to
+// factos.NewClient, which wires it to a store and a River client in the
+// one order that works and starts and stops its workers and sequencer.
+// The building blocks it uses — Outbox, Queues, AddWorkers, Sequencer —
+// stay exported for wirings it does not cover (an outbox installed in a
+// store on another pool than the workers', say): register reactors and
+// effects; build the outbox with Outbox and install it as a store batch
+// hook (eventstore.Config.BatchHooks); create the River client with a
+// river.Workers and Queues(...); AddWorkers(workers, store); start the
+// client and Sequencer() (which releases effects with an ordering key);
+// stop both together. The workers need the store, so they are added last
+// (River reads its workers when it starts).
 type Registry struct {
 	cfg      Config
 	reactors map[string]*reactorEntry

@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
@@ -90,9 +91,9 @@ func runDemo(ctx context.Context, env *factosfx.CommandEnv, args []string) int {
 	}
 	defer pool.Close()
 
-	// The demo dispatches like the worker does: through a store whose
-	// outbox enqueues reaction jobs, so the
-	// running worker reacts and runs the effects.
+	// The demo dispatches like the worker does: through the front door's
+	// store, whose outbox enqueues the reaction jobs that the running
+	// worker runs. This client is never started: it only dispatches.
 	codec := tickets.NewCodec()
 	reg := reactors.NewRegistry(nil)
 	if err := tickets.RegisterReactions(reg, codec, pool); err != nil {
@@ -103,14 +104,11 @@ func runDemo(ctx context.Context, env *factosfx.CommandEnv, args []string) int {
 			return fail(err)
 		}
 	}
-	ob, err := reg.Outbox(nil)
+	fc, err := factos.NewClient(pool, reg, &factos.Config{Store: &eventstore.Config{LockStrategy: cfg.LockStrategy}})
 	if err != nil {
 		return fail(err)
 	}
-	store, err := eventstore.New(pool, &eventstore.Config{LockStrategy: cfg.LockStrategy, BatchHooks: []eventstore.BatchHook{ob}})
-	if err != nil {
-		return fail(err)
-	}
+	store := fc.Store()
 	cmds := activities.NewRegistry(store, &activities.Config{DomainErrors: tickets.DomainErrors})
 	if err := tickets.RegisterCommands(cmds, codec); err != nil {
 		return fail(err)

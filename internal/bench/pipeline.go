@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
@@ -646,41 +646,28 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 	if err != nil {
 		return err
 	}
-	workers := river.NewWorkers()
-	rc, err := river.NewClient(riverpgxv5.New(t.pool), &river.Config{
-		Queues:        reg.Queues(v.workers, v.workers),
-		Workers:       workers,
-		FetchCooldown: v.fetchCooldown,
-		Logger:        slog.New(slog.DiscardHandler),
+	fc, err := factos.NewClient(t.pool, reg, &factos.Config{
+		Store:           &eventstore.Config{MaxAttempts: r.cfg.MaxAttempts},
+		Outbox:          &outbox.Config{NotifyInterval: v.fetchCooldown},
+		River:           &river.Config{FetchCooldown: v.fetchCooldown},
+		ReactionWorkers: v.workers,
+		EffectWorkers:   v.workers,
 	})
 	if err != nil {
 		return err
 	}
-	ob, err := reg.Outbox(&outbox.Config{NotifyInterval: v.fetchCooldown})
-	if err != nil {
-		return err
-	}
-	store, err := eventstore.New(t.pool, &eventstore.Config{BatchHooks: []eventstore.BatchHook{ob}, MaxAttempts: r.cfg.MaxAttempts})
-	if err != nil {
-		return err
-	}
-	if err := reg.AddWorkers(workers, store); err != nil {
-		return err
-	}
+	store := fc.Store()
 	// River's own context: not the run's, whose cancellation would stop
 	// it before Stop could let running jobs finish.
 	riverCtx, cancelRiver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRiver()
-	if err := rc.Start(riverCtx); err != nil {
+	if err := fc.Start(riverCtx); err != nil {
 		return err
-	}
-	if err := reg.Sequencer().Start(riverCtx); err != nil {
-		return errors.Join(err, rc.Stop(context.WithoutCancel(ctx)))
 	}
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		err = errors.Join(err, rc.Stop(stopCtx), reg.Sequencer().Stop(stopCtx))
+		err = errors.Join(err, fc.Stop(stopCtx))
 	}()
 
 	h := tickets.RegisterUserHandler(t.codec)

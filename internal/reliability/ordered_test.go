@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/internal/testdb"
@@ -62,14 +63,12 @@ func TestOrderedEffectsSurviveSIGKILL(t *testing.T) {
 		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) { return nil, nil }}); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := reg.Outbox(nil)
+	// A client that only dispatches: the worker processes run the jobs.
+	fc, err := factos.NewClient(pool, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := eventstore.New(pool, &eventstore.Config{BatchHooks: []eventstore.BatchHook{ob}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := fc.Store()
 	const concerts = 4
 	for c := range concerts {
 		if _, err := eventstore.Dispatch(ctx, store, tickets.ScheduleConcertHandler(codec), tickets.ScheduleConcert{ConcertID: fmt.Sprint("k", c), Capacity: 1_000_000}, nil); err != nil {

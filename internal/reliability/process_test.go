@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/internal/devenv"
@@ -153,14 +154,12 @@ func TestWorkerSurvivesFaults(t *testing.T) {
 		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) { return nil, nil }}); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := reg.Outbox(nil)
+	// A client that only dispatches: the worker processes run the jobs.
+	fc, err := factos.NewClient(pool, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := eventstore.New(pool, &eventstore.Config{BatchHooks: []eventstore.BatchHook{ob}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := fc.Store()
 	tc, err := client.Dial(client.Options{HostPort: tmp.Address(), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ package testriver
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/reactors"
 )
@@ -44,19 +43,15 @@ type Env struct {
 	Client *river.Client[pgx.Tx]
 	Store  *eventstore.Store
 	Pool   *pgxpool.Pool
-	reg    *reactors.Registry
+	fc     *factos.Client
 }
 
 // Run starts the client and the registry's sequencer of an Env started
 // with NoStart, until ctx ends (or Client.Stop for the client).
-func (e *Env) Run(ctx context.Context) error {
-	if err := e.Client.Start(ctx); err != nil {
-		return err
-	}
-	return e.reg.Sequencer().Start(ctx)
-}
+func (e *Env) Run(ctx context.Context) error { return e.fc.Start(ctx) }
 
-// Start wires reg to a River client and a store on pool and starts the
+// Start wires reg to a River client and a store on pool through the front
+// door (factos.NewClient), with fast polling and retries, and starts the
 // client and the registry's sequencer (which releases ordered effects).
 func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts) *Env {
 	t.Helper()
@@ -66,54 +61,35 @@ func Start(t testing.TB, pool *pgxpool.Pool, reg *reactors.Registry, opts *Opts)
 	if opts.Workers == 0 {
 		opts.Workers = 10
 	}
-	workers := river.NewWorkers()
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:            reg.Queues(opts.Workers, opts.Workers),
-		Workers:           workers,
-		TestOnly:          true,
-		FetchCooldown:     5 * time.Millisecond,
-		FetchPollInterval: 20 * time.Millisecond,
-		RetryPolicy:       FastRetry{},
-		Logger:            slog.New(slog.DiscardHandler),
+	fc, err := factos.NewClient(pool, reg, &factos.Config{
+		Store:           opts.StoreConfig,
+		ReactionWorkers: opts.Workers,
+		EffectWorkers:   opts.Workers,
+		River: &river.Config{
+			TestOnly:          true,
+			FetchCooldown:     5 * time.Millisecond,
+			FetchPollInterval: 20 * time.Millisecond,
+			RetryPolicy:       FastRetry{},
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := reg.Outbox(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := opts.StoreConfig.WithDefaults()
-	cfg.BatchHooks = append(cfg.BatchHooks, ob)
-	store, err := eventstore.New(pool, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.AddWorkers(workers, store); err != nil {
-		t.Fatal(err)
-	}
 	if !opts.NoStart {
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := client.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		// The sequencer runs with the client that works the effects.
-		if err := reg.Sequencer().Start(ctx); err != nil {
+		if err := fc.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
 			stopCtx, stop := context.WithTimeout(context.Background(), 15*time.Second)
 			defer stop()
-			if err := client.Stop(stopCtx); err != nil {
-				t.Errorf("error stopping River: %v", err)
-			}
-			if err := reg.Sequencer().Stop(stopCtx); err != nil {
-				t.Errorf("error stopping the sequencer: %v", err)
+			if err := fc.Stop(stopCtx); err != nil {
+				t.Errorf("error stopping River and the sequencer: %v", err)
 			}
 			cancel()
 		})
 	}
-	return &Env{Client: client, Store: store, Pool: pool, reg: reg}
+	return &Env{Client: fc.River(), Store: fc.Store(), Pool: pool, fc: fc}
 }
 
 // WaitFor polls cond until it returns true or the deadline passes.

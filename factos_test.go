@@ -1,0 +1,173 @@
+package factos_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/factos-go/factos"
+	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/internal/testdb"
+	"github.com/factos-go/factos/internal/testriver"
+	"github.com/factos-go/factos/reactors"
+)
+
+func shopPool(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	url := testdb.NewURL(t)
+	pool := testdb.Pool(t, url)
+	if _, err := pool.Exec(context.Background(), shopSchema); err != nil {
+		t.Fatal(err)
+	}
+	return pool, url
+}
+
+func placeOrder(ctx context.Context, store *eventstore.Store, order, customer string) error {
+	ev, err := shopCodec().Encode(orderPlaced{Order: order, Customer: customer})
+	if err != nil {
+		return err
+	}
+	_, err = store.Append(ctx, eventstore.AppendRequest{Stream: "order-" + order, Events: []eventstore.EventData{ev}})
+	return err
+}
+
+// Processes that only dispatch (clients never started) and one that
+// works (started) share a database: every order placed through any of
+// them is thanked once, and each customer's thanks follow the order of
+// their orders in the log (the ordered effects' sequencer runs with the
+// worker's client).
+func TestDispatchersAndAWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, url := shopPool(t)
+	const dispatchers, perDispatcher, customers = 4, 500, 25
+
+	worker, err := factos.NewClient(pool, shopRegistry(pool), &factos.Config{
+		River: &river.Config{FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond, TestOnly: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !worker.Works() {
+		t.Fatal("a client with a reactor and an effect does not work")
+	}
+	if err := worker.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := worker.Stop(stopCtx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+
+	var wg sync.WaitGroup
+	for d := range dispatchers {
+		// Each dispatcher is a process of its own: its pool, its client.
+		dpool := testdb.Pool(t, url)
+		client, err := factos.NewClient(dpool, shopRegistry(dpool), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g := range 4 {
+			wg.Go(func() {
+				for i := g; i < perDispatcher; i += 4 {
+					order := fmt.Sprintf("d%d-%d", d, i)
+					if err := placeOrder(ctx, client.Store(), order, fmt.Sprint((d*perDispatcher+i)%customers)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	const total = dispatchers * perDispatcher
+	testriver.WaitFor(t, 3*time.Minute, fmt.Sprintf("%d thanks", total), func() (bool, error) {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM shop_thanks`).Scan(&n)
+		return n == total, err
+	})
+	// Per customer, thanks were written in the order of the orders'
+	// positions: no later order's note before an earlier one's.
+	var outOfOrder int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (
+		SELECT position < lag(position) OVER (PARTITION BY customer ORDER BY seq) AS back FROM shop_thanks) s
+		WHERE back`).Scan(&outOfOrder); err != nil {
+		t.Fatal(err)
+	}
+	if outOfOrder != 0 {
+		t.Fatalf("%d thanks written before an earlier order's of the same customer", outOfOrder)
+	}
+	var events int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM factos_events`).Scan(&events); err != nil || events != total {
+		t.Fatalf("%d events (%v), want %d", events, err, total)
+	}
+}
+
+// A registry without reactors or effects makes a client that only
+// dispatches: Start and Stop do nothing, and no job is enqueued.
+func TestClientWithoutWork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := shopPool(t)
+	client, err := factos.NewClient(pool, reactors.NewRegistry(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client.Works() {
+		t.Fatal("an empty registry works")
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := placeOrder(ctx, client.Store(), "o-1", "ada"); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := testriver.JobCounts(t, pool, ""); len(n) != 0 {
+		t.Fatalf("jobs enqueued without reactors: %v", n)
+	}
+}
+
+// A configuration NewClient cannot use is refused with ErrInvalidConfig.
+func TestNewClientRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	pool, _ := shopPool(t)
+	wired := shopRegistry(pool)
+	if _, err := factos.NewClient(pool, wired, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		pool *pgxpool.Pool
+		reg  *reactors.Registry
+		cfg  *factos.Config
+	}{
+		{"no pool", nil, reactors.NewRegistry(nil), nil},
+		{"no registry", pool, nil, nil},
+		{"river queues", pool, reactors.NewRegistry(nil), &factos.Config{River: &river.Config{Queues: map[string]river.QueueConfig{"x": {MaxWorkers: 1}}}}},
+		{"river workers", pool, reactors.NewRegistry(nil), &factos.Config{River: &river.Config{Workers: river.NewWorkers()}}},
+		{"negative workers", pool, reactors.NewRegistry(nil), &factos.Config{EffectWorkers: -1}},
+		{"registry wired twice", pool, wired, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := factos.NewClient(tc.pool, tc.reg, tc.cfg); !errors.Is(err, factos.ErrInvalidConfig) {
+				t.Fatalf("NewClient: %v, want ErrInvalidConfig", err)
+			}
+		})
+	}
+}
