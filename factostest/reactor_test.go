@@ -12,6 +12,7 @@ import (
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factostest"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 func announcement(rx *factostest.Reaction[tickets.Event], buyer string, seat int) eventstore.Effect {
@@ -48,7 +49,7 @@ func TestReactorPasses(t *testing.T) {
 		}},
 		{"built-in effect", func(tb testing.TB) {
 			paid := factostest.ForReactor(tb, tickets.PaymentSignalsReactor(codec)).Given(tickets.PaymentReceived{ReservationID: "r1", AmountCents: 500})
-			paid.Then(reactors.SignalWorkflowEffect("payment-signal:"+paid.Record().ID.String(), reactors.SignalWorkflow{
+			paid.Then(temporaleffects.SignalWorkflowEffect("payment-signal:"+paid.Record().ID.String(), temporaleffects.SignalWorkflow{
 				WorkflowID: tickets.ReservationWorkflowID("r1"), Signal: tickets.SignalPayment, Payload: json.RawMessage(`500`)}))
 		}},
 		{"payload stored at version 1", func(tb testing.TB) {

@@ -28,7 +28,7 @@
 //
 // An EffectHandler receives the effect's Key: use it to make the IO
 // idempotent (an INSERT ... ON CONFLICT DO NOTHING keyed by it, an
-// Idempotency-Key header, a Temporal workflow id). A handler error is
+// Idempotency-Key header, a workflow id). A handler error is
 // retried with River's backoff; Permanent(err) cancels the job at once;
 // after MaxAttempts River discards the job, which stays visible, with every
 // error, in River UI: the dead letter. Requeue it from the UI once fixed.
@@ -47,10 +47,6 @@
 // EffectHandler's OnFailure says. Its jobs carry SequenceTag(key) as a tag
 // and the key in their metadata. docs/effects.md has the argument and the
 // costs.
-//
-// AddTemporalEffects registers effects that start or signal Temporal
-// workflows through the Workflows interface (the activities package adapts
-// a Temporal client), so this package itself never connects to Temporal.
 //
 // # Operating
 //

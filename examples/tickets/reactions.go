@@ -9,6 +9,7 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 // Reactor names.
@@ -81,14 +82,14 @@ func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []eventstore.Effect{reactors.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), reactors.SignalWorkflow{
+	return []eventstore.Effect{temporaleffects.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), temporaleffects.SignalWorkflow{
 		WorkflowID: ReservationWorkflowID(p.ReservationID), Signal: SignalPayment, Payload: payload,
 	})}, nil
 }
 
 // RegisterPaymentSignals adds the reactor that signals reservation sagas.
 // The registry must also have the Temporal effects
-// (reactors.AddTemporalEffects).
+// (temporaleffects.Add).
 func RegisterPaymentSignals(reg *reactors.Registry, codec eventstore.Codec[Event]) error {
 	return reactors.AddReactor(reg, PaymentSignalsReactor(codec))
 }
