@@ -56,8 +56,7 @@
 // ResetReactor forgets a reactor's reactions after a position (and, if
 // asked, their effect keys, so that the effects run again), in one
 // transaction, safely beside running workers; a Replay then runs them
-// again. `worker reactors status|replay|reset` is their command line. NewUIHandler serves
-// River UI behind basic auth or a middleware; it refuses to run
-// unprotected unless told so. NewMetrics exports reaction lag, effect
-// latency, retries, discards and job counts to Prometheus.
+// again. `worker reactors status|replay|reset` is their command line.
+// NewMetrics exports reaction lag, effect latency, retries, discards and
+// job counts to Prometheus. River UI shows the jobs (factosfx serves it).
 package reactors
