@@ -35,7 +35,7 @@
 //
 // # Effects in order
 //
-// An effect with an OrderingKey (eventstore.Effect) runs in its key's
+// An effect with an OrderingKey (eventstore.PlannedEffect) runs in its key's
 // sequence: one at a time, in the order of the positions of the records
 // that planned them (and, for one record, in the order planned). Its job
 // is inserted in River's pending state, with a row in

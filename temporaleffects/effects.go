@@ -57,13 +57,13 @@ type SignalWorkflow struct {
 }
 
 // StartWorkflowEffect plans the start of a workflow, for a reactor to return.
-func StartWorkflowEffect(key string, req StartWorkflow) eventstore.Effect {
-	return eventstore.Effect{Kind: EffectStartWorkflow, Key: key, Args: req}
+func StartWorkflowEffect(key string, req StartWorkflow) eventstore.PlannedEffect {
+	return eventstore.PlannedEffect{Kind: EffectStartWorkflow, Key: key, Args: req}
 }
 
 // SignalWorkflowEffect plans a signal to a workflow, for a reactor to return.
-func SignalWorkflowEffect(key string, req SignalWorkflow) eventstore.Effect {
-	return eventstore.Effect{Kind: EffectSignalWorkflow, Key: key, Args: req}
+func SignalWorkflowEffect(key string, req SignalWorkflow) eventstore.PlannedEffect {
+	return eventstore.PlannedEffect{Kind: EffectSignalWorkflow, Key: key, Args: req}
 }
 
 // Opts tune the effects Add registers.

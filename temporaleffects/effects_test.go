@@ -60,13 +60,13 @@ func TestTemporalEffects(t *testing.T) {
 	}
 	err := reactors.AddReactor(reg, reactors.Reactor[string]{
 		Name: "orchestrate", Codec: typeCodec{}, Subscribe: eventstore.NewQuery(eventstore.Types("Start", "Signal")),
-		React: func(rec eventstore.Record[string]) ([]eventstore.Effect, error) {
+		React: func(rec eventstore.Record[string]) ([]eventstore.PlannedEffect, error) {
 			target := string(rec.Data)
 			if rec.Event == "Start" {
-				return []eventstore.Effect{temporaleffects.StartWorkflowEffect("start:"+target, temporaleffects.StartWorkflow{
+				return []eventstore.PlannedEffect{temporaleffects.StartWorkflowEffect("start:"+target, temporaleffects.StartWorkflow{
 					WorkflowID: target, WorkflowType: "Saga", Input: json.RawMessage(`{"n":1}`)})}, nil
 			}
-			return []eventstore.Effect{temporaleffects.SignalWorkflowEffect("signal:"+rec.ID.String(), temporaleffects.SignalWorkflow{
+			return []eventstore.PlannedEffect{temporaleffects.SignalWorkflowEffect("signal:"+rec.ID.String(), temporaleffects.SignalWorkflow{
 				WorkflowID: target, Signal: "paid"})}, nil
 		},
 	})

@@ -73,7 +73,7 @@ func RegisterReactions(reg *reactors.Registry, codec eventstore.Codec[Event], po
 // SignalPayments signals a reservation's saga when its payment is
 // committed. The effect key is derived from the event id, and the signal
 // carries the amount.
-func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
+func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.PlannedEffect, error) {
 	p, ok := rec.Event.(PaymentReceived)
 	if !ok {
 		return nil, nil
@@ -82,7 +82,7 @@ func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []eventstore.Effect{temporaleffects.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), temporaleffects.SignalWorkflow{
+	return []eventstore.PlannedEffect{temporaleffects.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), temporaleffects.SignalWorkflow{
 		WorkflowID: ReservationWorkflowID(p.ReservationID), Signal: SignalPayment, Payload: payload,
 	})}, nil
 }

@@ -20,7 +20,7 @@ func TestAnnounceSales(t *testing.T) {
 		rx := announce.Given(sale)
 		id := rx.Record().ID.String()
 		s := sale.(tickets.TicketSold)
-		rx.Then(eventstore.Effect{
+		rx.Then(eventstore.PlannedEffect{
 			Kind:        tickets.EffectAnnounceTicketSale,
 			Key:         "announce-sale:" + id,
 			OrderingKey: tickets.BuyerTag(s.BuyerID),

@@ -150,7 +150,7 @@ func TestWorkerSurvivesFaults(t *testing.T) {
 	}
 	if err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{Name: "chaos", Codec: codec,
 		Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
-		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) { return nil, nil }}); err != nil {
+		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) { return nil, nil }}); err != nil {
 		t.Fatal(err)
 	}
 	ob, err := reg.Outbox(nil)
