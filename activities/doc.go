@@ -43,9 +43,9 @@
 // activity with DefaultActivityOptions, or through a local activity with
 // DefaultLocalActivityOptions when CommandOptions.Local is set.
 // Activities.Register registers both (DispatchActivity and
-// DispatchLocalActivity). Workflows adapts a Temporal client to
-// reactors.Workflows, so reactors can start and signal workflows as
-// durable effects.
+// DispatchLocalActivity). The other direction, events starting and
+// signalling workflows as durable effects, is the temporaleffects
+// package's.
 //
 // # Two paths
 //
@@ -60,8 +60,8 @@
 // instead of three. The one left is the start: a process that starts
 // workflows with the client its worker was created with can have the
 // server hand the first workflow task straight back to that worker
-// (client.StartWorkflowOptions.EnableEagerStart; Workflows.EagerStart for
-// the reactors' start effect), and then no task of the workflow goes
+// (client.StartWorkflowOptions.EnableEagerStart; temporaleffects.Adapter's
+// EagerStart for the start effect), and then no task of the workflow goes
 // through a task queue. docs/benchmarks.md measures the three ways on the
 // same server: on its Temporal dev server, one command per workflow, the
 // local activity alone halves the latency of a lone command (p50 22ms

@@ -18,7 +18,6 @@ import (
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/internal/testtemporal"
-	"github.com/factos-go/factos/reactors"
 )
 
 // The local path against a real Temporal server: what it saves, and every
@@ -309,45 +308,5 @@ func TestLocalSlowDispatchExtendsWorkflowTask(t *testing.T) {
 	// and the command id answered it.
 	if timedOut := n[enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT]; (attempts.Load() != 1) != (timedOut > 0) {
 		t.Errorf("%d attempts, %d workflow tasks timed out", attempts.Load(), timedOut)
-	}
-}
-
-// Workflows.EagerStart starts a workflow with its first workflow task
-// handed straight back to this process's worker: the start, the task's
-// schedule and its start are written together (consecutive task ids in
-// the history), where an ordinary start leaves the task to the task queue.
-// A repeated start is still a no-op.
-func TestWorkflowsEagerStart(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.schedule(t, "c9", 10)
-	c := testtemporal.Client(t)
-	queue := testtemporal.Worker(t, c, func(w worker.Worker) { b.acts.Register(w); tickets.RegisterWorkflows(w) })
-	for _, eager := range []bool{false, true} {
-		wfs := activities.Workflows{Client: c, TaskQueue: queue, EagerStart: eager}
-		id := testtemporal.UniqueID("eager")
-		req := reactors.StartWorkflow{WorkflowID: id, WorkflowType: "BuyTicketWorkflow", Input: []byte(`{"concert_id":"c9","buyer_id":"` + id + `"}`)}
-		for range 2 {
-			if err := wfs.StartWorkflow(b.ctx, req); err != nil {
-				t.Fatalf("eager=%v: %v", eager, err)
-			}
-		}
-		var p tickets.Purchase
-		if err := c.GetWorkflow(b.ctx, id, "").Get(b.ctx, &p); err != nil || !p.Sold {
-			t.Fatalf("eager=%v: purchase %+v, %v", eager, p, err)
-		}
-		var taskIDs []int64
-		it := c.GetWorkflowHistory(b.ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() && len(taskIDs) < 3 {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			taskIDs = append(taskIDs, ev.GetTaskId())
-		}
-		together := len(taskIDs) == 3 && taskIDs[1] == taskIDs[0]+1 && taskIDs[2] == taskIDs[1]+1
-		if together != eager {
-			t.Errorf("eager=%v: task ids of the first events %v", eager, taskIDs)
-		}
 	}
 }

@@ -54,9 +54,9 @@ func (v View[E, S]) Fold(records []Record[E]) S {
 	return state
 }
 
-// Effect is a side effect a reactor plans for a committed record. The
-// reactors package runs each effect as a durable job.
-type Effect struct {
+// PlannedEffect is a side effect a reactor plans for a committed record.
+// The reactors package runs each planned effect as a durable job.
+type PlannedEffect struct {
 	// Kind names the handler that performs the effect.
 	Kind string
 
@@ -80,13 +80,13 @@ type Effect struct {
 	OrderingKey string
 }
 
-// MaxOrderingKeyBytes bounds Effect.OrderingKey.
+// MaxOrderingKeyBytes bounds PlannedEffect.OrderingKey.
 const MaxOrderingKeyBytes = 255
 
 // Validate reports an effect the reactors package would refuse to enqueue:
 // one without a kind or a key, or with a malformed ordering key, as an
 // *InvalidInputError (ErrInvalidInput).
-func (e Effect) Validate() error {
+func (e PlannedEffect) Validate() error {
 	switch {
 	case e.Kind == "":
 		return &InvalidInputError{Field: "kind", Reason: "empty"}
@@ -98,7 +98,7 @@ func (e Effect) Validate() error {
 	return checkName("ordering_key", e.OrderingKey, MaxOrderingKeyBytes)
 }
 
-// Reactor reacts to a committed record by planning effects. Like deciders,
-// reactors must be pure: the effects they return are executed later, with
-// retries, by effect handlers.
-type Reactor[E any] func(rec Record[E]) ([]Effect, error)
+// ReactFunc reacts to a committed record by planning effects: the React of
+// a reactor. Like deciders, it must be pure: the effects it returns are
+// executed later, with retries, by effect handlers.
+type ReactFunc[E any] func(rec Record[E]) ([]PlannedEffect, error)

@@ -8,8 +8,8 @@
 // Codec. A Query selects events: all of them, or items combined with OR;
 // within an item types are OR-ed and tags AND-ed. A Decider folds the
 // events matching a command's query into a state (Evolve) and decides the
-// new events (Decide). A View is a pure fold for read models, and a Reactor
-// plans Effects for a committed record.
+// new events (Decide). A View is a pure fold for read models, and a
+// ReactFunc plans effects (PlannedEffect) for a committed record.
 //
 // Deciders, views, reactors and codecs must be pure: a dispatch may run its
 // decider more than once, and only the attempt that commits counts.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 const reactorsUsage = `usage:
@@ -130,7 +130,7 @@ func (c *cli) reactorRegistry(cfg *Config, pool *pgxpool.Pool) (*reactors.Regist
 	}
 	reg := reactors.NewRegistry(nil)
 	if cfg.TemporalEnabled {
-		if err := reactors.AddTemporalEffects(reg, activities.Workflows{TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
+		if err := temporaleffects.Add(reg, temporaleffects.Adapter{TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/factos-go/factos/outbox"
 	"github.com/factos-go/factos/projections"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 // NewTemporalClient returns a lazy Temporal client, or nil when Temporal
@@ -52,7 +53,7 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, m *Metrics, tr *Tracing, l 
 func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metrics, tr *Tracing, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
 	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l, TracerProvider: tr.Provider})
 	if tc != nil {
-		if err := reactors.AddTemporalEffects(reg, activities.Workflows{Client: tc, TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
+		if err := temporaleffects.Add(reg, temporaleffects.Adapter{Client: tc, TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
 			return nil, err
 		}
 	}

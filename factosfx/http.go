@@ -15,7 +15,6 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/factos-go/factos/migrations"
-	"github.com/factos-go/factos/reactors"
 )
 
 const (
@@ -133,7 +132,7 @@ func registerHTTP(lc fx.Lifecycle, cfg *Config, l *slog.Logger, m *Metrics, read
 
 	uiCtx, uiCancel := context.WithCancel(context.Background())
 	if cfg.RiverUIEnabled {
-		ui, err := reactors.NewUIHandler(rv.Client, reactors.UIConfig{
+		ui, err := NewRiverUIHandler(rv.Client, RiverUIConfig{
 			Prefix:               PathRiverUI,
 			Username:             cfg.RiverUIUsername,
 			Password:             cfg.RiverUIPassword,

@@ -48,7 +48,7 @@
 //
 //	announce := factostest.ForReactor(t, tickets.AnnounceSalesReactor(codec))
 //	sold := announce.Given(tickets.TicketSold{ConcertID: "c1", BuyerID: "ada", Seat: 1, Channel: tickets.SaleDirect})
-//	sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + sold.Record().ID.String(), OrderingKey: "buyer:ada", Args: ...})
+//	sold.Then(eventstore.PlannedEffect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + sold.Record().ID.String(), OrderingKey: "buyer:ada", Args: ...})
 //
 // ForReactor takes the reactors.Reactor the application registers. A
 // record its subscription does not select is never delivered, so it plans

@@ -90,7 +90,7 @@ func ExampleForReactor() {
 
 	sold := announce.Given(tickets.TicketSold{ConcertID: "c1", BuyerID: "ada", Seat: 1, Channel: tickets.SaleDirect})
 	id := sold.Record().ID.String()
-	sold.Then(eventstore.Effect{
+	sold.Then(eventstore.PlannedEffect{
 		Kind:        tickets.EffectAnnounceTicketSale,
 		Key:         "announce-sale:" + id,
 		OrderingKey: tickets.BuyerTag("ada"),

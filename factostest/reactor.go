@@ -22,7 +22,7 @@ type ReactorTest[E any] struct {
 //
 //	announce := factostest.ForReactor(t, tickets.AnnounceSalesReactor(codec))
 //	sold := announce.Given(tickets.TicketSold{ConcertID: "c1", BuyerID: "ada", Seat: 1})
-//	sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + sold.Record().ID.String(), OrderingKey: "buyer:ada", Args: ...})
+//	sold.Then(eventstore.PlannedEffect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + sold.Record().ID.String(), OrderingKey: "buyer:ada", Args: ...})
 func ForReactor[E any](tb testing.TB, r reactors.Reactor[E]) *ReactorTest[E] {
 	tb.Helper()
 	if err := reactors.AddReactor(reactors.NewRegistry(nil), r); err != nil {
@@ -76,7 +76,7 @@ func (rx *Reaction[E]) Record() eventstore.Record[E] { return rx.rec }
 // kind, key, ordering key and args encoded as JSON. A record the
 // reactor's subscription does not select is never delivered to it, so it
 // plans nothing.
-func (rx *Reaction[E]) Then(effects ...eventstore.Effect) {
+func (rx *Reaction[E]) Then(effects ...eventstore.PlannedEffect) {
 	tb := rx.t.tb
 	tb.Helper()
 	want := make([]item, len(effects))

@@ -12,16 +12,17 @@ import (
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factostest"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
-func announcement(rx *factostest.Reaction[tickets.Event], buyer string, seat int) eventstore.Effect {
+func announcement(rx *factostest.Reaction[tickets.Event], buyer string, seat int) eventstore.PlannedEffect {
 	id := rx.Record().ID.String()
-	return eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: tickets.BuyerTag(buyer),
+	return eventstore.PlannedEffect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: tickets.BuyerTag(buyer),
 		Args: tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: buyer, Seat: seat, EventID: id}}
 }
 
 // reactorOf is a reactor on sales whose React is f.
-func reactorOf(f eventstore.Reactor[tickets.Event]) reactors.Reactor[tickets.Event] {
+func reactorOf(f eventstore.ReactFunc[tickets.Event]) reactors.Reactor[tickets.Event] {
 	return reactors.Reactor[tickets.Event]{Name: "test", Codec: codec, Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)), React: f}
 }
 
@@ -40,7 +41,7 @@ func TestReactorPasses(t *testing.T) {
 		{"args compared as JSON", func(tb testing.TB) {
 			sold := factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(sold("ada", 1))
 			id := sold.Record().ID.String()
-			sold.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: "buyer:ada",
+			sold.Then(eventstore.PlannedEffect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: "buyer:ada",
 				Args: map[string]any{"seat": 1, "event_id": id, "buyer_id": "ada", "concert_id": "c1"}})
 		}},
 		{"not subscribed", func(tb testing.TB) {
@@ -48,7 +49,7 @@ func TestReactorPasses(t *testing.T) {
 		}},
 		{"built-in effect", func(tb testing.TB) {
 			paid := factostest.ForReactor(tb, tickets.PaymentSignalsReactor(codec)).Given(tickets.PaymentReceived{ReservationID: "r1", AmountCents: 500})
-			paid.Then(reactors.SignalWorkflowEffect("payment-signal:"+paid.Record().ID.String(), reactors.SignalWorkflow{
+			paid.Then(temporaleffects.SignalWorkflowEffect("payment-signal:"+paid.Record().ID.String(), temporaleffects.SignalWorkflow{
 				WorkflowID: tickets.ReservationWorkflowID("r1"), Signal: tickets.SignalPayment, Payload: json.RawMessage(`500`)}))
 		}},
 		{"payload stored at version 1", func(tb testing.TB) {
@@ -71,7 +72,7 @@ func TestReactorPasses(t *testing.T) {
 			rx.Then(announcement(rx, "ada", 1))
 		}},
 		{"error", func(tb testing.TB) {
-			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
 				return nil, fmt.Errorf("wrapped: %w", errReactor)
 			})).Given(sold("ada", 1)).ThenError(errReactor)
 		}},
@@ -90,8 +91,8 @@ func TestReactorPasses(t *testing.T) {
 
 func TestReactorFailures(t *testing.T) {
 	t.Parallel()
-	planned := func(effects ...eventstore.Effect) reactors.Reactor[tickets.Event] {
-		return reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) { return effects, nil })
+	planned := func(effects ...eventstore.PlannedEffect) reactors.Reactor[tickets.Event] {
+		return reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) { return effects, nil })
 	}
 	tests := []struct {
 		name string
@@ -112,25 +113,25 @@ func TestReactorFailures(t *testing.T) {
 		}, []string{"the reactor's subscription (types=TicketSold tags=) does not select this record, so in production it never receives it and plans nothing; want effects:",
 			`[0] announce_ticket_sale key "announce-sale:00000000-0000-7000-8000-000000000001" ordering key "buyer:ada"`}},
 		{"error instead of effects", func(tb testing.TB) {
-			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
 				return nil, errReactor
 			})).Given(sold("ada", 1)).Then()
 		}, []string{"the reaction fails, so River would retry it: reactor failed; want effects:\n    (none)"}},
 		{"impure", func(tb testing.TB) {
-			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
-				return []eventstore.Effect{{Kind: "k", Key: uuid.NewString()}}, nil
+			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
+				return []eventstore.PlannedEffect{{Kind: "k", Key: uuid.NewString()}}, nil
 			})).Given(sold("ada", 1)).Then()
 		}, []string{"the reactor is not pure: reacting to the same record again gave another result (-first +again):",
 			"derive keys and args from the record alone", "planned effects differ"}},
 		{"no key", func(tb testing.TB) {
-			factostest.ForReactor(tb, planned(eventstore.Effect{Kind: "k"})).Given(sold("ada", 1)).Then()
+			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "k"})).Given(sold("ada", 1)).Then()
 		}, []string{"effect [0] (k) has no key, so the reaction would fail"}},
 		{"shared key", func(tb testing.TB) {
-			factostest.ForReactor(tb, planned(eventstore.Effect{Kind: "a", Key: "x"}, eventstore.Effect{Kind: "b", Key: "y"},
-				eventstore.Effect{Kind: "c", Key: "x"})).Given(sold("ada", 1)).Then()
+			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "a", Key: "x"}, eventstore.PlannedEffect{Kind: "b", Key: "y"},
+				eventstore.PlannedEffect{Kind: "c", Key: "x"})).Given(sold("ada", 1)).Then()
 		}, []string{`effects [0] and [2] share the key "x", so only the first would run`}},
 		{"args not encodable", func(tb testing.TB) {
-			factostest.ForReactor(tb, planned(eventstore.Effect{Kind: "k", Key: "x", Args: func() {}})).Given(sold("ada", 1)).Then()
+			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "k", Key: "x", Args: func() {}})).Given(sold("ada", 1)).Then()
 		}, []string{"the args of effect [0] (k) cannot be encoded as JSON, so the reaction would fail: json: unsupported type: func()"}},
 		{"effects instead of an error", func(tb testing.TB) {
 			factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(sold("ada", 1)).ThenError(errReactor)
@@ -174,7 +175,7 @@ func TestReactorStops(t *testing.T) {
 			factostest.ForReactor(tb, reactorOf(tickets.AnnounceSales)).Given(nil)
 		}, []string{"factostest: reactor test: error encoding the given event, <nil> null: unknown event type"}},
 		{"expected args not encodable", func(tb testing.TB) {
-			factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(sold("ada", 1)).Then(eventstore.Effect{Kind: "k", Key: "x", Args: make(chan int)})
+			factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(sold("ada", 1)).Then(eventstore.PlannedEffect{Kind: "k", Key: "x", Args: make(chan int)})
 		}, []string{"error encoding the args of the expected effect [0]: json: unsupported type: chan int"}},
 		{"error nil", func(tb testing.TB) {
 			factostest.ForReactor(tb, tickets.AnnounceSalesReactor(codec)).Given(sold("ada", 1)).ThenError(nil)

@@ -69,7 +69,7 @@ func eventItem(d eventstore.EventData) item {
 // effectItem renders an effect as its River job carries it, with its
 // ordering key when it has one. It fails for
 // args that cannot be encoded, as the reaction would.
-func effectItem(e eventstore.Effect) (item, error) {
+func effectItem(e eventstore.PlannedEffect) (item, error) {
 	args, err := json.Marshal(e.Args)
 	if err != nil {
 		return item{}, err

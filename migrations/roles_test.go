@@ -22,6 +22,7 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
+	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/migrations"
@@ -372,7 +373,11 @@ func checkProjections(t *testing.T, store *eventstore.Store, codec eventstore.Co
 // role's pool, as the worker serves it.
 func checkRiverUI(t *testing.T, env *testriver.Env) {
 	t.Helper()
-	srv := testriver.UIServer(t, env.Client, reactors.UIConfig{AllowUnauthenticated: true})
+	ui, err := factosfx.NewRiverUIHandler(env.Client, factosfx.RiverUIConfig{AllowUnauthenticated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testriver.UIServer(t, ui)
 	for _, tc := range []struct{ path, want string }{
 		{"/riverui/api/features", `"extensions"`},
 		{"/riverui/api/states", `"completed"`},

@@ -28,14 +28,14 @@
 //
 // An EffectHandler receives the effect's Key: use it to make the IO
 // idempotent (an INSERT ... ON CONFLICT DO NOTHING keyed by it, an
-// Idempotency-Key header, a Temporal workflow id). A handler error is
+// Idempotency-Key header, a workflow id). A handler error is
 // retried with River's backoff; Permanent(err) cancels the job at once;
 // after MaxAttempts River discards the job, which stays visible, with every
 // error, in River UI: the dead letter. Requeue it from the UI once fixed.
 //
 // # Effects in order
 //
-// An effect with an OrderingKey (eventstore.Effect) runs in its key's
+// An effect with an OrderingKey (eventstore.PlannedEffect) runs in its key's
 // sequence: one at a time, in the order of the positions of the records
 // that planned them (and, for one record, in the order planned). Its job
 // is inserted in River's pending state, with a row in
@@ -48,10 +48,6 @@
 // and the key in their metadata. docs/effects.md has the argument and the
 // costs.
 //
-// AddTemporalEffects registers effects that start or signal Temporal
-// workflows through the Workflows interface (the activities package adapts
-// a Temporal client), so this package itself never connects to Temporal.
-//
 // # Operating
 //
 // Replay enqueues a reactor's reactions over history in bounded, resumable
@@ -60,8 +56,7 @@
 // ResetReactor forgets a reactor's reactions after a position (and, if
 // asked, their effect keys, so that the effects run again), in one
 // transaction, safely beside running workers; a Replay then runs them
-// again. `worker reactors status|replay|reset` is their command line. NewUIHandler serves
-// River UI behind basic auth or a middleware; it refuses to run
-// unprotected unless told so. NewMetrics exports reaction lag, effect
-// latency, retries, discards and job counts to Prometheus.
+// again. `worker reactors status|replay|reset` is their command line.
+// NewMetrics exports reaction lag, effect latency, retries, discards and
+// job counts to Prometheus. River UI shows the jobs (factosfx serves it).
 package reactors

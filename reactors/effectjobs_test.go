@@ -23,8 +23,8 @@ func TestOperatorRetriesUnorderedEffects(t *testing.T) {
 	var healed atomic.Bool
 	err := reactors.AddReactor(b.reg, reactors.Reactor[step]{
 		Name: "steps", Codec: stepCodec{}, Subscribe: eventstore.NewQuery(eventstore.Types("Step")),
-		React: func(rec eventstore.Record[step]) ([]eventstore.Effect, error) {
-			return []eventstore.Effect{{Kind: "flaky", Key: "f:" + rec.ID.String(), Args: stepEffect{Entity: rec.Event.Entity, N: rec.Event.N}}}, nil
+		React: func(rec eventstore.Record[step]) ([]eventstore.PlannedEffect, error) {
+			return []eventstore.PlannedEffect{{Kind: "flaky", Key: "f:" + rec.ID.String(), Args: stepEffect{Entity: rec.Event.Entity, N: rec.Event.N}}}, nil
 		},
 	})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/factos-go/factos/internal/riversql"
 )
 
 // Metrics are the Prometheus metrics of reactions and effects. A nil
@@ -140,27 +142,16 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 	// A scrape must not hang on a sick database.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	rows, err := c.pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job GROUP BY 1, 2`)
+	jobs, err := riversql.CountJobs(ctx, c.pool)
 	if err != nil {
 		c.errors.Inc()
 		return
 	}
-	defer rows.Close()
-	// Counts are sent only once all are read, so that a failure midway
+	// Counts are sent only once both reads succeeded, so that a failure
 	// reports none rather than some.
-	var metrics []prometheus.Metric
-	for rows.Next() {
-		var kind, state string
-		var n int64
-		if err := rows.Scan(&kind, &state, &n); err != nil {
-			c.errors.Inc()
-			return
-		}
-		metrics = append(metrics, prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), kind, state))
-	}
-	if rows.Err() != nil {
-		c.errors.Inc()
-		return
+	metrics := make([]prometheus.Metric, 0, len(jobs))
+	for _, j := range jobs {
+		metrics = append(metrics, prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(j.N), j.Kind, j.State))
 	}
 	seq, err := c.sequenceCounts(ctx)
 	if err != nil {

@@ -119,10 +119,10 @@ func orderedSetup(t *testing.T, b *bundle, kind string, onFailure reactors.OnFai
 	t.Helper()
 	err := reactors.AddReactor(b.reg, reactors.Reactor[step]{
 		Name: "steps", Codec: stepCodec{}, Subscribe: eventstore.NewQuery(eventstore.Types("Step")),
-		React: func(rec eventstore.Record[step]) ([]eventstore.Effect, error) {
+		React: func(rec eventstore.Record[step]) ([]eventstore.PlannedEffect, error) {
 			s := rec.Event
 			id := rec.ID.String()
-			return []eventstore.Effect{
+			return []eventstore.PlannedEffect{
 				{Kind: kind, Key: "a:" + id, OrderingKey: "entity:" + s.Entity, Args: stepEffect{s.Entity, s.N, 0}},
 				{Kind: "unordered", Key: "u:" + id, Args: stepEffect{s.Entity, s.N, 0}},
 				{Kind: kind, Key: "b:" + id, OrderingKey: "entity:" + s.Entity, Args: stepEffect{s.Entity, s.N, 1}},
@@ -374,7 +374,7 @@ func TestOrderingKeyIsValidated(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := eventstore.Effect{Kind: "k", Key: "x", OrderingKey: tc.key}.Validate()
+			err := eventstore.PlannedEffect{Kind: "k", Key: "x", OrderingKey: tc.key}.Validate()
 			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, eventstore.ErrInvalidInput)) {
 				t.Fatalf("Validate() = %v, want ok %v or ErrInvalidInput", err, tc.ok)
 			}

@@ -26,7 +26,7 @@ type EffectArgs struct {
 	Position   int64  `json:"position"`
 	EventID    string `json:"event_id"`
 	EventType  string `json:"event_type,omitempty"`
-	// OrderingKey is the effect's eventstore.Effect.OrderingKey, if any.
+	// OrderingKey is the effect's eventstore.PlannedEffect.OrderingKey, if any.
 	OrderingKey string          `json:"ordering_key,omitempty"`
 	Args        json.RawMessage `json:"args,omitempty"`
 }
@@ -98,7 +98,7 @@ SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM
 type reaction struct {
 	reactor string
 	rec     eventstore.RawRecord
-	effects []eventstore.Effect
+	effects []eventstore.PlannedEffect
 }
 
 func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) (err error) {
@@ -224,7 +224,7 @@ func positions(events []outbox.EventRef) []eventstore.Position {
 
 // checkEffects refuses effects of unregistered kinds, without a key or
 // with a malformed ordering key (an *eventstore.InvalidInputError).
-func (r *Registry) checkEffects(reactor string, effects []eventstore.Effect) error {
+func (r *Registry) checkEffects(reactor string, effects []eventstore.PlannedEffect) error {
 	for i, e := range effects {
 		if _, ok := r.effects[e.Kind]; !ok {
 			return fmt.Errorf("reactor %s planned effect %d of unregistered kind %q", reactor, i, e.Kind)

@@ -234,8 +234,8 @@ func TestConcurrentDispatchesEnqueueExactlyOnce(t *testing.T) {
 	// A second reactor on every event, with one effect per record.
 	err := reactors.AddReactor(b.reg, reactors.Reactor[tickets.Event]{
 		Name: "audit", Codec: b.codec, Subscribe: eventstore.AllEvents(),
-		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
-			return []eventstore.Effect{{Kind: "audit", Key: "audit:" + rec.ID.String(), Args: rec.Type}}, nil
+		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
+			return []eventstore.PlannedEffect{{Kind: "audit", Key: "audit:" + rec.ID.String(), Args: rec.Type}}, nil
 		},
 	})
 	if err != nil {
@@ -375,8 +375,8 @@ func addFlaky(t *testing.T, b *bundle, kind string, maxAttempts int, fn func(rea
 	t.Helper()
 	err := reactors.AddReactor(b.reg, reactors.Reactor[tickets.Event]{
 		Name: "react-" + kind, Codec: noteCodec{b.codec}, Subscribe: eventstore.NewQuery(eventstore.Types("Note")),
-		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
-			return []eventstore.Effect{{Kind: kind, Key: kind + ":" + rec.ID.String(), Args: "note"}}, nil
+		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
+			return []eventstore.PlannedEffect{{Kind: kind, Key: kind + ":" + rec.ID.String(), Args: "note"}}, nil
 		},
 	})
 	if err != nil {

@@ -82,7 +82,7 @@ type Registry struct {
 
 type reactorEntry struct {
 	sub   outbox.Subscription
-	react func(rec eventstore.RawRecord) ([]eventstore.Effect, error)
+	react func(rec eventstore.RawRecord) ([]eventstore.PlannedEffect, error)
 }
 
 type effectEntry struct {
@@ -120,7 +120,7 @@ type Reactor[E any] struct {
 	// Subscribe selects the records it receives. Required.
 	Subscribe eventstore.Query
 	// React plans effects for a record. It must be pure. Required.
-	React eventstore.Reactor[E]
+	React eventstore.ReactFunc[E]
 	// Queue, MaxAttempts and Priority of its reaction jobs. Defaults: see
 	// outbox.Subscription.
 	Queue       string
@@ -147,7 +147,7 @@ func AddReactor[E any](r *Registry, rc Reactor[E]) error {
 	sub = sub.WithDefaults()
 	r.reactors[rc.Name] = &reactorEntry{
 		sub: sub,
-		react: func(raw eventstore.RawRecord) ([]eventstore.Effect, error) {
+		react: func(raw eventstore.RawRecord) ([]eventstore.PlannedEffect, error) {
 			ev, err := rc.Codec.Decode(raw)
 			if err != nil {
 				return nil, &eventstore.DecodeError{Position: raw.Position, Type: raw.Type, Version: raw.Version, Err: err}
@@ -211,7 +211,7 @@ func (f OnFailure) String() string {
 
 // EffectHandler performs one kind of effect.
 type EffectHandler[A any] struct {
-	// Kind matches eventstore.Effect.Kind. Letters, digits, '_', '-' and
+	// Kind matches eventstore.PlannedEffect.Kind. Letters, digits, '_', '-' and
 	// '.'. Required.
 	Kind string
 	// Handle performs the effect. Return nil when done, an error to retry

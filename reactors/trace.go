@@ -21,9 +21,10 @@ import (
 // W3C trace context of the dispatch that wrote its events (the outbox puts
 // it there); the reaction's span continues that trace as its child, and
 // the effect jobs it enqueues carry the reaction span's context, so an
-// effect's span is the reaction's child, and a workflow the effect starts
-// or signals (through a Temporal client with the OpenTelemetry
-// interceptor) is the effect's. One command, one trace.
+// effect's span is the reaction's child, and whatever the effect's handler
+// calls with the context it is given (a workflow it starts, through a
+// client that propagates the trace) is the effect's. One command, one
+// trace.
 //
 // The spans are parented, not linked as rivercontrib/otelriver's are: a
 // reaction is part of the command's work, however late it runs.

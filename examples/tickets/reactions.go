@@ -8,6 +8,7 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 // Reactor names.
@@ -48,7 +49,7 @@ func RegisterReactions(reg *reactors.Registry, codec eventstore.Codec[Event], po
 // SignalPayments signals a reservation's saga when its payment is
 // committed. The effect key is derived from the event id, and the signal
 // carries the amount.
-func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
+func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.PlannedEffect, error) {
 	p, ok := rec.Event.(PaymentReceived)
 	if !ok {
 		return nil, nil
@@ -57,14 +58,14 @@ func SignalPayments(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []eventstore.Effect{reactors.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), reactors.SignalWorkflow{
+	return []eventstore.PlannedEffect{temporaleffects.SignalWorkflowEffect("payment-signal:"+rec.ID.String(), temporaleffects.SignalWorkflow{
 		WorkflowID: ReservationWorkflowID(p.ReservationID), Signal: SignalPayment, Payload: payload,
 	})}, nil
 }
 
 // RegisterPaymentSignals adds the reactor that signals reservation sagas.
 // The registry must also have the Temporal effects
-// (reactors.AddTemporalEffects).
+// (temporaleffects.Add).
 func RegisterPaymentSignals(reg *reactors.Registry, codec eventstore.Codec[Event]) error {
 	return reactors.AddReactor(reg, PaymentSignalsReactor(codec))
 }

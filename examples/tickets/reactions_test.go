@@ -7,7 +7,7 @@ import (
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factostest"
-	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 func TestAnnounceSales(t *testing.T) {
@@ -20,7 +20,7 @@ func TestAnnounceSales(t *testing.T) {
 		rx := announce.Given(sale)
 		id := rx.Record().ID.String()
 		s := sale.(tickets.TicketSold)
-		rx.Then(eventstore.Effect{
+		rx.Then(eventstore.PlannedEffect{
 			Kind:        tickets.EffectAnnounceTicketSale,
 			Key:         "announce-sale:" + id,
 			OrderingKey: tickets.BuyerTag(s.BuyerID),
@@ -38,7 +38,7 @@ func TestSignalPayments(t *testing.T) {
 	t.Parallel()
 	signal := factostest.ForReactor(t, tickets.PaymentSignalsReactor(codec))
 	paid := signal.Given(tickets.PaymentReceived{ReservationID: "r1", AmountCents: 4500})
-	paid.Then(reactors.SignalWorkflowEffect("payment-signal:"+paid.Record().ID.String(), reactors.SignalWorkflow{
+	paid.Then(temporaleffects.SignalWorkflowEffect("payment-signal:"+paid.Record().ID.String(), temporaleffects.SignalWorkflow{
 		WorkflowID: tickets.ReservationWorkflowID("r1"),
 		Signal:     tickets.SignalPayment,
 		Payload:    json.RawMessage(`4500`),

@@ -417,12 +417,12 @@ type AnnounceTicketSale struct {
 // plans the same effect and it runs once. A buyer's announcements carry
 // the buyer's tag as their ordering key, so they reach the buyer in the
 // order of the sales, one at a time; different buyers' run in parallel.
-func AnnounceSales(rec eventstore.Record[Event]) ([]eventstore.Effect, error) {
+func AnnounceSales(rec eventstore.Record[Event]) ([]eventstore.PlannedEffect, error) {
 	sold, ok := rec.Event.(TicketSold)
 	if !ok {
 		return nil, nil
 	}
-	return []eventstore.Effect{{
+	return []eventstore.PlannedEffect{{
 		Kind:        EffectAnnounceTicketSale,
 		Key:         "announce-sale:" + rec.ID.String(),
 		OrderingKey: BuyerTag(sold.BuyerID),

@@ -109,7 +109,7 @@ func TestOldHistory(t *testing.T) {
 		t.Parallel()
 		old := factostest.ForReactor(t, tickets.AnnounceSalesReactor(codec)).GivenData(saleV1(t)[3])
 		id := old.Record().ID.String()
-		old.Then(eventstore.Effect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: tickets.BuyerTag("bob"),
+		old.Then(eventstore.PlannedEffect{Kind: tickets.EffectAnnounceTicketSale, Key: "announce-sale:" + id, OrderingKey: tickets.BuyerTag("bob"),
 			Args: tickets.AnnounceTicketSale{ConcertID: "c1", BuyerID: "bob", Seat: 2, EventID: id}})
 	})
 }

@@ -81,12 +81,12 @@ const welcomesSchema = `CREATE TABLE IF NOT EXISTS bench_welcomes (
 )`
 
 // welcomeReactor plans the welcome effect of a UserRegistered record.
-func welcomeReactor(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+func welcomeReactor(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
 	u, ok := rec.Event.(tickets.UserRegistered)
 	if !ok {
 		return nil, nil
 	}
-	return []eventstore.Effect{{Kind: benchEffect, Key: "welcome:" + rec.ID.String(), Args: welcome{UserID: u.UserID, RecordedAt: rec.RecordedAt}}}, nil
+	return []eventstore.PlannedEffect{{Kind: benchEffect, Key: "welcome:" + rec.ID.String(), Args: welcome{UserID: u.UserID, RecordedAt: rec.RecordedAt}}}, nil
 }
 
 // outboxHook returns the outbox of a registry holding the welcome reactor.
@@ -98,7 +98,7 @@ func outboxHook(t *target) (eventstore.BatchHook, error) {
 	return reg.Outbox(nil)
 }
 
-func addWelcomeReactor(reg *reactors.Registry, codec eventstore.Codec[tickets.Event], react eventstore.Reactor[tickets.Event]) error {
+func addWelcomeReactor(reg *reactors.Registry, codec eventstore.Codec[tickets.Event], react eventstore.ReactFunc[tickets.Event]) error {
 	return reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
 		Name:      benchReactor,
 		Codec:     codec,
@@ -584,7 +584,7 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 	// The reactor is pure but for one thing: it notes when it ran, which
 	// is what this scenario measures. A retried reaction keeps the first.
 	// The effects of an ordered run's commands get their ordering key.
-	react := func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+	react := func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
 		u, ok := rec.Event.(tickets.UserRegistered)
 		if ok {
 			lag := time.Since(rec.RecordedAt)

@@ -60,7 +60,7 @@ func TestOrderedEffectsSurviveSIGKILL(t *testing.T) {
 	}
 	if err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{Name: orderedReactor, Codec: codec,
 		Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
-		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) { return nil, nil }}); err != nil {
+		React:     func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) { return nil, nil }}); err != nil {
 		t.Fatal(err)
 	}
 	// A client that only dispatches: the worker processes run the jobs.

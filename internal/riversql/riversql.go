@@ -1,7 +1,9 @@
 // Package riversql writes River job rows with SQL of its own, so that the
 // outbox can insert a dispatch's reaction job in the batch that inserts its
 // events and commits, and a reaction can insert its effect jobs and
-// complete itself in one statement batch: no round trip of their own.
+// complete itself in one statement batch: no round trip of their own. It
+// also counts the rows by kind and state for the metrics (CountJobs),
+// which River's client has no call for.
 //
 // River's clients in other languages insert jobs the same way, with their
 // own SQL against River's schema; the columns of river_job are a contract
@@ -13,11 +15,13 @@
 package riversql
 
 import (
+	"context"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Job is one river_job row to insert.
@@ -183,4 +187,24 @@ func Tags(values ...string) []string {
 		}
 	}
 	return out
+}
+
+// JobCount is the number of river_job rows of one kind in one state.
+type JobCount struct {
+	Kind  string
+	State string
+	N     int64
+}
+
+// jobCountsSQL counts every row River's cleaner has not yet removed.
+const jobCountsSQL = `SELECT kind, state::text, count(*) FROM river_job GROUP BY 1, 2`
+
+// CountJobs counts the river_job rows by kind and state. It returns every
+// count or an error, never some counts.
+func CountJobs(ctx context.Context, pool *pgxpool.Pool) ([]JobCount, error) {
+	rows, err := pool.Query(ctx, jobCountsSQL)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[JobCount])
 }

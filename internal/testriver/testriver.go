@@ -135,15 +135,15 @@ func JobCounts(t testing.TB, pool *pgxpool.Pool, prefix string) map[string]int {
 	return m
 }
 
-// UIServer serves River UI for client, protected as cfg says, under
+// UIServer serves River UI (factosfx.NewRiverUIHandler's handler, which
+// this package does not import, to stay out of the process wiring) under
 // /riverui/ on a test server; the handler and the server stop when the
 // test ends.
-func UIServer(t testing.TB, client *river.Client[pgx.Tx], cfg reactors.UIConfig) *httptest.Server {
+func UIServer(t testing.TB, ui interface {
+	http.Handler
+	Start(context.Context) error
+}) *httptest.Server {
 	t.Helper()
-	ui, err := reactors.NewUIHandler(client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := ui.Start(ctx); err != nil {

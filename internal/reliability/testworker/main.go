@@ -119,7 +119,7 @@ func domain(slow, hold, ordered time.Duration) factosfx.Domain {
 			}
 			if err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
 				Name: "chaos", Codec: codec, Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
-				React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+				React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
 					buyer := rec.Event.(tickets.TicketSold).BuyerID
 					kind := "chaos.slow"
 					switch {
@@ -128,7 +128,7 @@ func domain(slow, hold, ordered time.Duration) factosfx.Domain {
 					case strings.HasPrefix(buyer, "fail"):
 						kind = "chaos.fail"
 					}
-					return []eventstore.Effect{{Kind: kind, Key: kind + ":" + rec.ID.String(), Args: buyer}}, nil
+					return []eventstore.PlannedEffect{{Kind: kind, Key: kind + ":" + rec.ID.String(), Args: buyer}}, nil
 				},
 			}); err != nil {
 				return err
@@ -174,9 +174,9 @@ const OrderedReactor = "chaos-ordered"
 func addOrdered(reg *reactors.Registry, codec eventstore.Codec[tickets.Event], pool *pgxpool.Pool, hold time.Duration) error {
 	err := reactors.AddReactor(reg, reactors.Reactor[tickets.Event]{
 		Name: OrderedReactor, Codec: codec, Subscribe: eventstore.NewQuery(eventstore.Types(tickets.TypeTicketSold)),
-		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.Effect, error) {
+		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
 			buyer := rec.Event.(tickets.TicketSold).BuyerID
-			return []eventstore.Effect{{Kind: "chaos.ordered", Key: "co:" + rec.ID.String(), OrderingKey: "buyer:" + buyer, Args: buyer}}, nil
+			return []eventstore.PlannedEffect{{Kind: "chaos.ordered", Key: "co:" + rec.ID.String(), OrderingKey: "buyer:" + buyer, Args: buyer}}, nil
 		},
 	})
 	if err != nil {

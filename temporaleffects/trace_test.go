@@ -1,4 +1,4 @@
-package activities_test
+package temporaleffects_test
 
 import (
 	"context"
@@ -27,6 +27,7 @@ import (
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/internal/testtemporal"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 // payWorkflow sends one command: the payment of a reservation.
@@ -65,7 +66,7 @@ func TestOneTraceFromWorkflowToEffect(t *testing.T) {
 	queue := testtemporal.UniqueID("trace")
 
 	rreg := reactors.NewRegistry(&reactors.Config{TracerProvider: tp})
-	if err := reactors.AddTemporalEffects(rreg, activities.Workflows{Client: c, TaskQueue: queue}, nil); err != nil {
+	if err := temporaleffects.Add(rreg, temporaleffects.Adapter{Client: c, TaskQueue: queue}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := tickets.RegisterPaymentSignals(rreg, codec); err != nil {

@@ -1,4 +1,4 @@
-package activities
+package temporaleffects
 
 import (
 	"context"
@@ -13,9 +13,11 @@ import (
 	"github.com/factos-go/factos/reactors"
 )
 
-// Workflows adapts a Temporal client to reactors.Workflows, for the
-// built-in start and signal effects.
-type Workflows struct {
+var _ Workflows = Adapter{}
+
+// Adapter adapts a Temporal client to Workflows, for the start and signal
+// effects.
+type Adapter struct {
 	Client client.Client
 	// TaskQueue of started workflows that name none.
 	TaskQueue string
@@ -34,7 +36,7 @@ type Workflows struct {
 // StartWorkflow starts a workflow, idempotent by workflow id: if a
 // workflow with the id is running or has run (the id is never reused), the
 // start counts as done.
-func (w Workflows) StartWorkflow(ctx context.Context, req reactors.StartWorkflow) error {
+func (w Adapter) StartWorkflow(ctx context.Context, req StartWorkflow) error {
 	queue := req.TaskQueue
 	if queue == "" {
 		queue = w.TaskQueue
@@ -64,7 +66,7 @@ func (w Workflows) StartWorkflow(ctx context.Context, req reactors.StartWorkflow
 }
 
 // SignalWorkflow signals a running workflow.
-func (w Workflows) SignalWorkflow(ctx context.Context, req reactors.SignalWorkflow) error {
+func (w Adapter) SignalWorkflow(ctx context.Context, req SignalWorkflow) error {
 	var arg any
 	if len(req.Payload) > 0 {
 		if err := json.Unmarshal(req.Payload, &arg); err != nil {
@@ -74,7 +76,7 @@ func (w Workflows) SignalWorkflow(ctx context.Context, req reactors.SignalWorkfl
 	err := w.Client.SignalWorkflow(ctx, req.WorkflowID, req.RunID, req.Signal, arg)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		return fmt.Errorf("signal %s to %s: %w", req.Signal, req.WorkflowID, reactors.ErrWorkflowNotFound)
+		return fmt.Errorf("signal %s to %s: %w", req.Signal, req.WorkflowID, ErrWorkflowNotFound)
 	}
 	return err
 }

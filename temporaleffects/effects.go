@@ -1,4 +1,4 @@
-package reactors
+package temporaleffects
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"fmt"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/reactors"
 )
 
-// Built-in effects that start or signal Temporal workflows. They take the
-// Temporal client through the Workflows interface, so this package does not
-// depend on the Temporal SDK and applications that do not use Temporal
-// never connect to it; the activities package adapts a Temporal client.
+// Kinds of the effects that start or signal Temporal workflows. They take
+// the Temporal client through the Workflows interface; Adapter is the one
+// for a Temporal SDK client.
 const (
 	// EffectStartWorkflow starts a workflow, idempotent by workflow id.
 	EffectStartWorkflow = "temporal.start_workflow"
@@ -57,34 +57,35 @@ type SignalWorkflow struct {
 }
 
 // StartWorkflowEffect plans the start of a workflow, for a reactor to return.
-func StartWorkflowEffect(key string, req StartWorkflow) eventstore.Effect {
-	return eventstore.Effect{Kind: EffectStartWorkflow, Key: key, Args: req}
+func StartWorkflowEffect(key string, req StartWorkflow) eventstore.PlannedEffect {
+	return eventstore.PlannedEffect{Kind: EffectStartWorkflow, Key: key, Args: req}
 }
 
 // SignalWorkflowEffect plans a signal to a workflow, for a reactor to return.
-func SignalWorkflowEffect(key string, req SignalWorkflow) eventstore.Effect {
-	return eventstore.Effect{Kind: EffectSignalWorkflow, Key: key, Args: req}
+func SignalWorkflowEffect(key string, req SignalWorkflow) eventstore.PlannedEffect {
+	return eventstore.PlannedEffect{Kind: EffectSignalWorkflow, Key: key, Args: req}
 }
 
-// TemporalOpts tune the built-in effects.
-type TemporalOpts struct {
-	// MaxAttempts of each effect. Default: DefaultEffectMaxAttempts.
+// Opts tune the effects Add registers.
+type Opts struct {
+	// MaxAttempts of each effect. Default: reactors.DefaultEffectMaxAttempts.
 	MaxAttempts int
 }
 
-// AddTemporalEffects registers the built-in workflow effects with wf.
-func AddTemporalEffects(r *Registry, wf Workflows, opts *TemporalOpts) error {
+// Add registers with r the effects that start and signal workflows
+// through wf.
+func Add(r *reactors.Registry, wf Workflows, opts *Opts) error {
 	if wf == nil {
-		return errors.New("reactors: nil Workflows")
+		return errors.New("temporaleffects: nil Workflows")
 	}
 	if opts == nil {
-		opts = &TemporalOpts{}
+		opts = &Opts{}
 	}
-	err := AddEffect(r, EffectHandler[StartWorkflow]{
+	err := reactors.AddEffect(r, reactors.EffectHandler[StartWorkflow]{
 		Kind: EffectStartWorkflow, MaxAttempts: opts.MaxAttempts,
-		Handle: func(ctx context.Context, e Effect[StartWorkflow]) error {
+		Handle: func(ctx context.Context, e reactors.Effect[StartWorkflow]) error {
 			if e.Args.WorkflowID == "" || e.Args.WorkflowType == "" {
-				return Permanent(fmt.Errorf("start workflow effect %s: workflow id and type are required", e.Key))
+				return reactors.Permanent(fmt.Errorf("start workflow effect %s: workflow id and type are required", e.Key))
 			}
 			return wf.StartWorkflow(ctx, e.Args)
 		},
@@ -92,15 +93,15 @@ func AddTemporalEffects(r *Registry, wf Workflows, opts *TemporalOpts) error {
 	if err != nil {
 		return err
 	}
-	return AddEffect(r, EffectHandler[SignalWorkflow]{
+	return reactors.AddEffect(r, reactors.EffectHandler[SignalWorkflow]{
 		Kind: EffectSignalWorkflow, MaxAttempts: opts.MaxAttempts,
-		Handle: func(ctx context.Context, e Effect[SignalWorkflow]) error {
+		Handle: func(ctx context.Context, e reactors.Effect[SignalWorkflow]) error {
 			if e.Args.WorkflowID == "" || e.Args.Signal == "" {
-				return Permanent(fmt.Errorf("signal workflow effect %s: workflow id and signal are required", e.Key))
+				return reactors.Permanent(fmt.Errorf("signal workflow effect %s: workflow id and signal are required", e.Key))
 			}
 			err := wf.SignalWorkflow(ctx, e.Args)
 			if errors.Is(err, ErrWorkflowNotFound) {
-				return Permanent(err)
+				return reactors.Permanent(err)
 			}
 			return err
 		},

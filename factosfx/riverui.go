@@ -1,4 +1,4 @@
-package reactors
+package factosfx
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 	"riverqueue.com/riverui"
 )
 
-// UIConfig configures the River UI handler. River UI has no authentication
-// of its own, so the handler refuses to exist unprotected unless the
-// operator says so explicitly.
-type UIConfig struct {
+// RiverUIConfig configures the River UI handler. River UI has no
+// authentication of its own, so the handler refuses to exist unprotected
+// unless the operator says so explicitly.
+type RiverUIConfig struct {
 	// Prefix is the path the handler is mounted under. Default: "/riverui".
 	Prefix string
 	// Username and Password, if set, protect the UI with HTTP basic auth.
@@ -32,20 +32,21 @@ type UIConfig struct {
 	Logger *slog.Logger
 }
 
-// ErrUIUnprotected is returned by NewUIHandler when no protection is
-// configured and AllowUnauthenticated is not set.
-var ErrUIUnprotected = errors.New("reactors: River UI needs credentials, a middleware, or AllowUnauthenticated")
+// ErrRiverUIUnprotected is returned by NewRiverUIHandler when no
+// protection is configured and AllowUnauthenticated is not set.
+var ErrRiverUIUnprotected = errors.New("factosfx: River UI needs credentials, a middleware, or AllowUnauthenticated")
 
-// UIHandler serves River UI (its embedded frontend and JSON API) under a
-// prefix, behind the configured protection.
-type UIHandler struct {
+// RiverUIHandler serves River UI (its embedded frontend and JSON API)
+// under a prefix, behind the configured protection. The worker mounts it
+// at PathRiverUI when RiverUIEnabled is set.
+type RiverUIHandler struct {
 	http.Handler
 	ui *riverui.Handler
 }
 
-// NewUIHandler builds the River UI handler for client. Mount it at
+// NewRiverUIHandler builds the River UI handler for client. Mount it at
 // Prefix+"/" and call Start before serving.
-func NewUIHandler(client *river.Client[pgx.Tx], cfg UIConfig) (*UIHandler, error) {
+func NewRiverUIHandler(client *river.Client[pgx.Tx], cfg RiverUIConfig) (*RiverUIHandler, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/riverui"
 	}
@@ -57,13 +58,13 @@ func NewUIHandler(client *river.Client[pgx.Tx], cfg UIConfig) (*UIHandler, error
 	case protect != nil:
 	case cfg.Username != "" || cfg.Password != "":
 		if cfg.Username == "" || cfg.Password == "" {
-			return nil, errors.New("reactors: River UI basic auth needs both a username and a password")
+			return nil, errors.New("factosfx: River UI basic auth needs both a username and a password")
 		}
 		protect = basicAuth(cfg.Username, cfg.Password)
 	case cfg.AllowUnauthenticated:
 		protect = func(h http.Handler) http.Handler { return h }
 	default:
-		return nil, ErrUIUnprotected
+		return nil, ErrRiverUIUnprotected
 	}
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(client, nil),
@@ -73,11 +74,11 @@ func NewUIHandler(client *river.Client[pgx.Tx], cfg UIConfig) (*UIHandler, error
 	if err != nil {
 		return nil, err
 	}
-	return &UIHandler{Handler: protect(ui), ui: ui}, nil
+	return &RiverUIHandler{Handler: protect(ui), ui: ui}, nil
 }
 
 // Start starts the UI's background services; they stop when ctx ends.
-func (h *UIHandler) Start(ctx context.Context) error { return h.ui.Start(ctx) }
+func (h *RiverUIHandler) Start(ctx context.Context) error { return h.ui.Start(ctx) }
 
 // basicAuth compares hashes in constant time so that neither the
 // credentials nor their length leak through timing.

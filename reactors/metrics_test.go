@@ -2,10 +2,8 @@ package reactors_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,75 +18,6 @@ import (
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/reactors"
 )
-
-func TestRiverUIServesPageAndJobs(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	if err := tickets.RegisterReactions(b.reg, b.codec, b.pool); err != nil {
-		t.Fatal(err)
-	}
-	env := testriver.Start(t, b.pool, b.reg, nil)
-	b.sell(t, env.Store, "c1", 2)
-	testriver.WaitFor(t, waitLong, "effects to complete", func() (bool, error) {
-		return testriver.JobCounts(t, b.pool, reactors.EffectKindPrefix)["completed"] == 2, nil
-	})
-
-	if _, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{}); !errors.Is(err, reactors.ErrUIUnprotected) {
-		t.Fatalf("unprotected UI: err = %v, want ErrUIUnprotected", err)
-	}
-	if _, err := reactors.NewUIHandler(env.Client, reactors.UIConfig{Username: "admin"}); err == nil {
-		t.Fatal("basic auth without a password accepted")
-	}
-	srv := testriver.UIServer(t, env.Client, reactors.UIConfig{Username: "admin", Password: "s3cret"})
-
-	get := func(path, user, pass string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(b.ctx, http.MethodGet, srv.URL+path, nil)
-		if user != "" {
-			req.SetBasicAuth(user, pass)
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
-	for _, creds := range [][2]string{{"", ""}, {"admin", "wrong"}, {"root", "s3cret"}} {
-		for _, path := range []string{"/riverui/", "/riverui/api/jobs?state=completed"} {
-			if code, _ := get(path, creds[0], creds[1]); code != http.StatusUnauthorized {
-				t.Errorf("GET %s as %q/%q: %d, want 401", path, creds[0], creds[1], code)
-			}
-		}
-	}
-	code, page := get("/riverui/", "admin", "s3cret")
-	if code != http.StatusOK || !strings.Contains(page, "<html") {
-		t.Fatalf("GET /riverui/: %d %.200s", code, page)
-	}
-	code, body := get("/riverui/api/jobs?state=completed&limit=100", "admin", "s3cret")
-	if code != http.StatusOK {
-		t.Fatalf("GET jobs: %d %s", code, body)
-	}
-	var list struct {
-		Data []struct {
-			Kind  string `json:"kind"`
-			State string `json:"state"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(body), &list); err != nil {
-		t.Fatalf("jobs JSON: %v: %.300s", err, body)
-	}
-	effects := 0
-	for _, j := range list.Data {
-		if j.Kind == reactors.EffectKindPrefix+tickets.EffectAnnounceTicketSale && j.State == "completed" {
-			effects++
-		}
-	}
-	if effects != 2 {
-		t.Errorf("River UI lists %d completed announce effects, want 2: %s", effects, body)
-	}
-}
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
