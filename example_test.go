@@ -46,10 +46,10 @@ func shopRegistry(pool *pgxpool.Pool) *reactors.Registry {
 		Name:      "thank_customers",
 		Codec:     shopCodec(),
 		Subscribe: eventstore.NewQuery(eventstore.Types("OrderPlaced")),
-		React: func(rec eventstore.Record[shopEvent]) ([]eventstore.Effect, error) {
+		React: func(rec eventstore.Record[shopEvent]) ([]eventstore.PlannedEffect, error) {
 			o := rec.Event.(orderPlaced)
-			return []eventstore.Effect{{Kind: "shop.thank", Key: "thank/" + o.Order,
-				Args: thanks{Order: o.Order, Customer: o.Customer}, OrderingKey: "customer:" + o.Customer}}, nil
+			return []eventstore.PlannedEffect{{Kind: "shop.thank", Key: "thank/" + o.Order,
+				Args: thanks(o), OrderingKey: "customer:" + o.Customer}}, nil
 		},
 	})
 	if err != nil {
