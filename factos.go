@@ -1,7 +1,8 @@
 // Package factos is the front door of factos for Go: NewClient wires an
 // event store, its River outbox, the River client that runs the reactors'
-// reactions and effects, and the sequencer of ordered effects, in the one
-// order that works, the way river.NewClient does for River.
+// reactions and effects, the sequencer of ordered effects and, when given
+// a Temporal client, the effects that start and signal workflows, in the
+// one order that works, the way river.NewClient does for River.
 //
 // The order matters and is easy to get wrong by hand: River takes its
 // queues when the client is created, so the registry must be complete
@@ -41,6 +42,7 @@ import (
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/outbox"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 // Default numbers of workers per queue.
@@ -72,6 +74,16 @@ type Config struct {
 
 	// Logger receives River's log when River has none. Default: discard.
 	Logger *slog.Logger
+
+	// Workflows, when set, lets reactors start and signal Temporal
+	// workflows: NewClient registers the built-in effects
+	// (temporaleffects.Add) on the registry before it takes its queues.
+	// Typically temporaleffects.Adapter{Client: temporalClient, TaskQueue:
+	// q}. Default: none (no Temporal effects, no Temporal connection).
+	Workflows temporaleffects.Workflows
+	// WorkflowEffects configures the built-in Temporal effects. Default:
+	// temporaleffects' defaults.
+	WorkflowEffects *temporaleffects.Opts
 }
 
 // ErrInvalidConfig is returned (wrapped) by NewClient for a configuration
@@ -127,7 +139,13 @@ func NewClient(pool *pgxpool.Pool, reg *reactors.Registry, cfg *Config) (*Client
 		}
 	}
 
-	// 1. The queues: River fixes them when the client is created.
+	// 1. The effects that reach Temporal, then the queues: River fixes
+	// them when the client is created.
+	if cfg.Workflows != nil {
+		if err := temporaleffects.Add(reg, cfg.Workflows, cfg.WorkflowEffects); err != nil {
+			return nil, fmt.Errorf("error registering the Temporal effects: %w", err)
+		}
+	}
 	workers := river.NewWorkers()
 	queues := reg.Queues(reactionWorkers, effectWorkers)
 	works := len(queues) > 0

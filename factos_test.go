@@ -10,12 +10,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testriver"
+	"github.com/factos-go/factos/internal/testtemporal"
 	"github.com/factos-go/factos/reactors"
+	"github.com/factos-go/factos/temporaleffects"
 )
 
 func shopPool(t *testing.T) (*pgxpool.Pool, string) {
@@ -168,6 +171,56 @@ func TestNewClientRefusesBadConfig(t *testing.T) {
 			if _, err := factos.NewClient(tc.pool, tc.reg, tc.cfg); !errors.Is(err, factos.ErrInvalidConfig) {
 				t.Fatalf("NewClient: %v, want ErrInvalidConfig", err)
 			}
+		})
+	}
+}
+
+// With a Temporal client (Config.Workflows), a reactor's effect starts a
+// workflow on the real server: the front door registered the built-in
+// Temporal effects before it took the registry's queues.
+func TestClientStartsWorkflows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := shopPool(t)
+	tc := testtemporal.Client(t)
+	queue := testtemporal.UniqueID("frontdoor")
+	reg := reactors.NewRegistry(nil)
+	if err := reactors.AddReactor(reg, reactors.Reactor[shopEvent]{
+		Name: "open_order_saga", Codec: shopCodec(), Subscribe: eventstore.NewQuery(eventstore.Types("OrderPlaced")),
+		React: func(rec eventstore.Record[shopEvent]) ([]eventstore.PlannedEffect, error) {
+			o := rec.Event.(orderPlaced)
+			return []eventstore.PlannedEffect{temporaleffects.StartWorkflowEffect("saga/"+o.Order,
+				temporaleffects.StartWorkflow{WorkflowID: queue + "-" + o.Order, WorkflowType: "OrderSaga"})}, nil
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := factos.NewClient(pool, reg, &factos.Config{
+		Workflows: temporaleffects.Adapter{Client: tc, TaskQueue: queue},
+		River:     &river.Config{FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond, TestOnly: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	for i := range 3 {
+		if err := placeOrder(ctx, client.Store(), fmt.Sprint("o", i), "ada"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("%s-o%d", queue, i)
+		testriver.WaitFor(t, time.Minute, "workflow "+id, func() (bool, error) {
+			d, err := tc.DescribeWorkflow(ctx, id, "")
+			if nf := (*serviceerror.NotFound)(nil); errors.As(err, &nf) {
+				return false, nil // the effect has not run yet
+			} else if err != nil {
+				return false, err
+			}
+			return d.WorkflowType.Name == "OrderSaga", nil
 		})
 	}
 }

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/fx"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/outbox"
@@ -48,15 +47,10 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, m *Metrics, tr *Tracing, l 
 	return c, nil
 }
 
-// NewReactorRegistry registers the built-in Temporal effects (when
-// Temporal is enabled) and the domain's reactors.
-func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metrics, tr *Tracing, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
+// NewReactorRegistry registers the domain's reactors; NewClient adds the
+// built-in Temporal effects when Temporal is enabled.
+func NewReactorRegistry(domain Domain, pool *pgxpool.Pool, m *Metrics, tr *Tracing, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
 	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l, TracerProvider: tr.Provider})
-	if tc != nil {
-		if err := temporaleffects.Add(reg, temporaleffects.Adapter{Client: tc, TaskQueue: cfg.TemporalTaskQueue}, nil); err != nil {
-			return nil, err
-		}
-	}
 	if domain.Reactors != nil {
 		if err := domain.Reactors(reg, DomainEnv{Pool: pool, Temporal: tc != nil}); err != nil {
 			return nil, fmt.Errorf("error registering reactors: %w", err)
@@ -65,67 +59,35 @@ func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metri
 	return reg, nil
 }
 
-// River is the River client and the workers it runs.
-type River struct {
-	Client  *river.Client[pgx.Tx]
-	Workers *river.Workers
-	// Works is false when no reactor or effect is registered: the client
-	// then only inserts.
-	Works bool
-
-	// reg's sequencer runs with the client when it works.
-	reg *reactors.Registry
-}
-
-// Sequencer is the sequencer of the registry's ordered effects: the
-// Runner starts it with the client and stops it after the client. Nil
-// until NewStore has added the workers.
-func (r *River) Sequencer() *reactors.Sequencer {
-	if r.reg == nil {
-		return nil
+// NewClient wires the event store, its outbox, the River client that runs
+// the registry's reactions and effects, and the sequencer of ordered
+// effects through the front door (factos.NewClient), with the effects
+// that start and signal workflows when Temporal is enabled. The Runner
+// starts it once the schema is current.
+func NewClient(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, tc client.Client, m *Metrics, tr *Tracing, l *slog.Logger) (*factos.Client, error) {
+	var wf temporaleffects.Workflows
+	if tc != nil {
+		wf = temporaleffects.Adapter{Client: tc, TaskQueue: cfg.TemporalTaskQueue}
 	}
-	return r.reg.Sequencer()
-}
-
-// NewRiver creates the River client for the registry's queues. Its workers
-// are added by NewStore, which River allows until the client starts.
-func NewRiver(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, l *slog.Logger) (*River, error) {
-	workers := river.NewWorkers()
-	queues := reg.Queues(cfg.ReactionWorkers, cfg.EffectWorkers)
-	rc := &river.Config{Logger: l.With("component", "river"), JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: cfg.RescueAfter, FetchCooldown: cfg.FetchCooldown,
-		DiscardedJobRetentionPeriod: cfg.DiscardedJobRetention, CancelledJobRetentionPeriod: cfg.CancelledJobRetention}
-	if len(queues) > 0 {
-		rc.Queues, rc.Workers = queues, workers
-	}
-	c, err := river.NewClient(riverpgxv5.New(pool), rc)
-	if err != nil {
-		return nil, fmt.Errorf("error creating the River client: %w", err)
-	}
-	return &River{Client: c, Workers: workers, Works: len(queues) > 0, reg: reg}, nil
-}
-
-// NewStore creates the event store with the outbox installed, and gives
-// the reactor workers the store they load records from.
-func NewStore(cfg *Config, pool *pgxpool.Pool, reg *reactors.Registry, rv *River, m *Metrics, tr *Tracing, l *slog.Logger) (*eventstore.Store, error) {
-	ob, err := reg.Outbox(&outbox.Config{NotifyInterval: cfg.FetchCooldown})
-	if err != nil {
-		return nil, err
-	}
-	store, err := eventstore.New(pool, &eventstore.Config{
-		LockStrategy:   cfg.LockStrategy,
-		BatchHooks:     []eventstore.BatchHook{ob},
-		Observer:       m.ObserveDispatch,
-		TracerProvider: tr.Provider,
-		Logger:         l.With("component", "eventstore"),
+	return factos.NewClient(pool, reg, &factos.Config{
+		Workflows: wf,
+		Store: &eventstore.Config{
+			LockStrategy:   cfg.LockStrategy,
+			Observer:       m.ObserveDispatch,
+			TracerProvider: tr.Provider,
+			Logger:         l.With("component", "eventstore"),
+		},
+		Outbox: &outbox.Config{NotifyInterval: cfg.FetchCooldown},
+		River: &river.Config{Logger: l.With("component", "river"), JobTimeout: cfg.JobTimeout,
+			RescueStuckJobsAfter: cfg.RescueAfter, FetchCooldown: cfg.FetchCooldown,
+			DiscardedJobRetentionPeriod: cfg.DiscardedJobRetention, CancelledJobRetentionPeriod: cfg.CancelledJobRetention},
+		ReactionWorkers: cfg.ReactionWorkers,
+		EffectWorkers:   cfg.EffectWorkers,
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := reg.AddWorkers(rv.Workers, store); err != nil {
-		return nil, err
-	}
-	return store, nil
 }
+
+// NewStore is the client's event store.
+func NewStore(c *factos.Client) *eventstore.Store { return c.Store() }
 
 // NewProjections registers the domain's projections and returns their
 // client, which the Runner starts once the schema is current.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/migrations"
 )
 
@@ -112,7 +113,7 @@ func (r *Readiness) Check(ctx context.Context) (map[string]string, bool) {
 	return out, ok
 }
 
-func registerHTTP(lc fx.Lifecycle, cfg *Config, l *slog.Logger, m *Metrics, ready *Readiness, rv *River) error {
+func registerHTTP(lc fx.Lifecycle, cfg *Config, l *slog.Logger, m *Metrics, ready *Readiness, fc *factos.Client) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
 		// Liveness is the process only: a database outage must not make
@@ -132,7 +133,7 @@ func registerHTTP(lc fx.Lifecycle, cfg *Config, l *slog.Logger, m *Metrics, read
 
 	uiCtx, uiCancel := context.WithCancel(context.Background())
 	if cfg.RiverUIEnabled {
-		ui, err := NewRiverUIHandler(rv.Client, RiverUIConfig{
+		ui, err := NewRiverUIHandler(fc.River(), RiverUIConfig{
 			Prefix:               PathRiverUI,
 			Username:             cfg.RiverUIUsername,
 			Password:             cfg.RiverUIPassword,

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/fx"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/migrations"
@@ -27,7 +28,7 @@ type Runner struct {
 	log    *slog.Logger
 	pool   *pgxpool.Pool
 	store  *eventstore.Store
-	river  *River
+	client *factos.Client
 	tc     client.Client
 	cmds   *activities.Registry
 	proj   *projections.Client
@@ -46,9 +47,9 @@ type Runner struct {
 }
 
 // NewRunner registers the runner's start and stop hooks.
-func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, store *eventstore.Store, rv *River,
+func NewRunner(lc fx.Lifecycle, sd fx.Shutdowner, cfg *Config, l *slog.Logger, pool *pgxpool.Pool, store *eventstore.Store, fc *factos.Client,
 	tc client.Client, cmds *activities.Registry, proj *projections.Client, clean *eventstore.CommandCleaner, domain Domain, ready *Readiness) *Runner {
-	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, river: rv, tc: tc, cmds: cmds, proj: proj, clean: clean, domain: domain, ready: ready, sd: sd}
+	r := &Runner{cfg: cfg, log: l, pool: pool, store: store, client: fc, tc: tc, cmds: cmds, proj: proj, clean: clean, domain: domain, ready: ready, sd: sd}
 	lc.Append(fx.Hook{
 		// Start returns at once: waiting for the database or Temporal here
 		// would make fx give up on start-up. The sequence runs in the
@@ -83,26 +84,19 @@ func (r *Runner) start(ctx context.Context) {
 	if !r.checkLockStrategy(&w) {
 		return
 	}
-	if r.river.Works {
-		cancel := r.startOwn("River", r.river.Client.Start)
+	if r.client.Works() {
+		// River's workers and the sequencer that releases the ordered
+		// effects they run, together.
+		cancel := r.startOwn("River", r.client.Start)
 		if cancel == nil {
 			return
 		}
 		r.mu.Lock()
 		r.riverRun = cancel
 		r.mu.Unlock()
-		// The sequencer releases the ordered effects the client's
-		// workers run; it stops with the client (riverRun's context).
-		if seq := r.river.Sequencer(); seq != nil {
-			if err := seq.Start(context.Background()); err != nil {
-				r.log.Error("the effect sequencer did not start; shutting down", "error", err)
-				_ = r.sd.Shutdown(fx.ExitCode(1))
-				return
-			}
-		}
 	}
 	r.ready.set(componentRiver, true)
-	r.log.Info("River started", "works", r.river.Works)
+	r.log.Info("River started", "works", r.client.Works())
 
 	// The projections take their leases in the background.
 	cancelProj := r.startOwn("projections", r.proj.Start)
@@ -289,15 +283,10 @@ func (r *Runner) stop(ctx context.Context) error {
 	if riverRun != nil {
 		wg.Go(func() {
 			defer riverRun()
-			if err := r.river.Client.Stop(ctx); err != nil {
-				r.log.Warn("River jobs did not finish in time; cancelling them", "error", err)
-				hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				defer hardCancel()
-				riverErr = r.river.Client.StopAndCancel(hardCtx)
-			}
-			// After the client: its last effects may still wake it.
-			if seq := r.river.Sequencer(); seq != nil {
-				_ = seq.Stop(context.WithoutCancel(ctx))
+			// Running jobs still running at SHUTDOWN_TIMEOUT are
+			// cancelled (factos.Client.Stop); the sequencer stops after.
+			if riverErr = r.client.Stop(ctx); riverErr != nil {
+				r.log.Warn("River jobs did not finish in time; they were cancelled", "error", riverErr)
 			}
 		})
 	}
