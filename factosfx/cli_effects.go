@@ -26,17 +26,10 @@ const effectsUsage = `usage:
 // runEffects operates the effects in the database, ordered and unordered,
 // beside running workers: it needs none.
 func (c *cli) runEffects(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, effectsUsage)
-		return 2
+	sub, fs, code, ok := subcommand(args, "effects", effectsUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
-	if sub == "-h" || sub == "--help" || sub == "help" {
-		fmt.Print(effectsUsage)
-		return 0
-	}
-	fs := flag.NewFlagSet("effects "+sub, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
 	var f reactors.EffectJobFilter
 	fs.Int64Var(&f.JobID, "id", 0, "list, retry, skip: the effect's River job id")
 	fs.StringVar(&f.EffectKey, "effect", "", "list: the effect key")
@@ -66,13 +59,9 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "worker effects: unknown command %q\n%s", sub, effectsUsage)
 		return 2
 	}
-	cfg := loadConfig()
-	if cfg == nil {
-		return 2
-	}
-	pool, ok := openPool(ctx, "effects", cfg)
-	if !ok {
-		return 1
+	cfg, pool, code := connect(ctx, "effects")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	failed := func(err error) int {

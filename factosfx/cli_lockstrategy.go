@@ -60,13 +60,9 @@ func (c *cli) runLockStrategy(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "worker lock-strategy: unknown argument %q\n%s", fs.Arg(0), lockStrategyUsage)
 		return 2
 	}
-	cfg := loadConfig()
-	if cfg == nil {
-		return 2
-	}
-	pool, ok := openPool(ctx, "lock-strategy", cfg)
-	if !ok {
-		return 1
+	_, pool, code := connect(ctx, "lock-strategy")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	if set != "" {

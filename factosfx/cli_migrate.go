@@ -24,15 +24,11 @@ func (c *cli) runMigrate(ctx context.Context, args []string) int {
 			return code
 		}
 	}
-	cfg := loadConfig()
-	if cfg == nil {
-		return 2
+	cfg, pool, code := connect(ctx, "migrate")
+	if pool == nil {
+		return code
 	}
 	log := NewLogger(cfg)
-	pool, ok := openPool(ctx, "migrate", cfg)
-	if !ok {
-		return 1
-	}
 	defer pool.Close()
 
 	if status {

@@ -30,17 +30,10 @@ const projectionsUsage = `usage:
 // needs no running worker (a rebuild with none runs the projection
 // itself) and works beside running ones.
 func (c *cli) runProjections(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, projectionsUsage)
-		return 2
+	sub, fs, code, ok := subcommand(args, "projections", projectionsUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
-	if sub == "-h" || sub == "--help" || sub == "help" {
-		fmt.Print(projectionsUsage)
-		return 0
-	}
-	fs := flag.NewFlagSet("projections "+sub, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
 	from := fs.Int64("from", 0, "reset, rebuild: start again after this position (0: from the first event)")
 	reason := fs.String("reason", "", "reset, rebuild, skip: why, recorded")
 	by := fs.String("by", operator(), "reset, rebuild, skip: who, recorded")
@@ -67,13 +60,9 @@ func (c *cli) runProjections(ctx context.Context, args []string) int {
 		}
 		skipAt = eventstore.Position(p)
 	}
-	cfg := loadConfig()
-	if cfg == nil {
-		return 2
-	}
-	pool, ok := openPool(ctx, "projections", cfg)
-	if !ok {
-		return 1
+	cfg, pool, code := connect(ctx, "projections")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	client, err := c.projectionsClient(cfg, pool)

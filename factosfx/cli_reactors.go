@@ -25,17 +25,10 @@ const reactorsUsage = `usage:
 // runReactors operates the domain's reactors in the database, beside
 // running workers, which run what it enqueues.
 func (c *cli) runReactors(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, reactorsUsage)
-		return 2
+	sub, fs, code, ok := subcommand(args, "reactors", reactorsUsage)
+	if !ok {
+		return code
 	}
-	sub := args[0]
-	if IsHelp(sub) || sub == "help" {
-		fmt.Print(reactorsUsage)
-		return 0
-	}
-	fs := flag.NewFlagSet("reactors "+sub, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
 	from := fs.Int64("from", 0, "replay, reset: records after this position (0: from the first)")
 	name := fs.String("name", "", "replay: store progress under this checkpoint name, so that a rerun resumes")
 	effects := fs.Bool("effects", false, "reset: also forget the effect keys, so that the effects run again (their handlers must be idempotent)")
@@ -53,13 +46,9 @@ func (c *cli) runReactors(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "worker reactors %s: wrong arguments %q\n%s", sub, pos, reactorsUsage)
 		return 2
 	}
-	cfg := loadConfig()
-	if cfg == nil {
-		return 2
-	}
-	pool, ok := openPool(ctx, "reactors", cfg)
-	if !ok {
-		return 1
+	cfg, pool, code := connect(ctx, "reactors")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	reg, store, err := c.reactorRegistry(cfg, pool)

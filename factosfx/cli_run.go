@@ -2,6 +2,7 @@ package factosfx
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 
@@ -53,6 +54,39 @@ func openPool(ctx context.Context, cmd string, cfg *Config) (*pgxpool.Pool, bool
 		return nil, false
 	}
 	return pool, true
+}
+
+// connect reads the configuration and opens the database for the command
+// cmd, printing what is wrong. pool is nil when it cannot; code is then
+// the exit code: 2 for the configuration, 1 for the database.
+func connect(ctx context.Context, cmd string) (cfg *Config, pool *pgxpool.Pool, code int) {
+	if cfg = loadConfig(); cfg == nil {
+		return nil, nil, 2
+	}
+	pool, ok := openPool(ctx, cmd, cfg)
+	if !ok {
+		return nil, nil, 1
+	}
+	return cfg, pool, 0
+}
+
+// subcommand starts an operating command of group (effects, projections,
+// reactors): no argument prints usage on stderr (exit 2), help prints it
+// on stdout (exit 0); otherwise it returns the subcommand and the flag set
+// its flags go in. ok says whether the command goes on.
+func subcommand(args []string, group, usage string) (sub string, fs *flag.FlagSet, code int, ok bool) {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return "", nil, 2, false
+	}
+	sub = args[0]
+	if IsHelp(sub) || sub == "help" {
+		fmt.Print(usage)
+		return "", nil, 0, false
+	}
+	fs = flag.NewFlagSet(group+" "+sub, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return sub, fs, 0, true
 }
 
 // runWorker runs until SIGINT or SIGTERM (fx listens for both) or until a
