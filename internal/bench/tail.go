@@ -61,6 +61,27 @@ func (r *runner) tail(ctx context.Context, res *Results) (err error) {
 			seen int64
 			wg   sync.WaitGroup
 		)
+		// A warm-up at the rate, unmeasured, as every other cell has: it
+		// opens the pool's connections and warms caches and plans. The
+		// measured reader then starts from the log's head.
+		wp := fmt.Sprintf("w%d", i)
+		if _, err := offer(ctx, rate, r.cfg.Warmup, 0, func(ctx context.Context, i int) error {
+			id := fmt.Sprintf("%s-%d", wp, i)
+			_, err := eventstore.Dispatch(ctx, t.store, h, tickets.RegisterUser{UserID: id, Username: id}, nil)
+			return err
+		}); err != nil {
+			return err
+		}
+		for {
+			page, err := t.store.ReadAfter(ctx, after, nil)
+			if err != nil {
+				return err
+			}
+			after = page.Next
+			if len(page.Records) == 0 {
+				break
+			}
+		}
 		stop := make(chan struct{})
 		wg.Go(func() {
 			for {
