@@ -13,5 +13,7 @@
 // implements it with a Temporal SDK client (optionally starting workflows
 // eagerly, Adapter.EagerStart). The package joins reactors and the
 // Temporal SDK, so that neither reactors nor activities depend on the
-// other: an application that does not use Temporal never imports it.
+// other, and reactors knows nothing of Temporal. The front door
+// (factos.NewClient) registers these effects when its Config.Workflows is
+// set; without it, nothing connects to Temporal.
 package temporaleffects
