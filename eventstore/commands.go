@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/factos-go/factos/internal/background"
 )
 
 // The command ledger (factos_commands) remembers every command id so that a
@@ -94,9 +95,7 @@ type CommandCleaner struct {
 	store *Store
 	cfg   CommandCleanerConfig
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop background.Goroutine
 }
 
 // NewCommandCleaner returns a cleaner of store's ledger. It refuses a
@@ -152,21 +151,15 @@ func (c *CommandCleaner) Clean(ctx context.Context) (int64, error) {
 // Start runs a pass now and then every Interval, in the background, until
 // Stop. A failed pass is logged and tried again at the next interval.
 func (c *CommandCleaner) Start(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cancel != nil {
-		return errors.New("eventstore: command cleaner already started")
-	}
 	// The loop outlives Start's context (fx cancels it once start-up is
 	// over); Stop ends it.
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.done = make(chan struct{})
-	go c.run(ctx, c.done)
+	if err := c.loop.Start(context.WithoutCancel(ctx), c.run); err != nil {
+		return fmt.Errorf("eventstore: command cleaner: %w", err)
+	}
 	return nil
 }
 
-func (c *CommandCleaner) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (c *CommandCleaner) run(ctx context.Context) {
 	log := c.cfg.Logger
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -192,18 +185,8 @@ func (c *CommandCleaner) run(ctx context.Context, done chan struct{}) {
 // Stop ends the background loop and waits for a running pass to stop (its
 // statement is cancelled), or for ctx.
 func (c *CommandCleaner) Stop(ctx context.Context) error {
-	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.cancel, c.done = nil, nil
-	c.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := c.loop.Stop(ctx); err != nil {
+		return fmt.Errorf("eventstore: stopping the command cleaner: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("eventstore: stopping the command cleaner: %w", ctx.Err())
-	}
+	return nil
 }

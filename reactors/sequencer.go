@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/factos-go/factos/eventstore"
+	"github.com/factos-go/factos/internal/background"
 	"github.com/factos-go/factos/outbox"
 )
 
@@ -95,9 +96,7 @@ type Sequencer struct {
 	// completed reaction may move the watermark and wakes the sequencer.
 	waiting atomic.Bool
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop background.Goroutine
 
 	// passMu serializes the passes of this process (the loop's and
 	// Pass's) and guards hwm, the last high-water mark read.
@@ -120,35 +119,15 @@ var ErrSequencerRunning = errors.New("reactors: sequencer already running")
 // ends. Do not pass a start hook's context that expires (fx's OnStart):
 // its end stops the sequencer.
 func (s *Sequencer) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
+	if err := s.loop.Start(ctx, s.run); errors.Is(err, background.ErrRunning) {
 		return ErrSequencerRunning
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
-	go s.run(ctx, s.done)
 	return nil
 }
 
 // Stop stops the sequencer and waits for its pass in progress, if any, up
 // to ctx's end. Stopping a sequencer that does not run does nothing.
-func (s *Sequencer) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Sequencer) Stop(ctx context.Context) error { return s.loop.Stop(ctx) }
 
 // Wake asks for a pass soon. It never blocks.
 func (s *Sequencer) Wake() {
@@ -167,8 +146,7 @@ func (s *Sequencer) wakeIfWaiting() {
 	}
 }
 
-func (s *Sequencer) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (s *Sequencer) run(ctx context.Context) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	var failures int
