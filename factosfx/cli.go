@@ -137,9 +137,14 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		if code, ok := parseFlags(c.flags("spec", ""), args); !ok {
 			return code
 		}
+		spec, err := c.spec()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "worker spec:", err)
+			return 1
+		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(c.spec()); err != nil {
+		if err := enc.Encode(spec); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

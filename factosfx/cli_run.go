@@ -10,14 +10,12 @@ import (
 	"go.uber.org/fx"
 )
 
-func (c *cli) spec() Spec {
+// spec is the binary's spec: the built-in commands and the application's,
+// and the domain's projections.
+func (c *cli) spec() (Spec, error) {
 	s, err := DomainSpec(c.domain)
-	if err != nil {
-		// The domain's registration is code: a failure is a bug, found
-		// by every test that runs the binary.
-		panic(err)
-	}
-	return s
+	s.Commands = c.commands()
+	return s, err
 }
 
 // loadConfig reads the environment, printing what is wrong (every variable

@@ -383,8 +383,8 @@ func checkConcertSales(t *testing.T, env []string, dbURL string) {
 		t.Fatalf("projections status: exit %d\n%s", code, out)
 	}
 	out, _, _ = command(t, env, "spec")
-	if !strings.Contains(out, `"name": "concert_sales"`) {
-		t.Fatalf("worker spec does not list the projection:\n%s", out)
+	if !strings.Contains(out, `"name": "concert_sales"`) || !strings.Contains(out, `"name": "demo tickets"`) {
+		t.Fatalf("worker spec does not list the projection and the demo command:\n%s", out)
 	}
 }
 
