@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,9 +62,11 @@ type Config struct {
 	// dispatch transaction. Default: outbox's defaults.
 	Outbox *outbox.Config
 
-	// River configures the River client. Its Queues and Workers are the
-	// registry's and must be left empty; every other field is used as
-	// given. Default: River's defaults, logging to Logger.
+	// River configures the River client. The registry's queues are added
+	// to its Queues and the registry's workers to its Workers, so that the
+	// application's own jobs can run on the same client (a queue named in
+	// both keeps the application's QueueConfig); every other field is used
+	// as given. Default: River's defaults, logging to Logger.
 	River *river.Config
 
 	// ReactionWorkers and EffectWorkers are the goroutines per reaction
@@ -127,10 +130,10 @@ func NewClient(pool *pgxpool.Pool, reg *reactors.Registry, cfg *Config) (*Client
 	}
 	rc := river.Config{}
 	if cfg.River != nil {
-		if cfg.River.Queues != nil || cfg.River.Workers != nil {
-			return nil, fmt.Errorf("%w: River.Queues and River.Workers are the registry's; leave them empty", ErrInvalidConfig)
-		}
 		rc = *cfg.River
+	}
+	if len(rc.Queues) > 0 && rc.Workers == nil {
+		return nil, fmt.Errorf("%w: River.Queues without River.Workers: the queues' jobs would have no worker", ErrInvalidConfig)
 	}
 	if rc.Logger == nil {
 		rc.Logger = cfg.Logger
@@ -146,9 +149,21 @@ func NewClient(pool *pgxpool.Pool, reg *reactors.Registry, cfg *Config) (*Client
 			return nil, fmt.Errorf("error registering the Temporal effects: %w", err)
 		}
 	}
-	workers := river.NewWorkers()
-	queues := reg.Queues(reactionWorkers, effectWorkers)
+	workers := rc.Workers
+	if workers == nil {
+		workers = river.NewWorkers()
+	}
+	queues := maps.Clone(rc.Queues)
+	if queues == nil {
+		queues = map[string]river.QueueConfig{}
+	}
+	for name, q := range reg.Queues(reactionWorkers, effectWorkers) {
+		if _, ok := queues[name]; !ok {
+			queues[name] = q
+		}
+	}
 	works := len(queues) > 0
+	rc.Queues, rc.Workers = nil, nil
 	if works {
 		rc.Queues, rc.Workers = queues, workers
 	}
@@ -186,8 +201,8 @@ func (c *Client) River() *river.Client[pgx.Tx] { return c.river }
 // Registry is the registry of reactors and effects the client runs.
 func (c *Client) Registry() *reactors.Registry { return c.reg }
 
-// Works reports whether the client has work to run: false when the
-// registry has no reactor and no effect, and Start then does nothing.
+// Works reports whether the client has work to run: false when neither
+// the registry nor Config.River has a queue, and Start then does nothing.
 func (c *Client) Works() bool { return c.works }
 
 // Start starts the River client's workers and the sequencer that releases

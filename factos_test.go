@@ -17,6 +17,7 @@ import (
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/internal/testtemporal"
+	"github.com/factos-go/factos/outbox"
 	"github.com/factos-go/factos/reactors"
 	"github.com/factos-go/factos/temporaleffects"
 )
@@ -162,8 +163,7 @@ func TestNewClientRefusesBadConfig(t *testing.T) {
 	}{
 		{"no pool", nil, reactors.NewRegistry(nil), nil},
 		{"no registry", pool, nil, nil},
-		{"river queues", pool, reactors.NewRegistry(nil), &factos.Config{River: &river.Config{Queues: map[string]river.QueueConfig{"x": {MaxWorkers: 1}}}}},
-		{"river workers", pool, reactors.NewRegistry(nil), &factos.Config{River: &river.Config{Workers: river.NewWorkers()}}},
+		{"river queues without workers", pool, reactors.NewRegistry(nil), &factos.Config{River: &river.Config{Queues: map[string]river.QueueConfig{"x": {MaxWorkers: 1}}}}},
 		{"negative workers", pool, reactors.NewRegistry(nil), &factos.Config{EffectWorkers: -1}},
 		{"registry wired twice", pool, wired, nil},
 	} {
@@ -224,3 +224,75 @@ func TestClientStartsWorkflows(t *testing.T) {
 		})
 	}
 }
+
+// auditArgs is the application's own River job.
+type auditArgs struct {
+	Order string `json:"order"`
+}
+
+func (auditArgs) Kind() string { return "shop.audit" }
+
+func (auditArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: "audit"} }
+
+type auditWorker struct {
+	river.WorkerDefaults[auditArgs]
+	pool *pgxpool.Pool
+}
+
+func (w *auditWorker) Work(ctx context.Context, job *river.Job[auditArgs]) error {
+	_, err := w.pool.Exec(ctx, `INSERT INTO shop_audit (order_id) VALUES ($1) ON CONFLICT DO NOTHING`, job.Args.Order)
+	return err
+}
+
+// The application's own jobs run on the front door's River client beside
+// the registry's reactions and effects: its queues and workers are kept,
+// the registry's added.
+func TestClientRunsTheApplicationsOwnJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := shopPool(t)
+	if _, err := pool.Exec(ctx, `CREATE TABLE shop_audit (order_id text PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &auditWorker{pool: pool})
+	client, err := factos.NewClient(pool, shopRegistry(pool), &factos.Config{River: &river.Config{
+		Queues:  map[string]river.QueueConfig{"audit": {MaxWorkers: 2}},
+		Workers: workers, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond, TestOnly: true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	for i := range 20 {
+		order := fmt.Sprint("o", i)
+		if err := placeOrder(ctx, client.Store(), order, "ada"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.River().Insert(ctx, auditArgs{Order: order}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testriver.WaitFor(t, time.Minute, "20 thanks and 20 audits", func() (bool, error) {
+		var thanks, audits int
+		err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM shop_thanks), (SELECT count(*) FROM shop_audit)`).Scan(&thanks, &audits)
+		return thanks == 20 && audits == 20, err
+	})
+
+	// A worker of a kind the registry also has is refused.
+	clash := river.NewWorkers()
+	river.AddWorker(clash, &clashWorker{})
+	if _, err := factos.NewClient(pool, shopRegistry(pool), &factos.Config{River: &river.Config{Workers: clash}}); err == nil {
+		t.Fatal("a River worker of the registry's reaction kind was accepted")
+	}
+}
+
+// clashWorker works the registry's own reaction kind.
+type clashWorker struct {
+	river.WorkerDefaults[outbox.ReactionArgs]
+}
+
+func (*clashWorker) Work(context.Context, *river.Job[outbox.ReactionArgs]) error { return nil }
