@@ -37,17 +37,7 @@ func TestReservationSagaLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := testriver.Start(t, pool, rreg, nil)
-	areg := activities.NewRegistry(env.Store, &activities.Config{DomainErrors: tickets.DomainErrors})
-	if err := tickets.RegisterCommands(areg, codec); err != nil {
-		t.Fatal(err)
-	}
-	w := worker.New(c, queue, worker.Options{})
-	areg.Activities().Register(w)
-	tickets.RegisterWorkflows(w)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	areg := startTicketWorker(t, c, queue, env.Store, codec)
 	if _, err := areg.Dispatch(ctx, tickets.CmdScheduleConcert, "s", []byte(`{"concert_id":"c1","capacity":2}`), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -86,4 +76,26 @@ func TestReservationSagaLoop(t *testing.T) {
 	if res.Records[0].Metadata["workflow_id"] != tickets.ReservationWorkflowID(paid) {
 		t.Errorf("ticket metadata %v does not name the saga", res.Records[0].Metadata)
 	}
+}
+
+// startTicketWorker registers the ticket commands on store and runs a
+// Temporal worker of queue with their activities, the ticket workflows and
+// register's own, until the test ends.
+func startTicketWorker(t *testing.T, c client.Client, queue string, store *eventstore.Store, codec eventstore.Codec[tickets.Event], register ...func(worker.Worker)) *activities.Registry {
+	t.Helper()
+	areg := activities.NewRegistry(store, &activities.Config{DomainErrors: tickets.DomainErrors})
+	if err := tickets.RegisterCommands(areg, codec); err != nil {
+		t.Fatal(err)
+	}
+	w := worker.New(c, queue, worker.Options{})
+	areg.Activities().Register(w)
+	tickets.RegisterWorkflows(w)
+	for _, r := range register {
+		r(w)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return areg
 }

@@ -73,18 +73,7 @@ func TestOneTraceFromWorkflowToEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := testriver.Start(t, pool, rreg, &testriver.Opts{StoreConfig: &eventstore.Config{TracerProvider: tp}})
-	areg := activities.NewRegistry(env.Store, &activities.Config{DomainErrors: tickets.DomainErrors})
-	if err := tickets.RegisterCommands(areg, codec); err != nil {
-		t.Fatal(err)
-	}
-	w := worker.New(c, queue, worker.Options{})
-	areg.Activities().Register(w)
-	tickets.RegisterWorkflows(w)
-	w.RegisterWorkflow(payWorkflow)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	areg := startTicketWorker(t, c, queue, env.Store, codec, func(w worker.Worker) { w.RegisterWorkflow(payWorkflow) })
 
 	if _, err := areg.Dispatch(ctx, tickets.CmdScheduleConcert, "s", []byte(`{"concert_id":"c1","capacity":2}`), nil); err != nil {
 		t.Fatal(err)
