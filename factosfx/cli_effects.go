@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,11 +37,9 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 	fs.StringVar(&f.State, "state", "", "list: River's job state (available, running, retryable, discarded, ...) or an ordered effect's (waiting, running, done, failed, skipped)")
 	fs.IntVar(&f.Limit, "limit", 100, "list: at most this many, newest first")
 	asJSON := fs.Bool("json", false, "status, list: print JSON")
-	pos, err := parseInterleaved(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil {
-		return 2
+	pos, code, ok := parseInterleaved(fs, args[1:])
+	if !ok {
+		return code
 	}
 	switch {
 	case sub == "status" || sub == "list":
@@ -86,8 +83,11 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 	key := ""
 	if len(pos) == 1 {
 		key = pos[0]
-	} else if key, err = reactors.EffectKeyOfJob(ctx, pool, f.JobID); err != nil {
-		return failed(err)
+	} else {
+		var err error
+		if key, err = reactors.EffectKeyOfJob(ctx, pool, f.JobID); err != nil {
+			return failed(err)
+		}
 	}
 	reg, store, err := c.reactorRegistry(cfg, pool)
 	if err != nil {

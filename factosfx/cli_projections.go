@@ -39,11 +39,9 @@ func (c *cli) runProjections(ctx context.Context, args []string) int {
 	by := fs.String("by", operator(), "reset, rebuild, skip: who, recorded")
 	wait := fs.Duration("wait", 0, "status: first wait up to this long until every projection has caught up with the log's head")
 	asJSON := fs.Bool("json", false, "status: print JSON")
-	pos, err := parseInterleaved(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil {
-		return 2
+	pos, code, ok := parseInterleaved(fs, args[1:])
+	if !ok {
+		return code
 	}
 	want := map[string]int{"status": 0, "reset": 1, "rebuild": 1, "skip": 2}
 	n, known := want[sub]
@@ -211,15 +209,18 @@ func printStatus(out io.Writer, sts []projections.Status, skips map[string][]pro
 
 // parseInterleaved parses flags given before, between or after the
 // positional arguments (flag stops at the first of those), and returns
-// the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+// the positional ones. ok says whether the command goes on; otherwise
+// code is its exit code: 0 after -h (the flag set printed the usage), 2
+// after a bad flag (the flag set printed the problem).
+func parseInterleaved(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, 0, false
+		} else if err != nil {
+			return nil, 2, false
 		}
 		if fs.NArg() == 0 {
-			return pos, nil
+			return pos, 0, true
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]

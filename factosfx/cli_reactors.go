@@ -3,8 +3,6 @@ package factosfx
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -34,11 +32,9 @@ func (c *cli) runReactors(ctx context.Context, args []string) int {
 	effects := fs.Bool("effects", false, "reset: also forget the effect keys, so that the effects run again (their handlers must be idempotent)")
 	noReplay := fs.Bool("no-replay", false, "reset: only forget; enqueue nothing (run `worker reactors replay` later)")
 	asJSON := fs.Bool("json", false, "status: print JSON")
-	pos, err := parseInterleaved(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	} else if err != nil {
-		return 2
+	pos, code, ok := parseInterleaved(fs, args[1:])
+	if !ok {
+		return code
 	}
 	want := map[string]int{"status": 0, "replay": 1, "reset": 1}
 	n, known := want[sub]
