@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/factos-go/factos"
-	"github.com/factos-go/factos/activities"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
 	"github.com/factos-go/factos/factosfx"
@@ -94,23 +93,19 @@ func runDemo(ctx context.Context, env *factosfx.CommandEnv, args []string) int {
 	// The demo dispatches like the worker does: through the front door's
 	// store, whose outbox enqueues the reaction jobs that the running
 	// worker runs. This client is never started: it only dispatches.
-	codec := tickets.NewCodec()
+	// Its reactors and commands are the domain's, registered as the
+	// worker registers them.
 	reg := reactors.NewRegistry(nil)
-	if err := tickets.RegisterReactions(reg, codec, pool); err != nil {
+	if err := env.Domain.Reactors(reg, factosfx.DomainEnv{Pool: pool, Temporal: cfg.TemporalEnabled}); err != nil {
 		return fail(err)
-	}
-	if cfg.TemporalEnabled {
-		if err := tickets.RegisterPaymentSignals(reg, codec); err != nil {
-			return fail(err)
-		}
 	}
 	fc, err := factos.NewClient(pool, reg, &factos.Config{Store: &eventstore.Config{LockStrategy: cfg.LockStrategy}})
 	if err != nil {
 		return fail(err)
 	}
 	store := fc.Store()
-	cmds := activities.NewRegistry(store, &activities.Config{DomainErrors: tickets.DomainErrors})
-	if err := tickets.RegisterCommands(cmds, codec); err != nil {
+	cmds, err := factosfx.NewCommandRegistry(store, env.Domain)
+	if err != nil {
 		return fail(err)
 	}
 	sched, _ := json.Marshal(tickets.ScheduleConcert{ConcertID: *concert, Capacity: *capacity})
