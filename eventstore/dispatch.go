@@ -534,13 +534,17 @@ func (s *Store) attempt(ctx context.Context, p *plan, hint []EventData) (_ *outc
 			return nil, &retry{reason: "lock keys over budget", writes: events}
 		}
 	}
-	b = &pgx.Batch{}
-	records := s.queueInsert(b, p, events, head, try)
+	// The batch hooks join the insert statement and queue statements to
+	// send after it.
+	stmt, after := &appendStatement{}, &pgx.Batch{}
 	for _, h := range s.cfg.BatchHooks {
-		if err := h.QueueAfterAppend(b, Appending{Stream: p.stream, Events: events, CommandID: p.commandID}); err != nil {
+		if err := h.QueueAfterAppend(after, Appending{Stream: p.stream, Events: events, CommandID: p.commandID, stmt: stmt}); err != nil {
 			return nil, &StoreError{Op: "preparing an append hook", Err: err}
 		}
 	}
+	b = &pgx.Batch{}
+	records := s.queueInsert(b, p, events, head, try, stmt)
+	b.QueuedQueries = append(b.QueuedQueries, after.QueuedQueries...)
 	hooks := slices.Concat(s.cfg.Hooks, p.hooks)
 	if len(hooks) == 0 {
 		if err := t.commitWith(ctx, b); err != nil {
@@ -591,9 +595,10 @@ func (r *inserted) check(n int) error {
 
 // queueInsert queues the statements that append events: the shared all
 // key, then one statement that tries the missing write keys and inserts
-// the events, their tag rows and the command id. The records are filled in
+// the events, their tag rows, the command id and the batch hooks' rows
+// (hooks). The records are filled in
 // when the batch's results are read; none if a try-lock failed.
-func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int64, try lockSet) *inserted {
+func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int64, try lockSet, hooks *appendStatement) *inserted {
 	n := len(events)
 	ids := make([][16]byte, n)
 	types := make([]string, n)
@@ -625,7 +630,8 @@ func (s *Store) queueInsert(b *pgx.Batch, p *plan, events []EventData, head int6
 	// here cannot deadlock.
 	b.Queue(allSharedSQL, allKey)
 	out := &inserted{}
-	b.Queue(insertSQL, ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, tryExcl, cmdID, p.fingerprint).Query(func(rows pgx.Rows) error {
+	params := append([]any{ids, types, versions, tags, metadata, data, p.stream, head, tryKeys, tryExcl, cmdID, p.fingerprint}, hooks.params...)
+	b.Queue(hooks.sql(), params...).Query(func(rows pgx.Rows) error {
 		i := 0
 		for rows.Next() {
 			if i >= n {

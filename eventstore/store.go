@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/factos-go/factos/internal/eventsql"
 )
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.
@@ -55,27 +58,84 @@ type Hook interface {
 	AfterAppend(ctx context.Context, tx pgx.Tx, records []RawRecord) error
 }
 
-// BatchHook is a hook that costs no round trip of its own: it queues its
-// statements in the batch that inserts the events (and commits them, when
-// no Hook runs in between), after the insert. They run in the dispatch
-// transaction; a statement's error rolls the dispatch back. The records'
-// positions are known only to the database when the statements are queued:
-// the statements find the appended events by their ids, which the store
-// assigns before the insert (factos_events.id is unique). The outbox is a
-// BatchHook.
+// BatchHook is a hook that costs no round trip of its own. It can write
+// its rows in the statement that inserts the events (Appending.Join: a
+// data-modifying CTE that reads the inserted events, positions included),
+// and queue statements on b, which the store sends after that statement
+// in the same batch (and commits with it, when no Hook runs in between).
+// Both run in the dispatch transaction; an error rolls the dispatch back.
+// When the insert finds a write lock taken it inserts nothing, the batch
+// still runs, and the dispatch restarts and calls the hook again: write
+// from "appended" (which is then empty), or queue statements harmless to
+// repeat. The outbox is a BatchHook.
 type BatchHook interface {
-	// QueueAfterAppend queues statements on b for the events being
-	// appended. An error fails the dispatch before anything is sent.
+	// QueueAfterAppend joins the insert of a's events and queues
+	// statements on b. An error fails the dispatch before anything is
+	// sent.
 	QueueAfterAppend(b *pgx.Batch, a Appending) error
 }
 
 // Appending is what a BatchHook knows of an append: its stream and its
 // events, with their ids, types, tags and metadata as they will be stored.
+// Their positions are known only to the database: a hook's rows that need
+// them join the insert (Join).
 type Appending struct {
 	Stream string
 	Events []EventData
 	// CommandID is the dispatch's command id, if it has one.
 	CommandID string
+
+	stmt *appendStatement
+}
+
+// appendStatement collects what batch hooks add to the insert statement.
+type appendStatement struct {
+	ctes   []string
+	params []any
+}
+
+// Join adds a data-modifying common table expression to the statement
+// that inserts the events, so that its rows are written by that statement:
+// no statement of its own, and no lookup of the events. cte is the body
+// of the expression (an INSERT ... SELECT, usually). It may read the CTE
+// "appended", the events inserted: id, position, revision, recorded_at,
+// tags and type. "appended" is empty when the store could not take a
+// write lock without waiting; it then inserts nothing and restarts the
+// dispatch, so a body must write nothing from an empty "appended" (an
+// aggregate needs HAVING count(*) > 0). Its parameters come from Bind.
+// Join panics outside the store's call of QueueAfterAppend.
+func (a Appending) Join(cte string) {
+	a.statement().ctes = append(a.stmt.ctes, cte)
+}
+
+// Bind adds v as a bind parameter of the statement that inserts the
+// events and returns its placeholder ("$13"), for a body given to Join.
+func (a Appending) Bind(v any) string {
+	st := a.statement()
+	st.params = append(st.params, v)
+	return fmt.Sprintf("$%d", eventsql.InsertParams+len(st.params))
+}
+
+func (a Appending) statement() *appendStatement {
+	if a.stmt == nil {
+		panic("eventstore: Appending.Join or Bind outside the store's call of BatchHook.QueueAfterAppend")
+	}
+	return a.stmt
+}
+
+// sql is the insert statement with the hooks' CTEs, and its parameters
+// after the insert's own.
+func (st *appendStatement) sql() string {
+	if len(st.ctes) == 0 {
+		return insertSQL
+	}
+	var b strings.Builder
+	b.WriteString(eventsql.InsertCTEs)
+	for i, c := range st.ctes {
+		fmt.Fprintf(&b, ", hook%d AS (\n%s\n)", i+1, c)
+	}
+	b.WriteString(eventsql.InsertResult)
+	return b.String()
 }
 
 // HookFunc adapts a function to Hook.

@@ -1,9 +1,10 @@
 // Package outbox turns committed records into River jobs inside the
 // dispatch transaction that commits them.
 //
-// The Outbox is an eventstore.BatchHook: the store queues its statement in
-// the batch that inserts the dispatch's events and commits, so it costs no
-// round trip of its own. It inserts ONE reaction job per dispatch (per
+// The Outbox is an eventstore.BatchHook: its job rows are written by the
+// statement that inserts the dispatch's events (a CTE that reads their
+// positions from the insert), so it costs no round trip, no statement and
+// no lookup of its own. It inserts ONE reaction job per dispatch (per
 // queue of the reactors concerned): the dispatch's records that some
 // reactor subscribes to, and those reactors. The jobs exist if and only if
 // the events do: a rolled-back or rejected dispatch leaves no job, and a
@@ -239,19 +240,22 @@ func (o *Outbox) Plan(events []eventstore.EventData) []Planned {
 	return out
 }
 
-// reactionJobSQL inserts one reaction job whose events are the appended
-// events with the ids of $4, read back in the same transaction for their
-// positions. HAVING keeps the job out when no event was inserted (the
-// dispatch will restart), since an aggregate without GROUP BY returns a row
-// even over no input. Its tags ($7) name the stream and the event types;
-// its metadata is $8 plus the events' ids, types and positions.
+// reactionJobSQL is the body of the CTE that inserts one reaction job in
+// the statement that appends its events, from the CTE "appended" of the
+// events inserted (see eventstore.Appending.Join). %[1]s restricts it to
+// the job's events when they are not all of the append's. HAVING writes no
+// job when no event was inserted (the dispatch restarts), since an
+// aggregate without GROUP BY returns a row even over no input. Its args
+// are the stream (%[2]s), the events' positions and types, and the
+// reactors (%[3]s); its tags (%[7]s) name the stream and the event types;
+// its metadata is %[8]s plus the events' ids, types and positions.
 const reactionJobSQL = riversql.InsertPrefix + `
-SELECT jsonb_build_object('stream', $1::text,
+SELECT jsonb_build_object('stream', %[2]s::text,
 		'events', jsonb_agg(jsonb_build_object('position', e.position, 'type', e.type) ORDER BY e.position),
-		'reactors', $2::jsonb),
-	'` + Kind + `', $3::int2, $5::int2, $6::text, 'available', $7::varchar(255)[],
-	$8::jsonb || jsonb_build_object('events', jsonb_agg(jsonb_build_object('id', e.id, 'type', e.type, 'position', e.position) ORDER BY e.position))
-FROM factos_events e WHERE e.id = ANY($4::uuid[])
+		'reactors', %[3]s::jsonb),
+	'` + Kind + `', %[4]s::int2, %[5]s::int2, %[6]s::text, 'available', %[7]s::varchar(255)[],
+	%[8]s::jsonb || jsonb_build_object('events', jsonb_agg(jsonb_build_object('id', e.id, 'type', e.type, 'position', e.position) ORDER BY e.position))
+FROM appended e%[1]s
 HAVING count(*) > 0`
 
 // Metadata keys of the reaction and effect jobs, beside the W3C trace
@@ -288,26 +292,33 @@ func JobMetadata(event eventstore.Metadata, commandID, stream string) map[string
 	return md
 }
 
-// QueueAfterAppend implements eventstore.BatchHook: it queues the reaction
-// jobs of the append, and River's insert notification, in the batch that
-// inserts the events.
+// QueueAfterAppend implements eventstore.BatchHook: the reaction jobs of
+// the append join the statement that inserts its events, and River's
+// insert notification is queued after it.
 func (o *Outbox) QueueAfterAppend(b *pgx.Batch, a eventstore.Appending) error {
 	for _, p := range o.Plan(a.Events) {
 		reactors, err := json.Marshal(p.Reactors)
 		if err != nil {
 			return err
 		}
-		ids := make([][16]byte, len(p.Events))
 		values := []string{a.Stream}
-		for i, e := range p.Events {
-			ids[i] = a.Events[e].ID
+		for _, e := range p.Events {
 			values = append(values, a.Events[e].Type)
 		}
 		md, err := json.Marshal(JobMetadata(a.Events[p.Events[0]].Metadata, a.CommandID, a.Stream))
 		if err != nil {
 			return err
 		}
-		b.Queue(reactionJobSQL, a.Stream, reactors, int16(p.MaxAttempts), ids, int16(p.Priority), p.Queue, riversql.Tags(values...), md)
+		only := ""
+		if len(p.Events) < len(a.Events) {
+			ids := make([][16]byte, len(p.Events))
+			for i, e := range p.Events {
+				ids[i] = a.Events[e].ID
+			}
+			only = " WHERE e.id = ANY(" + a.Bind(ids) + "::uuid[])"
+		}
+		a.Join(fmt.Sprintf(reactionJobSQL, only, a.Bind(a.Stream), a.Bind(reactors), a.Bind(int16(p.MaxAttempts)),
+			a.Bind(int16(p.Priority)), a.Bind(p.Queue), a.Bind(riversql.Tags(values...)), a.Bind(md)))
 		o.notify.Queue(b, p.Queue)
 	}
 	return nil

@@ -21,8 +21,9 @@
 //
 // Reaction and effect jobs are written with SQL of their own against
 // River's job table (internal/riversql, tested against River's own
-// inserts), so that the outbox costs the dispatch no round trip and a
-// reaction costs two.
+// inserts), so that the outbox costs the dispatch no round trip and no
+// statement (its job row is written by the statement that inserts the
+// events) and a reaction costs two round trips.
 //
 // # Effects
 //

@@ -18,23 +18,40 @@ package eventsql
 // exclusively (bool[]); $11 the command id, or NULL, and $12 its
 // fingerprint (the command's name and payload hashed, or NULL). It returns each
 // event's position, revision and recorded_at, in position order.
-const Insert = `WITH input AS (
+//
+// InsertCTEs is its WITH clause. Its CTE "appended" holds the events
+// inserted (id, position, revision, recorded_at, tags, type); it is empty
+// when a try-lock was unavailable.
+const InsertCTEs = `WITH input AS (
 	SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::jsonb[], $6::bytea[])
 		WITH ORDINALITY AS i(id, type, version, tags, metadata, data, ord)
-), ev AS (
+), appended AS (
 	INSERT INTO factos_events (id, stream, revision, type, version, tags, metadata, data)
 	SELECT i.id, $7, $8 + i.ord, i.type, i.version, string_to_array(i.tags, E'\x1f'), i.metadata, i.data
 	FROM input i
 	WHERE (SELECT coalesce(bool_and(CASE WHEN x THEN pg_try_advisory_xact_lock(k) ELSE pg_try_advisory_xact_lock_shared(k) END), true)
 		FROM unnest($9::int8[], $10::bool[]) AS t(k, x))
 	ORDER BY i.ord
-	RETURNING position, revision, recorded_at, tags, type
+	RETURNING id, position, revision, recorded_at, tags, type
 ), tg AS (
 	INSERT INTO factos_event_tags (tag, position, type)
-	SELECT t.tag, ev.position, ev.type FROM ev, unnest(ev.tags) AS t(tag)
+	SELECT t.tag, appended.position, appended.type FROM appended, unnest(appended.tags) AS t(tag)
 ), cmd AS (
 	INSERT INTO factos_commands (id, stream, positions, fingerprint)
-	SELECT $11, $7, array_agg(position ORDER BY position), $12 FROM ev
+	SELECT $11, $7, array_agg(position ORDER BY position), $12 FROM appended
 	WHERE $11::text IS NOT NULL HAVING count(*) > 0
-)
-SELECT position, revision, recorded_at FROM ev ORDER BY position`
+)`
+
+// Insert is the whole append statement: InsertCTEs, then InsertResult.
+const Insert = InsertCTEs + InsertResult
+
+// InsertResult ends Insert: the inserted events' positions, revisions and
+// times, in position order. Data-modifying CTEs of the store's batch hooks
+// (eventstore.Appending.Join) go between InsertCTEs and it, so that the
+// hooks' rows are written by the same statement as the events.
+const InsertResult = `
+SELECT position, revision, recorded_at FROM appended ORDER BY position`
+
+// InsertParams is the number of bind parameters of Insert: a hook's own
+// parameters are numbered from InsertParams+1.
+const InsertParams = 12
