@@ -376,3 +376,68 @@ func TestHighWaterMarkNeverPassesAnEventInFlight(t *testing.T) {
 		}
 	})
 }
+
+// A catch-up read never returns past a writer still in flight, however
+// long the writer holds its transaction open: its tries fail, then it
+// waits for the writer. Once the writer commits, the reader returns every
+// event in position order, the late one included, from an empty database.
+func TestCatchUpReadWaitsForAWriterInFlight(t *testing.T) {
+	t.Parallel()
+	forEachStrategy(t, func(t *testing.T, b *bundle) {
+		held, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		hold := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, recs []eventstore.RawRecord) error {
+			if len(recs) == 1 && recs[0].Stream == "slow" {
+				once.Do(func() { close(held) })
+				<-release
+			}
+			return nil
+		})
+		store, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: b.store.LockStrategy(), Hooks: []eventstore.Hook{hold}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := make(chan error, 1)
+		go func() {
+			_, err := store.Append(b.ctx, eventstore.AppendRequest{Stream: "slow", Events: []eventstore.EventData{{Type: "A"}}})
+			slow <- err
+		}()
+		<-held
+		// Drawn after the slow writer's position, committed before it:
+		// under keys, which lets writers of other streams through (table
+		// holds them all behind the slow one).
+		want := []string{"slow"}
+		if b.store.LockStrategy() == eventstore.LockKeys {
+			if _, err := store.Append(b.ctx, eventstore.AppendRequest{Stream: "fast", Events: []eventstore.EventData{{Type: "A"}}}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "fast")
+		}
+		for _, opts := range []*eventstore.ReadAfterOpts{nil, {Query: new(eventstore.NewQuery(eventstore.Types("A")))}} {
+			ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
+			page, err := b.store.ReadAfter(ctx, 0, opts)
+			cancel()
+			if err == nil {
+				t.Fatalf("read past a writer in flight: %d records, next %d", len(page.Records), page.Next)
+			}
+		}
+		close(release)
+		if err := <-slow; err != nil {
+			t.Fatal(err)
+		}
+		page, err := b.store.ReadAfter(b.ctx, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, r := range page.Records {
+			got = append(got, r.Stream)
+			if r.Position != eventstore.Position(i+1) {
+				t.Fatalf("record %d at position %d", i, r.Position)
+			}
+		}
+		if !slices.Equal(got, want) || page.Next != eventstore.Position(len(want)) {
+			t.Fatalf("after the commit: streams %v, next %d; want %v, next %d", got, page.Next, want, len(want))
+		}
+	})
+}

@@ -57,8 +57,8 @@
 // read: called repeatedly with Page.Next it returns every event exactly once
 // in position order, even though transactions commit out of position order.
 // Its barrier holds the scope's locks only while it reads the position
-// sequence, so readers barely slow writers, and a caught-up reader takes no
-// lock at all.
+// sequence, and tries them before it waits for them, so writers never queue
+// behind a reader that waits; a caught-up reader takes no lock at all.
 //
 // # Event versions
 //

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -15,9 +16,25 @@ import (
 // the locks were granted no matching writer was in flight, so every
 // matching event at or below the mark is committed and visible to the
 // read. Without the barrier a reader could see position 101 while 100 is
-// still being committed, move on, and skip 100 forever. Writers wait for a
-// barrier only while it holds its locks: the time the server takes to
-// grant them and read one sequence value.
+// still being committed, move on, and skip 100 forever.
+//
+// The barrier tries its locks first (pg_try_advisory_xact_lock): a try
+// never waits, so writers never queue behind it. A reader that waited for
+// its locks instead would make every writer that asks for them meanwhile
+// wait too (PostgreSQL queues a shared request behind a waiting exclusive
+// one), and a reader following the log at 1,000 commits a second takes
+// the barrier about as often: the writers' p99 went from 3 to 73 ms. When
+// the locks are taken, it backs off briefly (from barrierBackoff, doubling
+// up to barrierMaxBackoff) and tries again; after barrierTries tries it
+// waits for them, so that a reader is not starved by writers that never
+// leave the locks free.
+
+// Barrier tries; see above.
+const (
+	barrierTries      = 8
+	barrierBackoff    = 100 * time.Microsecond
+	barrierMaxBackoff = 2 * time.Millisecond
+)
 
 // ReadResult is a consistent read of a query's context.
 type ReadResult struct {
@@ -172,25 +189,20 @@ func (s *Store) readBehindBarrier(ctx context.Context, q Query, after Position, 
 	if err := s.checkStrategy(ctx); err != nil {
 		return nil, 0, err
 	}
-	keys, excl := s.strategy.barrierKeys(q).ordered()
 	from := max(after, 0)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	var locked int64
-	b.Queue(barrierSQL, keys, excl, int64(after)).QueryRow(func(row pgx.Row) error { return row.Scan(&locked) })
-	var hwm int64
-	b.Queue(sequenceSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&hwm) })
-	b.Queue("COMMIT")
 	var records []RawRecord
-	var a args
-	b.Queue(readSQL(q, from, limit, &a), a...).Query(func(rows pgx.Rows) (err error) {
-		records, err = pgx.CollectRows(rows, scanRecord)
-		return err
-	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	read := func(b *pgx.Batch) {
+		var a args
+		b.Queue(readSQL(q, from, limit, &a), a...).Query(func(rows pgx.Rows) (err error) {
+			records, err = pgx.CollectRows(rows, scanRecord)
+			return err
+		})
+	}
+	locked, hwm, err := s.barrier(ctx, q, after, read)
+	if err != nil {
 		return nil, 0, storeError(ctx, "reading events", err)
 	}
-	if locked == 0 {
+	if !locked {
 		// Nothing above after had been drawn when the barrier looked; the
 		// mark read next may already be higher, but without the locks it
 		// proves nothing.
@@ -203,6 +215,58 @@ func (s *Store) readBehindBarrier(ctx context.Context, q Query, after Position, 
 		n++
 	}
 	return records[:n], Position(hwm), nil
+}
+
+// barrier takes the barrier over q's keys unless no position above after
+// has been drawn (after < 0: always), reads the high-water mark behind
+// it, and runs read's statements after it (read may be nil). It reports
+// whether it took the keys, and the mark. It tries the keys up to
+// barrierTries times before it waits for them (see the top of this file);
+// read's statements share the round trip of the first try, and of the
+// try that succeeds or the wait.
+func (s *Store) barrier(ctx context.Context, q Query, after Position, read func(*pgx.Batch)) (locked bool, hwm int64, err error) {
+	keys, excl := s.strategy.barrierKeys(q).ordered()
+	backoff := barrierBackoff
+	for try := 0; ; try++ {
+		wait := try >= barrierTries
+		b := &pgx.Batch{}
+		b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+		var taken int64
+		got := true
+		if wait {
+			b.Queue(barrierSQL, keys, excl, int64(after)).QueryRow(func(row pgx.Row) error { return row.Scan(&taken) })
+		} else {
+			b.Queue(tryBarrierSQL, keys, excl, int64(after)).QueryRow(func(row pgx.Row) error { return row.Scan(&taken, &got) })
+		}
+		b.Queue(sequenceSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&hwm) })
+		b.Queue("COMMIT")
+		// The first try reads optimistically in the same round trip;
+		// later ones read only once the barrier held.
+		if read != nil && (try == 0 || wait) {
+			read(b)
+		}
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return false, 0, err
+		}
+		if got {
+			if read != nil && try > 0 && !wait {
+				b := &pgx.Batch{}
+				read(b)
+				if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+					return false, 0, err
+				}
+			}
+			return taken > 0, hwm, nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, 0, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, barrierMaxBackoff)
+	}
 }
 
 // Decode decodes raw records with codec.
@@ -236,8 +300,8 @@ func Project[E, S any](ctx context.Context, s *Store, codec Codec[E], q Query, v
 // HighWaterMark returns a position at or below which every event is
 // committed or rolled back, for good: no event at or below it can appear
 // later. It reads the position sequence behind the barrier over all
-// events, so it waits for the dispatches in flight and holds new ones
-// back only while the server grants its locks. after must be 0 or a mark
+// events, so it waits for the dispatches in flight, and never makes new
+// ones wait but for the moment it holds its locks. after must be 0 or a mark
 // HighWaterMark returned before: when no position above it has been drawn
 // since, it is returned again and no lock is taken.
 //
@@ -247,17 +311,11 @@ func (s *Store) HighWaterMark(ctx context.Context, after Position) (Position, er
 	if err := s.checkStrategy(ctx); err != nil {
 		return 0, err
 	}
-	keys, excl := s.strategy.barrierKeys(AllEvents().normalized()).ordered()
-	b := &pgx.Batch{}
-	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	var locked, hwm int64
-	b.Queue(barrierSQL, keys, excl, int64(after)).QueryRow(func(row pgx.Row) error { return row.Scan(&locked) })
-	b.Queue(sequenceSQL).QueryRow(func(row pgx.Row) error { return row.Scan(&hwm) })
-	b.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	locked, hwm, err := s.barrier(ctx, AllEvents().normalized(), after, nil)
+	if err != nil {
 		return 0, storeError(ctx, "reading the high-water mark", err)
 	}
-	if locked == 0 {
+	if !locked {
 		return after, nil
 	}
 	return Position(hwm), nil

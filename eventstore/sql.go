@@ -35,12 +35,25 @@ const sequenceSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM 
 
 // barrierSQL takes a catch-up read's keys, in array order, unless no
 // position above $3 has been drawn (then there is nothing new to wait
-// for). It returns how many keys it took.
+// for). It returns how many keys it took. It waits for the writers that
+// hold them, and writers that ask for them meanwhile queue behind it: the
+// reads fall back to it only after tryBarrierSQL failed barrierTries
+// times.
 const barrierSQL = `SELECT count(*) FROM (
 	SELECT CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END
 	FROM unnest($1::int8[], $2::bool[]) AS t(k, x)
 	WHERE (` + sequenceSQL + `) > $3
 ) AS locked`
+
+// tryBarrierSQL is barrierSQL with try-locks: it never waits, so it never
+// makes a writer queue behind it. It returns how many keys it tried and
+// whether it got them all; the keys it got are released at COMMIT either
+// way.
+const tryBarrierSQL = `SELECT count(*), coalesce(bool_and(got), true) FROM (
+	SELECT CASE WHEN x THEN pg_try_advisory_xact_lock(k) ELSE pg_try_advisory_xact_lock_shared(k) END AS got
+	FROM unnest($1::int8[], $2::bool[]) AS t(k, x)
+	WHERE (` + sequenceSQL + `) > $3
+) AS tried`
 
 // allSharedSQL takes the all key shared: every writer does, just before it
 // inserts.
