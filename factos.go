@@ -46,10 +46,18 @@ import (
 	"github.com/factos-go/factos/temporaleffects"
 )
 
-// Default numbers of workers per queue.
+// Default numbers of workers per queue. River's producer fetches at most
+// as many jobs as it has free workers, and at most once per FetchCooldown,
+// so a queue runs at most workers/cooldown jobs a second: 10 workers at
+// the worker's 10ms cooldown capped each queue at 1,000 jobs a second,
+// below what two cores dispatch (docs/benchmarks.md, "From commit to
+// effect": 907 effects/s with 10 workers, 1,451/s with 50, in one run).
+// A worker is a goroutine; it holds a database connection only while its
+// job uses one, so the pool, not the worker count, bounds the load on the
+// database.
 const (
-	DefaultReactionWorkers = 10
-	DefaultEffectWorkers   = 10
+	DefaultReactionWorkers = 50
+	DefaultEffectWorkers   = 50
 )
 
 // Config configures a Client. The zero value (or nil) is usable.

@@ -193,11 +193,11 @@ var Vars = []Var{
 			c.LogFormat = v
 			return nil
 		}},
-	{Name: "RIVER_REACTION_WORKERS", Default: "10", Description: "Concurrent reaction jobs per process.",
+	{Name: "RIVER_REACTION_WORKERS", Default: "50", Description: "Concurrent reaction jobs per queue and process. River fetches at most this many jobs per RIVER_FETCH_COOLDOWN, so workers/cooldown bounds a queue's jobs a second (10 at 10ms: 1,000/s).",
 		set: func(c *Config, v string) (err error) { c.ReactionWorkers, err = positive(v, 10_000); return err }},
-	{Name: "RIVER_EFFECT_WORKERS", Default: "10", Description: "Concurrent effect jobs per process.",
+	{Name: "RIVER_EFFECT_WORKERS", Default: "50", Description: "Concurrent effect jobs per queue and process; effects that wait on other services need more.",
 		set: func(c *Config, v string) (err error) { c.EffectWorkers, err = positive(v, 10_000); return err }},
-	{Name: "RIVER_FETCH_COOLDOWN", Default: "10ms", Description: "Shortest time between two fetches of available jobs per queue. River's own default, 100ms, caps 10 workers at about 100 jobs a second and puts 100ms or more between a commit and its reaction; a fetch is one small query.",
+	{Name: "RIVER_FETCH_COOLDOWN", Default: "10ms", Description: "Shortest time between two fetches of available jobs per queue. River's own default, 100ms, caps 50 workers at about 500 jobs a second and puts 100ms or more between a commit and its reaction; a fetch is one small query.",
 		set: func(c *Config, v string) (err error) {
 			if c.FetchCooldown, err = positiveDuration(v); err == nil && c.FetchCooldown < time.Millisecond {
 				err = invalid("is shorter than 1ms", "a duration of 1ms or more, such as 10ms")

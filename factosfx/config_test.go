@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := factosfx.Config{
 		DatabaseURL: "postgres://u:p@db:5432/factos", DatabaseMaxConns: 20,
 		TemporalEnabled: true, TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", TemporalTaskQueue: "factos",
-		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 10, EffectWorkers: 10,
+		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 50, EffectWorkers: 50,
 		FetchCooldown: 10 * time.Millisecond, JobTimeout: time.Minute, RescueAfter: time.Hour,
 		DiscardedJobRetention: 30 * 24 * time.Hour, CancelledJobRetention: 30 * 24 * time.Hour, CommandIDRetention: 7 * 24 * time.Hour,
 		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second, StartupTimeout: 5 * time.Minute,

@@ -450,16 +450,17 @@ type riverVariant struct {
 }
 
 // riverVariants are compared side by side, the worker's defaults first
-// (10 reaction and 10 effect workers, RIVER_FETCH_COOLDOWN 10ms, the
+// (50 reaction and 50 effect workers, RIVER_FETCH_COOLDOWN 10ms, the
 // outbox notifying once per cooldown): the targets judge that one. The
-// others each change one setting: River's own fetch cooldown, more
-// workers, a shorter cooldown. The worker's defaults also run every rate
-// with ordered effects, right after the unordered run of the rate.
+// others each change one setting: River's own fetch cooldown, the former
+// default of 10 workers, a shorter cooldown. The worker's defaults also
+// run every rate with ordered effects, right after the unordered run of
+// the rate.
 var riverVariants = []riverVariant{
-	{name: "worker default (10 workers, fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond, ordered: true},
-	{name: "River default fetch cooldown (100ms)", workers: 10},
-	{name: "50 workers (fetch cooldown 10ms)", workers: 50, fetchCooldown: 10 * time.Millisecond},
-	{name: "fetch cooldown 2ms (10 workers)", workers: 10, fetchCooldown: 2 * time.Millisecond},
+	{name: "worker default (50 workers, fetch cooldown 10ms)", workers: factos.DefaultEffectWorkers, fetchCooldown: 10 * time.Millisecond, ordered: true},
+	{name: "River default fetch cooldown (100ms)", workers: factos.DefaultEffectWorkers},
+	{name: "10 workers (fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
+	{name: "fetch cooldown 2ms (50 workers)", workers: factos.DefaultEffectWorkers, fetchCooldown: 2 * time.Millisecond},
 }
 
 // effectJudged is the offered rate the targets judge commit to effect at,
