@@ -300,10 +300,11 @@ func Project[E, S any](ctx context.Context, s *Store, codec Codec[E], q Query, v
 // HighWaterMark returns a position at or below which every event is
 // committed or rolled back, for good: no event at or below it can appear
 // later. It reads the position sequence behind the barrier over all
-// events, so it waits for the dispatches in flight, and never makes new
-// ones wait but for the moment it holds its locks. after must be 0 or a mark
-// HighWaterMark returned before: when no position above it has been drawn
-// since, it is returned again and no lock is taken.
+// events, so it waits for the dispatches in flight; new ones wait only
+// for the moment it holds its locks, unless its tries all failed and it
+// waits for them in the queue (see the top of this file). after must be 0
+// or a mark HighWaterMark returned before: when no position above it has
+// been drawn since, it is returned again and no lock is taken.
 //
 // The reactors package orders effects by position with it: an effect may
 // run once no event below its position can still plan an earlier one.
