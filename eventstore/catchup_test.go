@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -386,6 +387,9 @@ func TestCatchUpReadWaitsForAWriterInFlight(t *testing.T) {
 	forEachStrategy(t, func(t *testing.T, b *bundle) {
 		held, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
+		// A failing test must not leave the writer holding its connection.
+		unblock := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(unblock)
 		hold := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, recs []eventstore.RawRecord) error {
 			if len(recs) == 1 && recs[0].Stream == "slow" {
 				once.Do(func() { close(held) })
@@ -421,7 +425,7 @@ func TestCatchUpReadWaitsForAWriterInFlight(t *testing.T) {
 				t.Fatalf("read past a writer in flight: %d records, next %d", len(page.Records), page.Next)
 			}
 		}
-		close(release)
+		unblock()
 		if err := <-slow; err != nil {
 			t.Fatal(err)
 		}
@@ -440,4 +444,80 @@ func TestCatchUpReadWaitsForAWriterInFlight(t *testing.T) {
 			t.Fatalf("after the commit: streams %v, next %d; want %v, next %d", got, page.Next, want, len(want))
 		}
 	})
+}
+
+// A reader that tries its barrier never makes writers wait. One writer is
+// held in flight, so the reader's tries keep failing (its fallback to
+// waiting is put out of reach); meanwhile writers of other streams commit.
+// A reader that waited for its locks would hold every one of them back
+// (PostgreSQL queues them behind its exclusive request) until the held
+// writer committed. Once it does, the reader returns every event.
+func TestCatchUpReadersNeverHoldWritersBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &eventstore.Config{LockStrategy: eventstore.LockKeys})
+	eventstore.SetBarrierTries(b.store, math.MaxInt)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	// A failing test must not leave the writer holding its connection.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	hold := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, recs []eventstore.RawRecord) error {
+		if recs[0].Stream == "slow" {
+			once.Do(func() { close(held) })
+			<-release
+		}
+		return nil
+	})
+	writers, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: eventstore.LockKeys, Hooks: []eventstore.Hook{hold}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		_, err := writers.Append(b.ctx, eventstore.AppendRequest{Stream: "slow", Events: []eventstore.EventData{{Type: "A"}}})
+		slow <- err
+	}()
+	<-held
+	type result struct {
+		page *eventstore.Page
+		err  error
+	}
+	read := make(chan result, 1)
+	go func() {
+		page, err := b.store.ReadAfter(b.ctx, 0, nil)
+		read <- result{page, err}
+	}()
+	const n = 200
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	errs := race(n, 8, func(i int) error {
+		_, err := writers.Append(ctx, eventstore.AppendRequest{Stream: fmt.Sprint("w", i), Events: []eventstore.EventData{{Type: "A"}}})
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d beside a trying reader: %v", i, err)
+		}
+	}
+	select {
+	case r := <-read:
+		t.Fatalf("the reader returned while a writer was in flight: %+v, %v", r.page, r.err)
+	default:
+	}
+	unblock()
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	r := <-read
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.page.Records) != n+1 || r.page.Records[0].Stream != "slow" {
+		t.Fatalf("after the commit: %d records (first %+v); want %d, the slow one first", len(r.page.Records), r.page.Records[0], n+1)
+	}
+	for i, rec := range r.page.Records {
+		if rec.Position != eventstore.Position(i+1) {
+			t.Fatalf("record %d at position %d", i, rec.Position)
+		}
+	}
 }

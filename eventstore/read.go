@@ -228,7 +228,7 @@ func (s *Store) barrier(ctx context.Context, q Query, after Position, read func(
 	keys, excl := s.strategy.barrierKeys(q).ordered()
 	backoff := barrierBackoff
 	for try := 0; ; try++ {
-		wait := try >= barrierTries
+		wait := try >= s.barrierTries
 		b := &pgx.Batch{}
 		b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 		var taken int64

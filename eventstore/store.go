@@ -26,6 +26,11 @@ type Store struct {
 	// strategyChecked is set once the database's recorded lock strategy
 	// has been found equal to the store's (see checkStrategy).
 	strategyChecked atomic.Bool
+
+	// barrierTries is how often a barrier tries its locks before it waits
+	// for them: barrierTries, but for tests that need a reader that never
+	// waits.
+	barrierTries int
 }
 
 // New returns a store over pool. The schema must be migrated (see the
@@ -38,7 +43,7 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Store, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("eventstore: invalid config: %w", err)
 	}
-	return &Store{pool: pool, cfg: c, strategy: newStrategy(c.LockStrategy, c.MaxLockKeys), tracer: c.tracer()}, nil
+	return &Store{pool: pool, cfg: c, strategy: newStrategy(c.LockStrategy, c.MaxLockKeys), tracer: c.tracer(), barrierTries: barrierTries}, nil
 }
 
 // Pool is the pool the store runs on.
