@@ -385,28 +385,7 @@ func TestHighWaterMarkNeverPassesAnEventInFlight(t *testing.T) {
 func TestCatchUpReadWaitsForAWriterInFlight(t *testing.T) {
 	t.Parallel()
 	forEachStrategy(t, func(t *testing.T, b *bundle) {
-		held, release := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		// A failing test must not leave the writer holding its connection.
-		unblock := sync.OnceFunc(func() { close(release) })
-		t.Cleanup(unblock)
-		hold := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, recs []eventstore.RawRecord) error {
-			if len(recs) == 1 && recs[0].Stream == "slow" {
-				once.Do(func() { close(held) })
-				<-release
-			}
-			return nil
-		})
-		store, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: b.store.LockStrategy(), Hooks: []eventstore.Hook{hold}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		slow := make(chan error, 1)
-		go func() {
-			_, err := store.Append(b.ctx, eventstore.AppendRequest{Stream: "slow", Events: []eventstore.EventData{{Type: "A"}}})
-			slow <- err
-		}()
-		<-held
+		store, slow, unblock := holdSlowWriter(t, b)
 		// Drawn after the slow writer's position, committed before it:
 		// under keys, which lets writers of other streams through (table
 		// holds them all behind the slow one).
@@ -456,28 +435,7 @@ func TestCatchUpReadersNeverHoldWritersBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t, &eventstore.Config{LockStrategy: eventstore.LockKeys})
 	eventstore.SetBarrierTries(b.store, math.MaxInt)
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	// A failing test must not leave the writer holding its connection.
-	unblock := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unblock)
-	hold := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, recs []eventstore.RawRecord) error {
-		if recs[0].Stream == "slow" {
-			once.Do(func() { close(held) })
-			<-release
-		}
-		return nil
-	})
-	writers, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: eventstore.LockKeys, Hooks: []eventstore.Hook{hold}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := make(chan error, 1)
-	go func() {
-		_, err := writers.Append(b.ctx, eventstore.AppendRequest{Stream: "slow", Events: []eventstore.EventData{{Type: "A"}}})
-		slow <- err
-	}()
-	<-held
+	writers, slow, unblock := holdSlowWriter(t, b)
 	type result struct {
 		page *eventstore.Page
 		err  error
@@ -520,4 +478,39 @@ func TestCatchUpReadersNeverHoldWritersBack(t *testing.T) {
 			t.Fatalf("record %d at position %d", i, rec.Position)
 		}
 	}
+}
+
+// holdSlowWriter appends one event to stream "slow" through a store of b's
+// strategy whose hook holds the transaction open after the insert, and
+// returns once it is held: the store (for more writers), the append's
+// result, and unblock, which lets it commit (also run at cleanup, so that
+// a failing test does not leave it holding its connection).
+func holdSlowWriter(t *testing.T, b *bundle) (*eventstore.Store, <-chan error, func()) {
+	t.Helper()
+	held, release := make(chan struct{}), make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	var once sync.Once
+	hold := eventstore.HookFunc(func(ctx context.Context, _ pgx.Tx, recs []eventstore.RawRecord) error {
+		if recs[0].Stream == "slow" {
+			once.Do(func() { close(held) })
+			<-release
+		}
+		return nil
+	})
+	store, err := eventstore.New(b.pool, &eventstore.Config{LockStrategy: b.store.LockStrategy(), Hooks: []eventstore.Hook{hold}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() {
+		_, err := store.Append(b.ctx, eventstore.AppendRequest{Stream: "slow", Events: []eventstore.EventData{{Type: "A"}}})
+		slow <- err
+	}()
+	select {
+	case <-held:
+	case err := <-slow:
+		t.Fatalf("the slow append ended before its hook held it: %v", err)
+	}
+	return store, slow, unblock
 }
