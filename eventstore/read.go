@@ -258,12 +258,8 @@ func (s *Store) barrier(ctx context.Context, q Query, after Position, read func(
 			}
 			return taken > 0, hwm, nil
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, 0, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, backoff); err != nil {
+			return false, 0, err
 		}
 		backoff = min(2*backoff, barrierMaxBackoff)
 	}

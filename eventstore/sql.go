@@ -41,9 +41,14 @@ const sequenceSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM 
 // times.
 const barrierSQL = `SELECT count(*) FROM (
 	SELECT CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END
-	FROM unnest($1::int8[], $2::bool[]) AS t(k, x)
-	WHERE (` + sequenceSQL + `) > $3
+	` + barrierKeysSQL + `
 ) AS locked`
+
+// barrierKeysSQL is the rows of barrierSQL and tryBarrierSQL: the keys
+// ($1) and whether each is exclusive ($2), none unless a position above
+// $3 has been drawn.
+const barrierKeysSQL = `FROM unnest($1::int8[], $2::bool[]) AS t(k, x)
+	WHERE (` + sequenceSQL + `) > $3`
 
 // tryBarrierSQL is barrierSQL with try-locks: it never waits, so it never
 // makes a writer queue behind it. It returns how many keys it tried and
@@ -51,8 +56,7 @@ const barrierSQL = `SELECT count(*) FROM (
 // way.
 const tryBarrierSQL = `SELECT count(*), coalesce(bool_and(got), true) FROM (
 	SELECT CASE WHEN x THEN pg_try_advisory_xact_lock(k) ELSE pg_try_advisory_xact_lock_shared(k) END AS got
-	FROM unnest($1::int8[], $2::bool[]) AS t(k, x)
-	WHERE (` + sequenceSQL + `) > $3
+	` + barrierKeysSQL + `
 ) AS tried`
 
 // allSharedSQL takes the all key shared: every writer does, just before it
