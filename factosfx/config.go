@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/projections"
 )
@@ -193,9 +194,9 @@ var Vars = []Var{
 			c.LogFormat = v
 			return nil
 		}},
-	{Name: "RIVER_REACTION_WORKERS", Default: "50", Description: "Concurrent reaction jobs per queue and process. River fetches at most this many jobs per RIVER_FETCH_COOLDOWN, so workers/cooldown bounds a queue's jobs a second (10 at 10ms: 1,000/s).",
+	{Name: "RIVER_REACTION_WORKERS", Default: strconv.Itoa(factos.DefaultReactionWorkers), Description: "Concurrent reaction jobs per queue and process. River fetches at most this many jobs per RIVER_FETCH_COOLDOWN, so workers/cooldown bounds a queue's jobs a second (10 at 10ms: 1,000/s).",
 		set: func(c *Config, v string) (err error) { c.ReactionWorkers, err = positive(v, 10_000); return err }},
-	{Name: "RIVER_EFFECT_WORKERS", Default: "50", Description: "Concurrent effect jobs per queue and process; effects that wait on other services need more.",
+	{Name: "RIVER_EFFECT_WORKERS", Default: strconv.Itoa(factos.DefaultEffectWorkers), Description: "Concurrent effect jobs per queue and process; effects that wait on other services need more.",
 		set: func(c *Config, v string) (err error) { c.EffectWorkers, err = positive(v, 10_000); return err }},
 	{Name: "RIVER_FETCH_COOLDOWN", Default: "10ms", Description: "Shortest time between two fetches of available jobs per queue. River's own default, 100ms, caps 50 workers at about 500 jobs a second and puts 100ms or more between a commit and its reaction; a fetch is one small query.",
 		set: func(c *Config, v string) (err error) {

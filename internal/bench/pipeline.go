@@ -457,10 +457,10 @@ type riverVariant struct {
 // run every rate with ordered effects, right after the unordered run of
 // the rate.
 var riverVariants = []riverVariant{
-	{name: "worker default (50 workers, fetch cooldown 10ms)", workers: factos.DefaultEffectWorkers, fetchCooldown: 10 * time.Millisecond, ordered: true},
+	{name: fmt.Sprintf("worker default (%d workers, fetch cooldown 10ms)", factos.DefaultEffectWorkers), workers: factos.DefaultEffectWorkers, fetchCooldown: 10 * time.Millisecond, ordered: true},
 	{name: "River default fetch cooldown (100ms)", workers: factos.DefaultEffectWorkers},
 	{name: "10 workers (fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
-	{name: "fetch cooldown 2ms (50 workers)", workers: factos.DefaultEffectWorkers, fetchCooldown: 2 * time.Millisecond},
+	{name: fmt.Sprintf("fetch cooldown 2ms (%d workers)", factos.DefaultEffectWorkers), workers: factos.DefaultEffectWorkers, fetchCooldown: 2 * time.Millisecond},
 }
 
 // effectJudged is the offered rate the targets judge commit to effect at,

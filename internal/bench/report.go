@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 )
 
@@ -439,7 +440,7 @@ func (m *mdWriter) effects() {
 	if b := m.res.EffectBase; b != nil {
 		m.p("The offered rates are fractions of %s's throughput in this run (%.0f/s), from one half up by tenths until the pipeline no longer keeps up (achieved below 0.98 of offered, p99 to done above 1s, or an effect missing or doubled: *sustained* no), for each River configuration. ", b.Cell, b.PerSecond)
 	}
-	m.p("The first configuration is the worker's default (`worker run`: 50 reaction and 50 effect workers, `RIVER_FETCH_COOLDOWN` 10ms, the outbox notifying River's producers at most once per cooldown); each other one changes one setting. The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert (*to done*: commit to effect). Every command must get exactly one effect.\n\n")
+	m.p("The first configuration is the worker's default (`worker run`: %d reaction and %d effect workers, `RIVER_FETCH_COOLDOWN` 10ms, the outbox notifying River's producers at most once per cooldown); each other one changes one setting. The reactor plans one effect per user; the effect handler inserts a row keyed by the effect's idempotency key. Latencies run from the event's `recorded_at` (its insert, just before commit) to the reactor's run, to the effect handler's start, and to the end of the handler's own committed insert (*to done*: commit to effect). Every command must get exactly one effect.\n\n", factos.DefaultReactionWorkers, factos.DefaultEffectWorkers)
 	m.p("| River | offered /s | fraction | achieved /s | effects /s | commands | effects | duplicates | missing | dispatch p50 / p99 ms | to reaction p50 / p99 ms | to effect p50 / p99 ms | to done p50 / p99 / max ms | sustained |\n")
 	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, e := range m.res.Effects {

@@ -2,8 +2,11 @@ package bench
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/factos-go/factos"
 )
 
 // Results are everything one run measured. WriteJSON stores them as they
@@ -85,7 +88,7 @@ var definitions = map[string]string{
 	"keys+outbox":    "keys with the outbox installed: every dispatch also inserts one River reaction job row (internal/riversql) in the batch that inserts its events",
 	"direct":         "the temporal scenario's command dispatched in the client's goroutine through activities.Registry.Dispatch (JSON payload, command id), without Temporal",
 	"temporal":       "the same command sent as a workflow (one ExecuteCommand activity, default activity options) to a Temporal worker in the benchmark process; the client starts it and waits for its result; round trips are not counted on this path",
-	"effects":        "commands offered at fixed rates (fractions of keys+outbox's 16-client throughput in the run, stepped up until not sustained) with River running reactions and effects in the benchmark process, under the worker's defaults (50 workers each, fetch cooldown 10ms) and variants changing one setting; latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert",
+	"effects":        fmt.Sprintf("commands offered at fixed rates (fractions of keys+outbox's 16-client throughput in the run, stepped up until not sustained) with River running reactions and effects in the benchmark process, under the worker's defaults (%d workers each, fetch cooldown 10ms) and variants changing one setting; latencies from the event's recorded_at to the reactor's run, the effect handler's start and the end of its own committed insert", factos.DefaultEffectWorkers),
 	"ordered":        "the effects scenario's worker-default configuration runs every offered rate twice, back to back on the same River client and database: unordered effects, then effects whose ordering key groups the commands (user-group:<n>, n the command's number modulo the run's key count), which run one at a time per key in position order, released by the registry's sequencer (default configuration, running beside the client in every configuration, as in worker run); effects/s is effects ended per second between the ends of the 10th and the 90th percentile effect (the offered rate when the pipeline keeps up, its throughput when it falls behind); an order violation is an effect whose handler ran (first run of its effect key) after one of a higher position of its key, or while another of its key ran",
 	"tail":           "commands offered at a fixed rate under keys while a caught-up reader polls Store.ReadAfter (again at once after records, after 10ms when idle); from each record's recorded_at to the return of the read that returned it",
 	"hot":            "BuyTicket for the current concert; every buyer races for it, and after hot_epoch sales all move on to the next concert (capacity 1e9, so it never sells out) to keep the context the decider reads the same size",
