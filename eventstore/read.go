@@ -166,11 +166,28 @@ func (s *Store) ReadPositions(ctx context.Context, positions ...Position) ([]Raw
 	return records, nil
 }
 
-type querier interface {
+// ReadPositionsWith is ReadPositions through q, for a caller that reads
+// inside a transaction of its own (a reaction that holds the River jobs it
+// claimed until it commits) and must not take a second connection.
+func (s *Store) ReadPositionsWith(ctx context.Context, q Querier, positions ...Position) ([]RawRecord, error) {
+	ps := make([]int64, len(positions))
+	for i, p := range positions {
+		ps[i] = int64(p)
+	}
+	records, err := readPositions(ctx, q, ps)
+	if err != nil {
+		return nil, storeError(ctx, "reading events", err)
+	}
+	return records, nil
+}
+
+// Querier runs a query: a pgx.Tx, a *pgx.Conn, a *pgxpool.Conn or a
+// *pgxpool.Pool.
+type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-func readPositions(ctx context.Context, q querier, positions []int64) ([]RawRecord, error) {
+func readPositions(ctx context.Context, q Querier, positions []int64) ([]RawRecord, error) {
 	rows, err := q.Query(ctx, positionsReadSQL, positions)
 	if err != nil {
 		return nil, err

@@ -49,8 +49,8 @@ func NewTemporalClient(lc fx.Lifecycle, cfg *Config, m *Metrics, tr *Tracing, l 
 
 // NewReactorRegistry registers the domain's reactors; NewClient adds the
 // built-in Temporal effects when Temporal is enabled.
-func NewReactorRegistry(domain Domain, pool *pgxpool.Pool, m *Metrics, tr *Tracing, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
-	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l, TracerProvider: tr.Provider})
+func NewReactorRegistry(cfg *Config, domain Domain, pool *pgxpool.Pool, m *Metrics, tr *Tracing, tc client.Client, l *slog.Logger) (*reactors.Registry, error) {
+	reg := reactors.NewRegistry(&reactors.Config{Metrics: m.Reactors, Logger: l, TracerProvider: tr.Provider, ReactionBatchSize: cfg.ReactionBatchSize})
 	if domain.Reactors != nil {
 		if err := domain.Reactors(reg, DomainEnv{Pool: pool, Temporal: tc != nil}); err != nil {
 			return nil, fmt.Errorf("error registering reactors: %w", err)

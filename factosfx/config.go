@@ -18,6 +18,7 @@ import (
 	"github.com/factos-go/factos"
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/projections"
+	"github.com/factos-go/factos/reactors"
 )
 
 // Config is the worker's configuration, read from the environment by
@@ -73,6 +74,9 @@ type Config struct {
 	LockStrategy    eventstore.LockStrategy
 	ShutdownTimeout time.Duration
 	StartupTimeout  time.Duration
+
+	// ReactionBatchSize: reactors.Config.ReactionBatchSize.
+	ReactionBatchSize int
 
 	ProjectionBatchSize     int
 	ProjectionPollInterval  time.Duration
@@ -198,6 +202,11 @@ var Vars = []Var{
 		set: func(c *Config, v string) (err error) { c.ReactionWorkers, err = positive(v, 10_000); return err }},
 	{Name: "RIVER_EFFECT_WORKERS", Default: strconv.Itoa(factos.DefaultEffectWorkers), Description: "Concurrent effect jobs per queue and process; effects that wait on other services need more.",
 		set: func(c *Config, v string) (err error) { c.EffectWorkers, err = positive(v, 10_000); return err }},
+	{Name: "REACTION_BATCH_SIZE", Default: strconv.Itoa(reactors.DefaultReactionBatchSize), Description: "Most reaction jobs one reaction handles in one transaction: while other reactions run (a backlog), a reaction claims up to this many minus one jobs waiting in its queue and commits them with its own. 1: every job alone.",
+		set: func(c *Config, v string) (err error) {
+			c.ReactionBatchSize, err = positive(v, reactors.MaxReactionBatchSize)
+			return err
+		}},
 	{Name: "RIVER_FETCH_COOLDOWN", Default: "10ms", Description: "Shortest time between two fetches of available jobs per queue. River's own default, 100ms, caps 50 workers at about 500 jobs a second and puts 100ms or more between a commit and its reaction; a fetch is one small query.",
 		set: func(c *Config, v string) (err error) {
 			if c.FetchCooldown, err = positiveDuration(v); err == nil && c.FetchCooldown < time.Millisecond {

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := factosfx.Config{
 		DatabaseURL: "postgres://u:p@db:5432/factos", DatabaseMaxConns: 20,
 		TemporalEnabled: true, TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", TemporalTaskQueue: "factos",
-		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 50, EffectWorkers: 50,
+		HTTPAddr: ":8080", LogLevel: slog.LevelInfo, LogFormat: "json", ReactionWorkers: 50, EffectWorkers: 50, ReactionBatchSize: 100,
 		FetchCooldown: 10 * time.Millisecond, JobTimeout: time.Minute, RescueAfter: time.Hour,
 		DiscardedJobRetention: 30 * 24 * time.Hour, CancelledJobRetention: 30 * 24 * time.Hour, CommandIDRetention: 7 * 24 * time.Hour,
 		LockStrategy: eventstore.LockKeys, ShutdownTimeout: 30 * time.Second, StartupTimeout: 5 * time.Minute,
@@ -66,6 +66,8 @@ func TestBadConfigNamesTheVariable(t *testing.T) {
 		{map[string]string{"RIVER_JOB_TIMEOUT": "2m", "RIVER_RESCUE_AFTER": "1m"}, "RIVER_RESCUE_AFTER"},
 		{map[string]string{"RIVERUI_ENABLED": "true"}, "RIVERUI_USERNAME"},
 		{map[string]string{"RIVERUI_ENABLED": "true", "RIVERUI_USERNAME": "admin"}, "RIVERUI_USERNAME"},
+		{map[string]string{"REACTION_BATCH_SIZE": "0"}, "REACTION_BATCH_SIZE"},
+		{map[string]string{"REACTION_BATCH_SIZE": "1001"}, "REACTION_BATCH_SIZE"},
 		{map[string]string{"PROJECTION_BATCH_SIZE": "0"}, "PROJECTION_BATCH_SIZE"},
 		{map[string]string{"PROJECTION_BATCH_SIZE": "20000"}, "PROJECTION_BATCH_SIZE"},
 		{map[string]string{"PROJECTION_POLL_INTERVAL": "100us"}, "PROJECTION_POLL_INTERVAL"},

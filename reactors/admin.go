@@ -291,7 +291,7 @@ func (r *Registry) replan(ctx context.Context, tx pgx.Tx, store *eventstore.Stor
 		if _, ok := r.effects[planned.Kind]; !ok || (planned.OrderingKey != "") != ordered {
 			return 0, fmt.Errorf("reactor %s now plans effect %s with another ordering or of an unregistered kind", e.Reactor, effectKey)
 		}
-		params, err := r.reactParams(ctx, nil, []reaction{{reactor: e.Reactor, rec: recs[0], effects: []eventstore.PlannedEffect{planned}}})
+		params, err := r.reactParams([]reaction{{job: &reactionJob{ctx: ctx}, reactor: e.Reactor, rec: recs[0], effects: []eventstore.PlannedEffect{planned}}})
 		if err != nil {
 			return 0, err
 		}

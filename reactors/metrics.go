@@ -18,6 +18,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	retries   *prometheus.CounterVec
 	discards  *prometheus.CounterVec
+	claimed   prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them, plus a collector of
@@ -26,6 +27,8 @@ type Metrics struct {
 //   - factos_reaction_lag_seconds{reactor}: commit of a record to the start
 //     of its reaction (first attempt);
 //   - factos_reactions_total{reactor,outcome}: reacted, duplicate, error;
+//   - factos_reaction_jobs_claimed_total: reaction jobs a reaction claimed
+//     from its queue and handled beside its own (Config.ReactionBatchSize);
 //   - factos_effect_duration_seconds{kind,outcome}: one attempt of an effect;
 //   - factos_effect_retries_total{kind}: attempts after the first;
 //   - factos_effect_discards_total{kind,reason}: effects given up on
@@ -51,8 +54,10 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*Metrics, error)
 			Help: "Effect attempts after the first."}, []string{"kind"}),
 		discards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "factos_effect_discards_total",
 			Help: "Effects given up on."}, []string{"kind", "reason"}),
+		claimed: prometheus.NewCounter(prometheus.CounterOpts{Name: "factos_reaction_jobs_claimed_total",
+			Help: "Reaction jobs a reaction claimed from its queue and handled beside its own."}),
 	}
-	for _, c := range []prometheus.Collector{m.lag, m.reactions, m.latency, m.retries, m.discards, newJobCollector(pool)} {
+	for _, c := range []prometheus.Collector{m.lag, m.reactions, m.latency, m.retries, m.discards, m.claimed, newJobCollector(pool)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -69,6 +74,12 @@ func (m *Metrics) observeLag(reactor string, d time.Duration) {
 func (m *Metrics) reaction(reactor, outcome string) {
 	if m != nil {
 		m.reactions.WithLabelValues(reactor, outcome).Inc()
+	}
+}
+
+func (m *Metrics) claimedJobs(n int) {
+	if m != nil {
+		m.claimed.Add(float64(n))
 	}
 }
 

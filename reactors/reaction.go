@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/internal/riversql"
@@ -37,9 +39,9 @@ func (a EffectArgs) Kind() string { return EffectKindPrefix + a.EffectKind }
 // reactionWorker runs the reactors of a reaction job (one per dispatch, or
 // per replayed batch) on its records and enqueues the effects they plan.
 //
-// A reaction takes two round trips: one loads the records; one, in a
-// transaction of its own, records the reactions in the ledger, records the
-// effect keys, inserts the effect jobs and completes the reaction job
+// Alone, a reaction takes two round trips: one loads the records; one, in
+// a transaction of its own, records the reactions in the ledger, records
+// the effect keys, inserts the effect jobs and completes the reaction job
 // (one statement, then River's completion, then COMMIT, in one batch). A
 // crash before the commit leaves nothing and River retries the job; a
 // crash after it leaves everything, and the job is already complete. The
@@ -48,8 +50,19 @@ func (a EffectArgs) Kind() string { return EffectKindPrefix + a.EffectKind }
 // factos_effects is not enqueued again, so a retried, duplicated or
 // replayed reaction never enqueues an effect twice.
 //
+// While other reactions run in the process (a backlog), a reaction first
+// claims up to Config.ReactionBatchSize-1 jobs still waiting in its queue
+// (never attempted, locked FOR UPDATE SKIP LOCKED in its transaction, so
+// neither River's producers nor another reaction take them), loads all
+// the records in one read, and writes and completes the lot in the same
+// one statement batch: three round trips for the batch instead of River's
+// fetch, two round trips and a completion per job. A crash rolls the
+// claims back with everything else; the jobs are available again.
+//
 // A reactor that fails on a record holds only its own reactions back: the
-// others commit, and the job is retried for the failed ones alone.
+// others commit, and the job is retried for the failed ones alone. A
+// claimed job that failed is left available with the attempt and its
+// error recorded, so River runs it alone next, with its own retries.
 type reactionWorker struct {
 	river.WorkerDefaults[outbox.ReactionArgs]
 	reg   *Registry
@@ -94,96 +107,192 @@ const reactSQL = `WITH r AS (
 )
 SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM j), (SELECT count(*) FROM s)`
 
+// claimSQL claims up to $2 reaction jobs waiting in queue $1 that were
+// never attempted, in the order River's producers fetch them. The locks
+// keep them from River and from other reactions until the transaction
+// ends. (A job River or a claim already attempted is left to River: a job
+// that fails is never claimed over and over.)
+const claimSQL = `SELECT id, args, metadata FROM river_job
+WHERE state = 'available' AND queue = $1 AND scheduled_at <= now() AND kind = '` + outbox.Kind + `' AND attempt = 0
+ORDER BY priority, scheduled_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+// finishClaimedSQL records the attempt of the claimed jobs $1, as River's
+// fetch would (attempted by $3), and completes those whose error in $2 is
+// empty; the others stay available with their error recorded, as River
+// records an attempt's error.
+const finishClaimedSQL = `UPDATE river_job j SET attempt = j.attempt + 1, attempted_at = now(),
+	attempted_by = array_append(j.attempted_by, $3::text),
+	state = CASE WHEN c.err = '' THEN 'completed'::river_job_state ELSE j.state END,
+	finalized_at = CASE WHEN c.err = '' THEN now() ELSE j.finalized_at END,
+	errors = CASE WHEN c.err = '' THEN j.errors
+		ELSE array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt + 1, 'error', c.err, 'trace', '')) END
+FROM unnest($1::int8[], $2::text[]) AS c(id, err)
+WHERE j.id = c.id AND j.state = 'available'`
+
+// reactionJob is one reaction job a reaction handles: River's, or one it
+// claimed.
+type reactionJob struct {
+	id       int64
+	args     outbox.ReactionArgs
+	md       map[string]string
+	ctx      context.Context // carries the job's span
+	span     trace.Span
+	attempt  int
+	records  []eventstore.RawRecord
+	failures []string
+}
+
+func (j *reactionJob) err() error {
+	if len(j.failures) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(j.failures, "; "))
+}
+
 // reaction is what one (reactor, record) pair planned.
 type reaction struct {
+	job     *reactionJob
 	reactor string
 	rec     eventstore.RawRecord
 	effects []eventstore.PlannedEffect
 }
 
 func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) (err error) {
-	reg, args := w.reg, job.Args
-	ctx, span := reg.startJobSpan(ctx, "factos.reaction", job.Metadata,
-		attribute.StringSlice("factos.reactors", args.Reactors), attribute.Int64Slice("factos.positions", args.Positions()),
-		attribute.String("factos.stream", args.Stream), attribute.Int64("river.job.id", job.ID), attribute.Int("river.job.attempt", job.Attempt))
-	defer func() { endJobSpan(span, err) }()
+	reg := w.reg
+	own := reg.startReaction(ctx, job.ID, job.Args, job.Metadata, job.Attempt)
+	defer func() { endJobSpan(own.span, err) }()
 	started := time.Now()
-	records, err := w.store.ReadPositions(ctx, positions(args.Events)...)
+	conn, err := w.store.Pool().Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("error loading records %v: %w", positions(args.Events), err)
+		return fmt.Errorf("error acquiring a connection: %w", err)
 	}
-	if len(records) != len(args.Events) {
-		// The log is append-only: a missing record means the job was
-		// built for another database. Retrying cannot help.
-		return river.JobCancel(fmt.Errorf("%d of the job's %d records not found: built for another database?", len(args.Events)-len(records), len(args.Events)))
+	defer conn.Release()
+	// Whatever ends the reaction before its commit rolls back its claims
+	// with the rest.
+	inTx := false
+	defer func() {
+		if inTx {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+
+	jobs := []*reactionJob{own}
+	n := reg.reacting.Add(1)
+	defer reg.reacting.Add(-1)
+	if n > 1 && reg.cfg.ReactionBatchSize > 1 {
+		inTx = true
+		claimed, err := reg.claim(ctx, conn, job, reg.cfg.ReactionBatchSize-1)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, claimed...)
 	}
-	if err := reg.step("loaded", records[0].Position); err != nil {
+	// Each claimed job's span ends with its own outcome once committed,
+	// and with the reaction's error if it never was.
+	committed := false
+	defer func() {
+		for _, j := range jobs[1:] {
+			if committed {
+				endJobSpan(j.span, j.err())
+			} else {
+				endJobSpan(j.span, err)
+			}
+		}
+	}()
+
+	var ps []eventstore.Position
+	for _, j := range jobs {
+		ps = append(ps, positions(j.args.Events)...)
+	}
+	records, err := w.store.ReadPositionsWith(ctx, conn, ps...)
+	if err != nil {
+		return fmt.Errorf("error loading records %v: %w", ps, err)
+	}
+	byPosition := make(map[eventstore.Position]eventstore.RawRecord, len(records))
+	for _, r := range records {
+		byPosition[r.Position] = r
+	}
+	for _, j := range jobs {
+		for _, e := range j.args.Events {
+			if r, ok := byPosition[eventstore.Position(e.Position)]; ok {
+				j.records = append(j.records, r)
+			}
+		}
+		if missing := len(j.args.Events) - len(j.records); missing > 0 {
+			// The log is append-only: a missing record means the job was
+			// built for another database. Retrying cannot help.
+			err := fmt.Errorf("%d of the job's %d records not found: built for another database?", missing, len(j.args.Events))
+			if j == own {
+				return river.JobCancel(err)
+			}
+			j.failures = append(j.failures, err.Error())
+		}
+	}
+	first := own.records[0].Position
+	if err := reg.step("loaded", first); err != nil {
 		return err
 	}
 
-	// React, in Go: every reactor of the job on every record it subscribes
-	// to. Reactors are pure, so reacting again to pairs already in the
-	// ledger costs only the time; the statement skips them.
-	var (
-		reactions []reaction
-		failures  []string
-	)
-	for _, name := range args.Reactors {
-		entry, ok := reg.reactors[name]
-		if !ok {
-			failures = append(failures, fmt.Sprintf("reactor %s is not registered in this process", name))
+	// React, in Go: every reactor of each job on every record of the job
+	// it subscribes to. Reactors are pure, so reacting again to pairs
+	// already in the ledger costs only the time; the statement skips
+	// them.
+	var reactions []reaction
+	for _, j := range jobs {
+		if len(j.failures) > 0 {
 			continue
 		}
-		for _, rec := range records {
-			if !entry.sub.Query.Matches(rec.Type, rec.Tags) {
-				continue
-			}
-			if job.Attempt == 1 {
-				reg.cfg.Metrics.observeLag(name, started.Sub(rec.RecordedAt))
-			}
-			effects, err := entry.react(rec)
-			if err == nil {
-				err = reg.checkEffects(name, effects)
-			}
-			if err != nil {
-				reg.cfg.Metrics.reaction(name, "error")
-				failures = append(failures, fmt.Sprintf("reactor %s failed on record %d: %v", name, rec.Position, err))
-				continue
-			}
-			reactions = append(reactions, reaction{reactor: name, rec: rec, effects: effects})
-		}
+		reactions = append(reactions, reg.react(j, started)...)
 	}
-	if err := reg.step("reacted", records[0].Position); err != nil {
+	if err := reg.step("reacted", first); err != nil {
 		return err
 	}
 
-	params, err := reg.reactParams(ctx, jobMetadata(job.Metadata), reactions)
+	params, err := reg.reactParams(reactions)
 	if err != nil {
 		return err
 	}
-	// One round trip, in a transaction of its own. (A failed statement
-	// leaves the connection in a failed transaction; the pool discards
-	// such a connection when it comes back.)
+	// One round trip, in the transaction of the claims or one of its own.
+	// (A failed statement leaves the connection in a failed transaction,
+	// which the deferred ROLLBACK ends.)
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
+	if !inTx {
+		b.Queue("BEGIN")
+		inTx = true
+	}
 	var fresh []string
-	var jobs, sequenced int64
-	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &jobs, &sequenced) })
+	var jobCount, sequenced int64
+	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &jobCount, &sequenced) })
 	for _, q := range reg.effectQueues(reactions) {
 		reg.notify.Queue(b, q)
 	}
-	if len(failures) == 0 {
+	if len(own.failures) == 0 {
 		// The job completes with its reactions: River's own completion,
 		// when Work returns, then finds it no longer running.
 		b.Queue(riversql.CompleteSQL, job.ID)
 	}
-	if err := reg.step("written", records[0].Position); err != nil {
+	completed := len(own.failures) == 0
+	if len(jobs) > 1 {
+		ids := make([]int64, 0, len(jobs)-1)
+		errs := make([]string, 0, len(jobs)-1)
+		for _, j := range jobs[1:] {
+			ids = append(ids, j.id)
+			errs = append(errs, strings.Join(j.failures, "; "))
+			completed = completed || len(j.failures) == 0
+		}
+		b.Queue(finishClaimedSQL, ids, errs, attemptedBy(job))
+	}
+	if err := reg.step("written", first); err != nil {
 		return err
 	}
 	b.Queue("COMMIT")
-	if err := w.store.Pool().SendBatch(ctx, b).Close(); err != nil {
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("error recording the reactions: %w", err)
 	}
+	inTx, committed = false, true
+	reg.cfg.Metrics.claimedJobs(len(jobs) - 1)
 	// Counted once the transaction committed; pairs that were in the
 	// ledger already are duplicates.
 	counts := map[string]int{}
@@ -202,16 +311,94 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 	// planned ordered effects has work for it.
 	if sequenced > 0 {
 		reg.seq.Wake()
-	} else if len(failures) == 0 {
+	} else if completed {
 		reg.seq.wakeIfWaiting()
 	}
-	if err := reg.step("committed", records[0].Position); err != nil {
+	if err := reg.step("committed", first); err != nil {
 		return err
 	}
-	if len(failures) > 0 {
-		return errors.New(strings.Join(failures, "; "))
+	return own.err()
+}
+
+// startReaction starts the span of a reaction job.
+func (r *Registry) startReaction(ctx context.Context, id int64, args outbox.ReactionArgs, metadata []byte, attempt int, attrs ...attribute.KeyValue) *reactionJob {
+	ctx, span := r.startJobSpan(ctx, "factos.reaction", metadata, append(attrs,
+		attribute.StringSlice("factos.reactors", args.Reactors), attribute.Int64Slice("factos.positions", args.Positions()),
+		attribute.String("factos.stream", args.Stream), attribute.Int64("river.job.id", id), attribute.Int("river.job.attempt", attempt))...)
+	return &reactionJob{id: id, args: args, md: jobMetadata(metadata), ctx: ctx, span: span, attempt: attempt}
+}
+
+// claim begins the reaction's transaction on conn and claims up to limit
+// jobs waiting in the queue of job.
+func (r *Registry) claim(ctx context.Context, conn *pgxpool.Conn, job *river.Job[outbox.ReactionArgs], limit int) ([]*reactionJob, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	var claimed []*reactionJob
+	b.Queue(claimSQL, job.Queue, limit).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				id       int64
+				raw, md  []byte
+				args     outbox.ReactionArgs
+				attrWith = attribute.Int64("factos.reaction.claimed_by", job.ID)
+			)
+			if err := rows.Scan(&id, &raw, &md); err != nil {
+				return err
+			}
+			if err := json.Unmarshal(raw, &args); err != nil {
+				return fmt.Errorf("error decoding the args of reaction job %d: %w", id, err)
+			}
+			claimed = append(claimed, r.startReaction(ctx, id, args, md, 1, attrWith))
+		}
+		return rows.Err()
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		for _, j := range claimed {
+			endJobSpan(j.span, err)
+		}
+		return nil, fmt.Errorf("error claiming reaction jobs: %w", err)
 	}
-	return nil
+	return claimed, nil
+}
+
+// react runs every reactor of a job on every record of the job it
+// subscribes to, and returns what they planned; failures go to the job.
+func (r *Registry) react(j *reactionJob, started time.Time) []reaction {
+	var out []reaction
+	for _, name := range j.args.Reactors {
+		entry, ok := r.reactors[name]
+		if !ok {
+			j.failures = append(j.failures, fmt.Sprintf("reactor %s is not registered in this process", name))
+			continue
+		}
+		for _, rec := range j.records {
+			if !entry.sub.Query.Matches(rec.Type, rec.Tags) {
+				continue
+			}
+			if j.attempt == 1 {
+				r.cfg.Metrics.observeLag(name, started.Sub(rec.RecordedAt))
+			}
+			effects, err := entry.react(rec)
+			if err == nil {
+				err = r.checkEffects(name, effects)
+			}
+			if err != nil {
+				r.cfg.Metrics.reaction(name, "error")
+				j.failures = append(j.failures, fmt.Sprintf("reactor %s failed on record %d: %v", name, rec.Position, err))
+				continue
+			}
+			out = append(out, reaction{job: j, reactor: name, rec: rec, effects: effects})
+		}
+	}
+	return out
+}
+
+// attemptedBy is the River client running job: the last of its attempts'.
+func attemptedBy(job *river.Job[outbox.ReactionArgs]) string {
+	if n := len(job.AttemptedBy); n > 0 {
+		return job.AttemptedBy[n-1]
+	}
+	return "factos"
 }
 
 func positions(events []outbox.EventRef) []eventstore.Position {
@@ -237,8 +424,8 @@ func (r *Registry) checkEffects(reactor string, effects []eventstore.PlannedEffe
 }
 
 // reactParams builds reactSQL's parameters. An effect key planned twice
-// (by one reaction or by two of the job) runs once: the first wins.
-func (r *Registry) reactParams(ctx context.Context, jobMD map[string]string, reactions []reaction) ([]any, error) {
+// (by one reaction, or by two of the jobs) runs once: the first wins.
+func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 	var (
 		lReactor   []string
 		lPosition  []int64
@@ -296,7 +483,7 @@ func (r *Registry) reactParams(ctx context.Context, jobMD map[string]string, rea
 			jAttempts = append(jAttempts, int16(h.maxAttempts))
 			jPriority = append(jPriority, 1)
 			jQueue = append(jQueue, h.queue)
-			md, err := effectJobMetadata(ctx, jobMD, rc.rec, e.OrderingKey)
+			md, err := effectJobMetadata(rc.job.ctx, rc.job.md, rc.rec, e.OrderingKey)
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -26,6 +27,12 @@ const (
 	DefaultEffectMaxAttempts = 10
 	// DefaultEffectTimeout bounds one attempt of an effect.
 	DefaultEffectTimeout = time.Minute
+	// DefaultReactionBatchSize is the most reaction jobs one reaction
+	// handles in one transaction: its own and those it claims.
+	DefaultReactionBatchSize = 100
+	// MaxReactionBatchSize bounds ReactionBatchSize: the batch's records,
+	// ledger rows and effect jobs go in one statement.
+	MaxReactionBatchSize = 1000
 )
 
 // EffectKindPrefix starts the River kind of every effect job.
@@ -42,6 +49,15 @@ type Config struct {
 	// River's producers for one effect queue. Default:
 	// outbox.DefaultNotifyInterval (10ms).
 	NotifyInterval time.Duration
+	// ReactionBatchSize is the most reaction jobs one reaction handles in
+	// one transaction. While other reactions of the process are running
+	// (River has a backlog to work through), a reaction claims up to
+	// ReactionBatchSize-1 more jobs waiting in its queue, reacts to all
+	// of their records and commits them with its own: one transaction, one
+	// ledger statement and one completion for the lot instead of one each.
+	// Negative or 1: every job alone; at most MaxReactionBatchSize.
+	// Default: DefaultReactionBatchSize (100).
+	ReactionBatchSize int
 	// Sequencer configures the sequencer that releases ordered effects
 	// (Registry.Sequencer). Default: see SequencerConfig.
 	Sequencer SequencerConfig
@@ -74,6 +90,9 @@ type Registry struct {
 	notify   *riversql.Notifier
 	store    *eventstore.Store
 	seq      *Sequencer
+	// reacting counts the reactions running in this process: a reaction
+	// claims more jobs only while it is not alone.
+	reacting atomic.Int64
 
 	// fault, when set by tests, is called at each step of a reaction; an
 	// error aborts the reaction there, as a crash would.
@@ -106,6 +125,10 @@ func NewRegistry(cfg *Config) *Registry {
 	if r.cfg.NotifyInterval == 0 {
 		r.cfg.NotifyInterval = outbox.DefaultNotifyInterval
 	}
+	if r.cfg.ReactionBatchSize == 0 {
+		r.cfg.ReactionBatchSize = DefaultReactionBatchSize
+	}
+	r.cfg.ReactionBatchSize = min(r.cfg.ReactionBatchSize, MaxReactionBatchSize)
 	return r
 }
 

@@ -447,17 +447,21 @@ type riverVariant struct {
 	// ordered runs every rate twice, back to back on the same River
 	// client: unordered effects, then ordered ones.
 	ordered bool
+	// reactionBatch is the registry's ReactionBatchSize (0: its default).
+	reactionBatch int
 }
 
 // riverVariants are compared side by side, the worker's defaults first
 // (50 reaction and 50 effect workers, RIVER_FETCH_COOLDOWN 10ms, the
-// outbox notifying once per cooldown): the targets judge that one. The
-// others each change one setting: River's own fetch cooldown, the former
-// default of 10 workers, a shorter cooldown. The worker's defaults also
-// run every rate with ordered effects, right after the unordered run of
-// the rate.
+// outbox notifying once per cooldown, reactions claiming up to
+// reactors.DefaultReactionBatchSize jobs): the targets judge that one.
+// The others each change one setting: every reaction job alone (no
+// claims), River's own fetch cooldown, the former default of 10 workers, a
+// shorter cooldown. The worker's defaults also run every rate with ordered
+// effects, right after the unordered run of the rate.
 var riverVariants = []riverVariant{
 	{name: fmt.Sprintf("worker default (%d workers, fetch cooldown 10ms)", factos.DefaultEffectWorkers), workers: factos.DefaultEffectWorkers, fetchCooldown: 10 * time.Millisecond, ordered: true},
+	{name: "one reaction job per reaction (ReactionBatchSize 1)", workers: factos.DefaultEffectWorkers, fetchCooldown: 10 * time.Millisecond, reactionBatch: 1},
 	{name: "River default fetch cooldown (100ms)", workers: factos.DefaultEffectWorkers},
 	{name: "10 workers (fetch cooldown 10ms)", workers: 10, fetchCooldown: 10 * time.Millisecond},
 	{name: fmt.Sprintf("fetch cooldown 2ms (%d workers)", factos.DefaultEffectWorkers), workers: factos.DefaultEffectWorkers, fetchCooldown: 2 * time.Millisecond},
@@ -581,7 +585,7 @@ func (r *runner) effectsVariant(ctx context.Context, v riverVariant, each func(r
 
 	times := &effectTimes{}
 	times.reset()
-	reg := reactors.NewRegistry(&reactors.Config{NotifyInterval: v.fetchCooldown})
+	reg := reactors.NewRegistry(&reactors.Config{NotifyInterval: v.fetchCooldown, ReactionBatchSize: v.reactionBatch})
 	// The reactor is pure but for one thing: it notes when it ran, which
 	// is what this scenario measures. A retried reaction keeps the first.
 	// The effects of an ordered run's commands get their ordering key.

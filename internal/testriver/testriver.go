@@ -50,6 +50,9 @@ type Env struct {
 // with NoStart, until ctx ends (or Client.Stop for the client).
 func (e *Env) Run(ctx context.Context) error { return e.fc.Start(ctx) }
 
+// Stop stops what Run started: River and the sequencer.
+func (e *Env) Stop(ctx context.Context) error { return e.fc.Stop(ctx) }
+
 // Start wires reg to a River client and a store on pool through the front
 // door (factos.NewClient), with fast polling and retries, and starts the
 // client and the registry's sequencer (which releases ordered effects).
