@@ -150,20 +150,12 @@ func (s *Store) ReadAfter(ctx context.Context, after Position, opts *ReadAfterOp
 // ReadPositions returns the events at the given positions, in position
 // order. Missing positions are skipped.
 func (s *Store) ReadPositions(ctx context.Context, positions ...Position) ([]RawRecord, error) {
-	ps := make([]int64, len(positions))
-	for i, p := range positions {
-		ps[i] = int64(p)
-	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, storeError(ctx, "acquiring a connection", err)
 	}
 	defer conn.Release()
-	records, err := readPositions(ctx, conn, ps)
-	if err != nil {
-		return nil, storeError(ctx, "reading events", err)
-	}
-	return records, nil
+	return s.ReadPositionsWith(ctx, conn, positions...)
 }
 
 // ReadPositionsWith is ReadPositions through q, for a caller that reads

@@ -10,7 +10,6 @@ import (
 
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
-	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/internal/testriver"
 	"github.com/factos-go/factos/reactors"
 )
@@ -33,18 +32,15 @@ func TestReactionsClaimWaitingJobs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			pool := testdb.New(t)
-			ctx := context.Background()
-			if err := tickets.Migrate(ctx, pool); err != nil {
-				t.Fatal(err)
-			}
+			b := setup(t)
+			ctx, pool := b.ctx, b.pool
 			promReg := prometheus.NewRegistry()
 			metrics, err := reactors.NewMetrics(promReg, pool)
 			if err != nil {
 				t.Fatal(err)
 			}
 			reg := reactors.NewRegistry(&reactors.Config{ReactionBatchSize: tc.batch, Metrics: metrics})
-			b := &bundle{ctx: ctx, pool: pool, codec: tickets.NewCodec(), reg: reg}
+			b.reg = reg
 
 			// Two reactors on every note; "flaky" fails the first time it
 			// meets a record whose position is a multiple of 50, and a

@@ -144,11 +144,14 @@ type reactionJob struct {
 	failures []string
 }
 
+// failure is the job's failures in one message; empty if none.
+func (j *reactionJob) failure() string { return strings.Join(j.failures, "; ") }
+
 func (j *reactionJob) err() error {
 	if len(j.failures) == 0 {
 		return nil
 	}
-	return errors.New(strings.Join(j.failures, "; "))
+	return errors.New(j.failure())
 }
 
 // reaction is what one (reactor, record) pair planned.
@@ -268,18 +271,18 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 	for _, q := range reg.effectQueues(reactions) {
 		reg.notify.Queue(b, q)
 	}
-	if len(own.failures) == 0 {
+	completed := len(own.failures) == 0
+	if completed {
 		// The job completes with its reactions: River's own completion,
 		// when Work returns, then finds it no longer running.
 		b.Queue(riversql.CompleteSQL, job.ID)
 	}
-	completed := len(own.failures) == 0
 	if len(jobs) > 1 {
 		ids := make([]int64, 0, len(jobs)-1)
 		errs := make([]string, 0, len(jobs)-1)
 		for _, j := range jobs[1:] {
 			ids = append(ids, j.id)
-			errs = append(errs, strings.Join(j.failures, "; "))
+			errs = append(errs, j.failure())
 			completed = completed || len(j.failures) == 0
 		}
 		b.Queue(finishClaimedSQL, ids, errs, attemptedBy(job))
@@ -334,13 +337,13 @@ func (r *Registry) claim(ctx context.Context, conn *pgxpool.Conn, job *river.Job
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	var claimed []*reactionJob
+	claimedBy := attribute.Int64("factos.reaction.claimed_by", job.ID)
 	b.Queue(claimSQL, job.Queue, limit).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
-				id       int64
-				raw, md  []byte
-				args     outbox.ReactionArgs
-				attrWith = attribute.Int64("factos.reaction.claimed_by", job.ID)
+				id      int64
+				raw, md []byte
+				args    outbox.ReactionArgs
 			)
 			if err := rows.Scan(&id, &raw, &md); err != nil {
 				return err
@@ -348,7 +351,7 @@ func (r *Registry) claim(ctx context.Context, conn *pgxpool.Conn, job *river.Job
 			if err := json.Unmarshal(raw, &args); err != nil {
 				return fmt.Errorf("error decoding the args of reaction job %d: %w", id, err)
 			}
-			claimed = append(claimed, r.startReaction(ctx, id, args, md, 1, attrWith))
+			claimed = append(claimed, r.startReaction(ctx, id, args, md, 1, claimedBy))
 		}
 		return rows.Err()
 	})
