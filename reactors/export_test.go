@@ -1,6 +1,7 @@
 package reactors
 
-// SetFault installs a function called at each step of every reaction; an
+// SetFault installs a function called at each step of every reaction, once
+// for each job the reaction holds, with the job's first position; an
 // error returned from it aborts the reaction at that step, as a crash
 // would. Only tests can call it.
 func SetFault(r *Registry, fault func(step string, position int64) error) { r.fault = fault }

@@ -233,8 +233,7 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 			j.failures = append(j.failures, err.Error())
 		}
 	}
-	first := own.records[0].Position
-	if err := reg.step("loaded", first); err != nil {
+	if err := reg.step("loaded", jobs); err != nil {
 		return err
 	}
 
@@ -249,7 +248,7 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		}
 		reactions = append(reactions, reg.react(j, started)...)
 	}
-	if err := reg.step("reacted", first); err != nil {
+	if err := reg.step("reacted", jobs); err != nil {
 		return err
 	}
 
@@ -287,7 +286,7 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		}
 		b.Queue(finishClaimedSQL, ids, errs, attemptedBy(job))
 	}
-	if err := reg.step("written", first); err != nil {
+	if err := reg.step("written", jobs); err != nil {
 		return err
 	}
 	b.Queue("COMMIT")
@@ -317,7 +316,7 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 	} else if completed {
 		reg.seq.wakeIfWaiting()
 	}
-	if err := reg.step("committed", first); err != nil {
+	if err := reg.step("committed", jobs); err != nil {
 		return err
 	}
 	return own.err()
@@ -526,11 +525,23 @@ func (r *Registry) effectQueues(reactions []reaction) []string {
 	return out
 }
 
-func (r *Registry) step(name string, position eventstore.Position) error {
+// step calls the test fault at a step of a reaction, once for each job
+// the reaction holds (with the job's first position): a crash there ends
+// every one of them, so each sees it. The first error is the crash.
+func (r *Registry) step(name string, jobs []*reactionJob) error {
 	if r.fault == nil {
 		return nil
 	}
-	return r.fault(name, int64(position))
+	var crash error
+	for _, j := range jobs {
+		if len(j.args.Events) == 0 {
+			continue
+		}
+		if err := r.fault(name, j.args.Events[0].Position); err != nil && crash == nil {
+			crash = err
+		}
+	}
+	return crash
 }
 
 // effectWorker runs one effect with its handler.
