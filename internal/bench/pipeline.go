@@ -477,6 +477,12 @@ const effectJudged = 0.5
 // sustained.
 var DefaultEffectSteps = []float64{effectJudged, 0.6, 0.7, 0.8, 0.9, 1.0}
 
+// effectStepsDown are the fractions the worker's default configuration
+// steps down through when the first stepped rate is not sustained, until
+// one is: the run then states the highest sustained rate it measured
+// rather than only that it is below the judged one.
+var effectStepsDown = []float64{0.4, 0.3, 0.2, 0.1}
+
 // Sustained says whether the pipeline kept up with the offered rate: it
 // achieved at least 0.98 of it, every command's effect ran exactly once,
 // and p99 from commit to the effect's end stayed within a second.
@@ -554,6 +560,9 @@ func (r *runner) effects(ctx context.Context, res *Results) error {
 				}
 				// Stepped rates stop at the first one not sustained.
 				if s.fraction > 0 && !er.Sustained() {
+					if i == 0 && v.name == riverVariants[0].name {
+						return stepDown(run, res)
+					}
 					return nil
 				}
 			}
@@ -564,6 +573,24 @@ func (r *runner) effects(ctx context.Context, res *Results) error {
 		}
 	}
 	res.EffectOrdering = res.effectOrdering()
+	return nil
+}
+
+// stepDown runs the worker's default configuration at effectStepsDown of
+// the effects base, unordered, until one rate is sustained.
+func stepDown(run func(prefix string, rate, keys int) (EffectRun, error), res *Results) error {
+	for i, f := range effectStepsDown {
+		rate := max(1, int(f*res.EffectBase.PerSecond))
+		er, err := run(fmt.Sprintf("d%d", i), rate, 0)
+		if err != nil {
+			return fmt.Errorf("effects at %d/s: %w", rate, err)
+		}
+		er.Fraction = f
+		res.Effects = append(res.Effects, er)
+		if er.Sustained() {
+			return nil
+		}
+	}
 	return nil
 }
 

@@ -193,7 +193,7 @@ func (r *Results) evaluate() {
 	add(t)
 
 	// 12. the highest rate the pipeline sustains (issue 13, an aim).
-	t = Target{Name: "effects: highest sustained rate >= 0.5x keys+outbox", Goal: "the highest offered rate, as a fraction of keys+outbox's 16-client throughput in this run, at which the pipeline with the worker's River defaults achieves at least 0.98 of offered with p99 commit to effect within 1s and every effect exactly once, is at least 0.5 (rates stepped up by tenths from 0.5 until one is not sustained)"}
+	t = Target{Name: "effects: highest sustained rate >= 0.5x keys+outbox", Goal: "the highest offered rate, as a fraction of keys+outbox's 16-client throughput in this run, at which the pipeline with the worker's River defaults achieves at least 0.98 of offered with p99 commit to effect within 1s and every effect exactly once, is at least 0.5 (rates stepped up by tenths from 0.5 until one is not sustained; when 0.5 is not sustained, down by tenths until one is)"}
 	if r.EffectBase != nil {
 		best, tried := 0.0, 0
 		var last EffectRun
