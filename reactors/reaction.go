@@ -105,7 +105,7 @@ const reactSQL = `WITH r AS (
 	JOIN j USING (key)
 	RETURNING 1
 )
-SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM j), (SELECT count(*) FROM s)`
+SELECT coalesce((SELECT array_agg(reactor) FROM r), '{}'), (SELECT count(*) FROM s)`
 
 // claimSQL claims up to $2 reaction jobs waiting in queue $1 that were
 // never attempted, in the order River's producers fetch them. The locks
@@ -265,8 +265,8 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		inTx = true
 	}
 	var fresh []string
-	var jobCount, sequenced int64
-	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &jobCount, &sequenced) })
+	var sequenced int64
+	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &sequenced) })
 	for _, q := range reg.effectQueues(reactions) {
 		reg.notify.Queue(b, q)
 	}
