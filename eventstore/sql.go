@@ -150,7 +150,12 @@ func readSQL(q Query, after Position, limit int, a *args) string {
 	if q.All {
 		return "SELECT " + recordColumns + " FROM factos_events e WHERE e.position > " + afterP + " ORDER BY e.position" + limitClause(limitP)
 	}
-	return "SELECT " + recordColumns + " FROM factos_events e WHERE e.position IN (" +
+	// The outer bound repeats the inner one for the plan PostgreSQL caches
+	// for the prepared statement: not knowing the positions, that generic
+	// plan may merge-join the primary key with the matches, and without the
+	// bound it walked the key from the log's first event on every page (a
+	// catch-up quadratic in the log's length).
+	return "SELECT " + recordColumns + " FROM factos_events e WHERE e.position > " + afterP + " AND e.position IN (" +
 		matchSQL(q, afterP, limitP, a) + ") ORDER BY e.position" + limitClause(limitP)
 }
 
