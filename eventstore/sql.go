@@ -139,8 +139,8 @@ func limitClause(limit string) string {
 
 // readSQL selects the records matching q after a position. Every event
 // matches q.All: one range scan of the primary key reads them, where the
-// IN form would scan the key for the positions and then probe it again
-// for each row (about four times the buffers and the time of a page).
+// IN form scans the key for the positions and then probes it again for
+// each row.
 func readSQL(q Query, after Position, limit int, a *args) string {
 	afterP := a.add(int64(after))
 	limitP := ""
