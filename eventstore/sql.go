@@ -138,25 +138,24 @@ func limitClause(limit string) string {
 }
 
 // readSQL selects the records matching q after a position. Every event
-// matches q.All: one range scan of the primary key reads them, where the
-// IN form scans the key for the positions and then probes it again for
-// each row.
+// matches q.All: one range scan of the primary key reads them. Other
+// queries select the positions from their items' indexes and then the
+// rows; the outer bound repeats the inner one for the plan PostgreSQL
+// caches for the prepared statement: not knowing the positions, that
+// generic plan may merge-join the primary key with the matches, and
+// without the bound it walked the key from the log's first event on every
+// page (a catch-up quadratic in the log's length).
 func readSQL(q Query, after Position, limit int, a *args) string {
 	afterP := a.add(int64(after))
 	limitP := ""
 	if limit > 0 {
 		limitP = a.add(limit)
 	}
-	if q.All {
-		return "SELECT " + recordColumns + " FROM factos_events e WHERE e.position > " + afterP + " ORDER BY e.position" + limitClause(limitP)
+	sql := "SELECT " + recordColumns + " FROM factos_events e WHERE e.position > " + afterP
+	if !q.All {
+		sql += " AND e.position IN (" + matchSQL(q, afterP, limitP, a) + ")"
 	}
-	// The outer bound repeats the inner one for the plan PostgreSQL caches
-	// for the prepared statement: not knowing the positions, that generic
-	// plan may merge-join the primary key with the matches, and without the
-	// bound it walked the key from the log's first event on every page (a
-	// catch-up quadratic in the log's length).
-	return "SELECT " + recordColumns + " FROM factos_events e WHERE e.position > " + afterP + " AND e.position IN (" +
-		matchSQL(q, afterP, limitP, a) + ") ORDER BY e.position" + limitClause(limitP)
+	return sql + " ORDER BY e.position" + limitClause(limitP)
 }
 
 // existsSQL tells whether any event matching q lies after a position.
