@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -181,12 +182,26 @@ func outcomeOf(err error) string {
 	return "error"
 }
 
+// scanRecord scans a row of recordColumns. The id is scanned as the 16
+// bytes it is: through uuid.UUID's sql.Scanner pgx would format the UUID as
+// text and parse it back. The metadata is scanned as bytes and decoded
+// here, so that the common empty object costs no JSON decoding: a catch-up
+// read spent a third of its decoding time in encoding/json.
 func scanRecord(row pgx.CollectableRow) (RawRecord, error) {
 	var r RawRecord
 	var pos int64
-	err := row.Scan(&pos, &r.ID, &r.Stream, &r.Revision, &r.Type, &r.Version, &r.Tags, &r.Metadata, &r.Data, &r.RecordedAt)
+	var md []byte
+	err := row.Scan(&pos, (*[16]byte)(&r.ID), &r.Stream, &r.Revision, &r.Type, &r.Version, &r.Tags, &md, &r.Data, &r.RecordedAt)
+	if err != nil {
+		return r, err
+	}
 	r.Position = Position(pos)
-	return r, err
+	if string(md) == "{}" {
+		r.Metadata = Metadata{}
+	} else if err := json.Unmarshal(md, &r.Metadata); err != nil {
+		return r, fmt.Errorf("decoding the metadata of the event at position %d: %w", pos, err)
+	}
+	return r, nil
 }
 
 // storeError wraps a database error, making sure a cancelled or expired
