@@ -321,7 +321,7 @@ func testRoles(t *testing.T, beforeMigrate, afterMigrate []string) {
 
 // checkProjections runs, rebuilds and skips in projections as the role of
 // store's pool: a runner applies the ticket domain's projection (taking
-// its lease and presence locks and reading pg_locks), a rebuild clears and
+// its lease and candidate locks and reading pg_locks), a rebuild clears and
 // refills its view, and a skip is recorded.
 func checkProjections(t *testing.T, store *eventstore.Store, codec eventstore.Codec[tickets.Event]) {
 	t.Helper()

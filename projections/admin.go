@@ -126,24 +126,22 @@ func (c *Client) Rebuild(ctx context.Context, name string, opts *RebuildOpts) (e
 	return target, c.catchUp(ctx, name, target)
 }
 
-// catchUp returns once name's checkpoint reaches target.
+// catchUp returns once name's checkpoint reaches target. While this
+// client's lease loop runs it waits for the runner, wherever it runs;
+// otherwise it runs the projection itself whenever the lease is free.
 func (c *Client) catchUp(ctx context.Context, name string, target eventstore.Position) error {
-	c.mu.Lock()
-	started := c.started && len(c.reg.order) > 0
-	c.mu.Unlock()
-	if started {
-		return c.waitCheckpoint(ctx, name, target)
-	}
 	e := c.reg.entries[name]
 	for {
-		ran, err := c.runOnce(ctx, e, target)
-		if err != nil || ran {
-			return err
+		if !c.running() {
+			ran, err := c.runOnce(ctx, e, target)
+			if err != nil || ran {
+				return err
+			}
 		}
-		// Another process runs it: wait for it, and try the lease again
-		// now and then in case it went away.
+		// Another process runs it: wait for it, and look again now and
+		// then in case it went away, or this client stopped.
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseInterval)
-		err = c.waitCheckpoint(wctx, name, target)
+		err := c.waitCheckpoint(wctx, name, target)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -168,9 +166,8 @@ func (c *Client) waitCheckpoint(ctx context.Context, name string, target eventst
 		case <-changed:
 		case <-timer.C:
 		}
-		var pos int64
-		err := c.pool.QueryRow(ctx, checkpointSQL, name).Scan(&pos)
-		if err == nil && eventstore.Position(pos) >= target {
+		pos, err := c.readCheckpoint(ctx, name)
+		if err == nil && pos >= target {
 			return nil
 		}
 		if err != nil && ctx.Err() != nil {

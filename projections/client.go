@@ -23,11 +23,11 @@ type Client struct {
 	watcher  *watcher
 	progress map[string]*progress
 
-	mu      sync.Mutex
-	started bool
-	stop    chan struct{}
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// The lease loop of the last Start, if any.
+	mu     sync.Mutex
+	stop   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has stopped every runner
 }
 
 // New returns a client for the projections in reg, reading the log
@@ -57,41 +57,56 @@ func (c *Client) Registry() *Registry { return c.reg }
 // Start runs the projections until Stop is called or ctx ends (which
 // stops them at once, like River's Client.Start: pass a context that lives
 // as long as the process, not a start-up deadline). It returns at once;
-// the runners start as their leases are taken, within LeaseInterval.
+// the runners start as their leases are taken, within LeaseInterval. A
+// client can be started again once Stop has returned or ctx has ended.
 // A client with no projections starts nothing.
 func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.started {
+	if c.runningLocked() {
 		return errors.New("projections: client already started")
 	}
-	c.started = true
 	if len(c.reg.order) == 0 {
 		return nil
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	c.stop, c.cancel, c.done = make(chan struct{}), cancel, make(chan struct{})
-	l := &leases{c: c, held: map[string]*active{}}
+	done := make(chan struct{})
+	c.stop, c.cancel, c.done = make(chan struct{}), cancel, done
+	l, stop := newLeases(c), c.stop
 	go func() {
-		defer close(c.done)
+		defer close(done)
 		// The watcher lives until the lease loop has stopped every runner.
 		watchCtx, stopWatch := context.WithCancel(runCtx)
 		var wg sync.WaitGroup
 		wg.Go(func() { c.watcher.run(watchCtx) })
-		l.run(runCtx, c.stop)
+		l.run(runCtx, stop)
 		stopWatch()
 		wg.Wait()
+		cancel()
 	}()
 	return nil
 }
 
-// closeStop closes c.stop once; c.mu is held.
-func (c *Client) closeStop() {
-	select {
-	case <-c.stop:
-	default:
-		close(c.stop)
+// runningLocked reports whether the lease loop of a Start still runs; c.mu
+// is held. A loop whose context ended has stopped on its own: a Rebuild
+// then runs the projection itself, and Start may run it again.
+func (c *Client) runningLocked() bool {
+	if c.done == nil {
+		return false
 	}
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// running is runningLocked for a caller that does not hold c.mu.
+func (c *Client) running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runningLocked()
 }
 
 // Stop stops the runners after their current batch and releases their
@@ -100,18 +115,23 @@ func (c *Client) closeStop() {
 // by the next runner) and waits for the runners to end.
 func (c *Client) Stop(ctx context.Context) error {
 	c.mu.Lock()
-	if !c.started || c.stop == nil {
+	if !c.runningLocked() {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closeStop()
+	stop, done, cancel := c.stop, c.done, c.cancel
+	select {
+	case <-stop:
+	default:
+		close(stop)
+	}
 	c.mu.Unlock()
 	select {
-	case <-c.done:
+	case <-done:
 	case <-ctx.Done():
-		c.cancel()
-		<-c.done
+		cancel()
+		<-done
 	}
-	c.cancel()
+	cancel()
 	return nil
 }

@@ -39,8 +39,10 @@
 // session advisory lock on a connection of the process's own. The others
 // try the free leases every LeaseInterval; when the holder dies its
 // session ends, and another process takes over within about that long.
-// Processes count each other (each holds a presence lock) and take no
-// more than their share, so projections spread over replicas. Even if two
+// Each process also holds a shared candidate lock per projection it
+// registers; a process takes a free lease when no other candidate of it
+// runs fewer projections, and hands one back when another runs two fewer,
+// so projections spread over the replicas that register them. Even if two
 // runners overlap, the checkpoint's check lets only one of them commit a
 // given batch.
 //
@@ -54,10 +56,10 @@
 //
 // # Failures
 //
-// When Apply fails (or a record cannot be decoded), the batch rolls back;
-// the runner narrows the batch down to the failing event, applies the ones
-// before it, and retries the failing one with exponential backoff
-// (RetryMin to RetryMax), forever. The checkpoint row records the failing
+// When Apply fails or panics, or a record cannot be decoded, the batch
+// rolls back; the runner narrows the batch down to the failing event,
+// applies the ones before it, and retries the failing one with exponential
+// backoff (RetryMin to RetryMax), forever. The checkpoint row records the failing
 // position, the error, the attempts and the next attempt: Status reports
 // the projection as StateStuck, the metrics as factos_projection_stuck,
 // and WaitFor's timeout error says so. The runner never moves past a
@@ -81,7 +83,9 @@
 // Result.Records: the view then includes that event. In the process that
 // runs the projection it is woken by the runner; elsewhere it reads the
 // checkpoint every WaitPollInterval, one query per projection however many
-// callers wait. Past its deadline it returns a *WaitTimeoutError.
+// callers wait. Before it returns it reads the checkpoint row once more,
+// since a reset elsewhere may have moved it back. Past its deadline it
+// returns a *WaitTimeoutError.
 //
 // # Operating
 //

@@ -85,3 +85,13 @@ func (e *ApplyError) Error() string {
 }
 
 func (e *ApplyError) Unwrap() error { return e.Err }
+
+// PanicError is the error of a batch whose Apply (or codec) panicked: the
+// batch rolls back and is retried like one that returned an error. Its
+// message is the panic's value; Stack is where it happened, for the log.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }

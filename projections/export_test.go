@@ -21,3 +21,7 @@ func RunUnleased(ctx context.Context, c *Client, name string, until eventstore.P
 // LeaseClass is the advisory lock class of the leases, for tests that end
 // a lease's session.
 const LeaseClass = int64(leaseClass)
+
+// LeaseKey is the key of a projection's lease, for tests of names whose
+// keys collide.
+func LeaseKey(name string) int32 { return leaseKey(name) }

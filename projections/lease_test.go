@@ -141,3 +141,116 @@ func TestStopCancelsAHangingApply(t *testing.T) {
 		t.Fatalf("view %v after a cancelled apply", got)
 	}
 }
+
+// settles waits until each projection in owners runs in the process
+// named, then checks that they all still run there over ten lease cycles:
+// a process that hands back a projection no other process can run stops
+// it within one, and a spreading that passes leases back and forth moves
+// one within a few.
+func settles(t *testing.T, b *bundle, c *projections.Client, owners map[string]string) {
+	t.Helper()
+	settled := func() (bool, error) {
+		for n, owner := range owners {
+			st, err := c.StatusOf(b.ctx, n)
+			if err != nil || !st.Running || st.Owner != owner {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	testriver.WaitFor(t, time.Minute, fmt.Sprint("projections running in ", owners), settled)
+	deadline := time.Now().Add(10 * testConfig("").LeaseInterval)
+	for time.Now().Before(deadline) {
+		ok, err := settled()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			sts, _ := c.Status(b.ctx)
+			t.Fatalf("projections moved or stopped after they settled in %v: %+v", owners, sts)
+		}
+	}
+}
+
+// Processes need not register the same projections (two services on one
+// database, two clients in one process, a rolling deploy that adds one):
+// each projection runs in one of the processes that register it, and the
+// spreading never hands a projection to a process that cannot run it.
+func TestProjectionsRunWhereverTheyAreRegistered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	mk := func(owner string, names ...string) *projections.Client {
+		specs := make([]spec, len(names))
+		for i, n := range names {
+			specs[i] = spec{name: n, query: allEvents, applier: owner}
+		}
+		return b.client(testConfig(owner), specs...)
+	}
+	// A runs three, B one of them and one of its own, C one of its own.
+	ca, cb, cc := mk("A", "a1", "a2", "ab"), mk("B", "ab", "b1"), mk("C", "c1")
+	for _, c := range []*projections.Client{ca, cb, cc} {
+		b.start(c)
+	}
+	// Two each for A and B: A, which can run three, hands "ab" to B.
+	// (Status from a client that registers all of them and runs none.)
+	observer := mk("observer", "a1", "a2", "ab", "b1", "c1")
+	settles(t, b, observer, map[string]string{"a1": "A", "a2": "A", "ab": "B", "b1": "B", "c1": "C"})
+	pos, err := b.appendNotes("s", nil, "A", "B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, names := range map[*projections.Client][]string{ca: {"a1", "a2", "ab"}, cb: {"b1"}, cc: {"c1"}} {
+		for _, n := range names {
+			if err := c.WaitFor(b.ctx, n, pos[1]); err != nil {
+				t.Fatal(err)
+			}
+			b.checkView(n, allEvents)
+		}
+	}
+}
+
+// Two names whose lease keys collide share one lease: both run, in the
+// process that holds it.
+func TestProjectionsWithOneLeaseKeyBothRun(t *testing.T) {
+	t.Parallel()
+	x, y := "p2308", "p571002"
+	if projections.LeaseKey(x) != projections.LeaseKey(y) {
+		t.Fatalf("%s and %s no longer collide: pick two names that do", x, y)
+	}
+	b := setup(t)
+	cs := make([]*projections.Client, 2)
+	for i := range cs {
+		owner := fmt.Sprint("c", i)
+		cs[i] = b.client(testConfig(owner), spec{name: x, query: allEvents, applier: owner}, spec{name: y, query: allEvents, applier: owner},
+			spec{name: "other", query: allEvents, applier: owner})
+		b.start(cs[i])
+	}
+	// One lease each: x and y in one process, "other" in the other.
+	testriver.WaitFor(t, time.Minute, "the leases spread", func() (bool, error) {
+		sx, err := cs[0].StatusOf(b.ctx, x)
+		if err != nil {
+			return false, err
+		}
+		so, err := cs[0].StatusOf(b.ctx, "other")
+		return err == nil && sx.Running && so.Running && sx.Owner != "" && so.Owner != "" && sx.Owner != so.Owner, err
+	})
+	sx, err := cs[0].StatusOf(b.ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := cs[0].StatusOf(b.ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settles(t, b, cs[0], map[string]string{x: sx.Owner, y: sx.Owner, "other": so.Owner})
+	pos, err := b.appendNotes("s", nil, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{x, y, "other"} {
+		if err := cs[1].WaitFor(b.ctx, n, pos[0]); err != nil {
+			t.Fatal(err)
+		}
+		b.checkView(n, allEvents)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"runtime/debug"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -98,7 +99,15 @@ func AddProjection[E any](r *Registry, p Projection[E]) error {
 		query:     p.Query,
 		batchSize: p.BatchSize,
 		key:       leaseKey(p.Name),
-		apply: func(ctx context.Context, tx pgx.Tx, raws []eventstore.RawRecord) error {
+		apply: func(ctx context.Context, tx pgx.Tx, raws []eventstore.RawRecord) (err error) {
+			// A panic in the codec or in Apply fails the batch like an
+			// error (retried, then shown stuck), instead of ending the
+			// process and every other projection in it with the batch.
+			defer func() {
+				if v := recover(); v != nil {
+					err = &PanicError{Value: v, Stack: string(debug.Stack())}
+				}
+			}()
 			records, err := eventstore.Decode(p.Codec, raws)
 			if err != nil {
 				return err

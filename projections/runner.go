@@ -91,9 +91,13 @@ func (c *Client) newRunner(e *entry, w *watcher) *runner {
 	return &runner{c: c, e: e, prog: c.progress[e.name], wake: w, batch: b}
 }
 
-// run applies the projection until stop is closed or ctx ends, or, when
-// until is positive, until the checkpoint reaches it. It returns nil when
-// told to stop or done.
+// runForever is run's until for a runner that runs until told to stop.
+const runForever eventstore.Position = -1
+
+// run applies the projection until stop is closed or ctx ends, or, unless
+// until is runForever, until the checkpoint reaches until (at once when it
+// already has: a rebuild of an empty log). It returns nil when told to
+// stop or done.
 func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore.Position) error {
 	log := r.c.cfg.Logger.With("projection", r.e.name)
 	for {
@@ -115,7 +119,7 @@ func (r *runner) run(ctx context.Context, stop <-chan struct{}, until eventstore
 			return nil
 		default:
 		}
-		if until > 0 && r.pos >= until {
+		if until != runForever && r.pos >= until {
 			return nil
 		}
 		if r.wake != nil {
@@ -333,8 +337,12 @@ func (r *runner) fail(ctx context.Context, log *slog.Logger, position eventstore
 	if werr == nil {
 		r.attempts = attempts
 	}
-	log.ErrorContext(ctx, "projections: apply failed; retrying", "error", err, "checkpoint", int64(r.pos),
-		"failing_position", int64(position), "attempts", r.attempts, "retry_in", delay.String())
+	attrs := []any{"error", err, "checkpoint", int64(r.pos),
+		"failing_position", int64(position), "attempts", r.attempts, "retry_in", delay.String()}
+	if pe := (*PanicError)(nil); errors.As(err, &pe) {
+		attrs = append(attrs, "stack", pe.Stack)
+	}
+	log.ErrorContext(ctx, "projections: apply failed; retrying", attrs...)
 }
 
 // backoff is the wait after the current number of failed attempts:

@@ -56,7 +56,9 @@ func (p *progress) setLocal(local bool) {
 //
 // It waits on the runner itself when the projection runs in this process,
 // and otherwise reads the checkpoint every WaitPollInterval (one query per
-// projection however many callers wait). When ctx has no deadline,
+// projection however many callers wait); either way it reads the
+// checkpoint row once more before it returns, since a reset elsewhere may
+// have moved it back since this process last saw it. When ctx has no deadline,
 // WaitTimeout bounds the wait. When the deadline passes first it returns a
 // *WaitTimeoutError (errors.Is ErrWaitTimeout), which says whether the
 // projection is stuck and why.
@@ -92,7 +94,21 @@ func (c *Client) wait(ctx context.Context, name string, pos eventstore.Position)
 		}
 		p.mu.Unlock()
 		if known && cur >= pos {
-			return nil
+			// Confirm with the row itself: what this process saw may
+			// predate a reset that moved the checkpoint back (an operator,
+			// another process), and a WaitFor that returned on it would
+			// let the caller read a view that lacks its write.
+			row, err := c.readCheckpoint(ctx, name)
+			if err == nil && row >= pos {
+				return nil
+			}
+			if err == nil {
+				p.publish(row)
+				continue
+			}
+			if ctx.Err() == nil {
+				c.cfg.Logger.DebugContext(ctx, "projections: error reading a checkpoint", "projection", name, "error", err)
+			}
 		}
 		select {
 		case <-changed:
@@ -116,6 +132,16 @@ func (c *Client) wait(ctx context.Context, name string, pos eventstore.Position)
 
 const checkpointSQL = `SELECT position FROM factos_projections WHERE name = $1`
 
+// readCheckpoint reads a projection's checkpoint row: 0 if it never ran.
+func (c *Client) readCheckpoint(ctx context.Context, name string) (eventstore.Position, error) {
+	var pos int64
+	err := c.pool.QueryRow(ctx, checkpointSQL, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return eventstore.Position(pos), err
+}
+
 // pollCheckpoint reads the checkpoint row while someone waits and no local
 // runner publishes.
 func (c *Client) pollCheckpoint(name string, p *progress) {
@@ -132,15 +158,11 @@ func (c *Client) pollCheckpoint(name string, p *progress) {
 		}
 		p.mu.Unlock()
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var pos int64
-		err := c.pool.QueryRow(qctx, checkpointSQL, name).Scan(&pos)
+		pos, err := c.readCheckpoint(qctx, name)
 		cancel()
-		switch {
-		case err == nil:
-			p.publish(eventstore.Position(pos))
-		case errors.Is(err, pgx.ErrNoRows):
-			p.publish(0) // never run: nothing applied yet
-		default:
+		if err == nil {
+			p.publish(pos)
+		} else {
 			c.cfg.Logger.Debug("projections: error reading a checkpoint", "projection", name, "error", err)
 		}
 		timer.Reset(c.cfg.WaitPollInterval)
