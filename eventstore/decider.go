@@ -83,16 +83,24 @@ type PlannedEffect struct {
 // MaxOrderingKeyBytes bounds PlannedEffect.OrderingKey.
 const MaxOrderingKeyBytes = 255
 
+// MaxEffectKeyBytes bounds PlannedEffect.Key: a key is stored in a unique
+// index, whose entries PostgreSQL bounds at about 2,700 bytes.
+const MaxEffectKeyBytes = 1024
+
 // Validate reports an effect the reactors package would refuse to enqueue:
-// one without a kind or a key, or with a malformed ordering key, as an
-// *InvalidInputError (ErrInvalidInput).
+// one without a kind, with a key that is empty, longer than
+// MaxEffectKeyBytes, not valid UTF-8 or holding a control character, or
+// with such an ordering key, as an *InvalidInputError (ErrInvalidInput).
+// Args are checked when the reaction encodes them: Args that JSON cannot
+// encode (a NaN, a channel) fail the reaction of that record too.
 func (e PlannedEffect) Validate() error {
-	switch {
-	case e.Kind == "":
+	if e.Kind == "" {
 		return &InvalidInputError{Field: "kind", Reason: "empty"}
-	case e.Key == "":
-		return &InvalidInputError{Field: "key", Reason: "empty"}
-	case e.OrderingKey == "":
+	}
+	if err := checkName("key", e.Key, MaxEffectKeyBytes); err != nil {
+		return err
+	}
+	if e.OrderingKey == "" {
 		return nil
 	}
 	return checkName("ordering_key", e.OrderingKey, MaxOrderingKeyBytes)

@@ -291,10 +291,11 @@ func (r *Registry) replan(ctx context.Context, tx pgx.Tx, store *eventstore.Stor
 		if _, ok := r.effects[planned.Kind]; !ok || (planned.OrderingKey != "") != ordered {
 			return 0, fmt.Errorf("reactor %s now plans effect %s with another ordering or of an unregistered kind", e.Reactor, effectKey)
 		}
-		params, err := r.reactParams([]reaction{{job: &reactionJob{ctx: ctx}, reactor: e.Reactor, rec: recs[0], effects: []eventstore.PlannedEffect{planned}}})
-		if err != nil {
+		rc := reaction{job: &reactionJob{ctx: ctx}, reactor: e.Reactor, rec: recs[0], effects: []eventstore.PlannedEffect{planned}}
+		if err := rc.encode(); err != nil {
 			return 0, err
 		}
+		params := r.reactParams([]reaction{rc})
 		// The job columns of reactParams ($9..$17), one row.
 		var id int64
 		err = tx.QueryRow(ctx, replanSQL, params[9:17]...).Scan(&id)

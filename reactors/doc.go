@@ -14,8 +14,11 @@
 // reactor names). A reaction either commits everything (its ledger rows,
 // its effect keys, its effect jobs and its own completion) or nothing;
 // River retries it after a crash. A reactor that fails on a record holds
-// back only its own reactions: the others commit, and the retry redoes the
-// failed ones. Effect keys are recorded forever in factos_effects, so an
+// back only its own reaction to that record, however it fails — an error,
+// a panic, an effect that PlannedEffect.Validate refuses or whose Args
+// JSON cannot encode, rows the database refuses: the others commit, and
+// the retry redoes the failed ones (TestReactorFailureHoldsBackOnlyItself).
+// Effect keys are recorded forever in factos_effects, so an
 // effect planned twice — by a retried reaction, a duplicate job or a replay
 // — is enqueued once. River's unique jobs alone would forget once its
 // cleaner deletes completed jobs.

@@ -60,9 +60,13 @@ func (a EffectArgs) Kind() string { return EffectKindPrefix + a.EffectKind }
 // claims back with everything else; the jobs are available again.
 //
 // A reactor that fails on a record holds only its own reactions back: the
-// others commit, and the job is retried for the failed ones alone. A
-// claimed job that failed is left available with the attempt and its
-// error recorded, so River runs it alone next, with its own retries.
+// others commit, and the job is retried for the failed ones alone. Its
+// effects are checked and encoded in Go first, and a panic is its error;
+// should the database still refuse the statement, each reaction is
+// written again alone, in a savepoint of its own, and only those it
+// refuses again fail. A claimed job that failed is left available with
+// the attempt and its error recorded, so River runs it alone next, with
+// its own retries, and no later reaction claims it again.
 type reactionWorker struct {
 	river.WorkerDefaults[outbox.ReactionArgs]
 	reg   *Registry
@@ -160,6 +164,31 @@ type reaction struct {
 	reactor string
 	rec     eventstore.RawRecord
 	effects []eventstore.PlannedEffect
+	// The effects' job args and metadata, encoded (see encode).
+	args, metadata [][]byte
+	// failed: its rows failed the statement (see reactOneByOne).
+	failed bool
+}
+
+// encode encodes the reaction's effect jobs' args and metadata: done per
+// reaction, before the statement, so that an effect JSON cannot encode
+// fails its own reaction and no other.
+func (rc *reaction) encode() error {
+	rc.args, rc.metadata = make([][]byte, len(rc.effects)), make([][]byte, len(rc.effects))
+	for i, e := range rc.effects {
+		raw, err := json.Marshal(e.Args)
+		if err != nil {
+			return fmt.Errorf("error encoding the args of effect %d (%s): %w", i, e.Kind, err)
+		}
+		if rc.args[i], err = json.Marshal(EffectArgs{EffectKind: e.Kind, Key: e.Key, Reactor: rc.reactor, Position: int64(rc.rec.Position),
+			EventID: rc.rec.ID.String(), EventType: rc.rec.Type, OrderingKey: e.OrderingKey, Args: raw}); err != nil {
+			return err
+		}
+		if rc.metadata[i], err = effectJobMetadata(rc.job.ctx, rc.job.md, rc.rec, e.OrderingKey); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.ReactionArgs]) (err error) {
@@ -252,45 +281,44 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		return err
 	}
 
-	params, err := reg.reactParams(reactions)
-	if err != nil {
-		return err
-	}
 	// One round trip, in the transaction of the claims or one of its own.
 	// (A failed statement leaves the connection in a failed transaction,
-	// which the deferred ROLLBACK ends.)
+	// which the deferred ROLLBACK ends.) With more than one reaction or
+	// job the statement runs in a savepoint: should one reaction's rows
+	// fail it (a constraint, a value PostgreSQL refuses), the others are
+	// written alone and only the failing one is held back.
 	b := &pgx.Batch{}
 	if !inTx {
 		b.Queue("BEGIN")
 		inTx = true
 	}
+	split := len(reactions) > 1 || len(jobs) > 1
+	if split {
+		b.Queue("SAVEPOINT factos_reactions")
+	}
 	var fresh []string
 	var sequenced int64
-	b.Queue(reactSQL, params...).QueryRow(func(row pgx.Row) error { return row.Scan(&fresh, &sequenced) })
-	for _, q := range reg.effectQueues(reactions) {
-		reg.notify.Queue(b, q)
-	}
-	completed := len(own.failures) == 0
-	if completed {
-		// The job completes with its reactions: River's own completion,
-		// when Work returns, then finds it no longer running.
-		b.Queue(riversql.CompleteSQL, job.ID)
-	}
-	if len(jobs) > 1 {
-		ids := make([]int64, 0, len(jobs)-1)
-		errs := make([]string, 0, len(jobs)-1)
-		for _, j := range jobs[1:] {
-			ids = append(ids, j.id)
-			errs = append(errs, j.failure())
-			completed = completed || len(j.failures) == 0
-		}
-		b.Queue(finishClaimedSQL, ids, errs, attemptedBy(job))
-	}
+	var stmtErr error
+	b.Queue(reactSQL, reg.reactParams(reactions)...).QueryRow(func(row pgx.Row) error {
+		stmtErr = row.Scan(&fresh, &sequenced)
+		return stmtErr
+	})
+	completed := reg.queueFinish(b, job, jobs, reactions)
 	if err := reg.step("written", jobs); err != nil {
 		return err
 	}
 	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	err = conn.SendBatch(ctx, b).Close()
+	if err != nil && split && stmtErr != nil && ctx.Err() == nil {
+		fresh, sequenced, err = reg.reactOneByOne(ctx, conn, reactions, stmtErr)
+		if err == nil {
+			b = &pgx.Batch{}
+			completed = reg.queueFinish(b, job, jobs, reactions)
+			b.Queue("COMMIT")
+			err = conn.SendBatch(ctx, b).Close()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("error recording the reactions: %w", err)
 	}
 	inTx, committed = false, true
@@ -302,6 +330,9 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		counts[name]++
 	}
 	for _, r := range reactions {
+		if r.failed {
+			continue
+		}
 		if counts[r.reactor] > 0 {
 			counts[r.reactor]--
 			reg.cfg.Metrics.reaction(r.reactor, "reacted")
@@ -320,6 +351,74 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 		return err
 	}
 	return own.err()
+}
+
+// queueFinish queues what follows the reactions' statement: the effect
+// queues' notifications, the completion of the reaction's own job if it
+// has no failure, and the attempt of each claimed job (completed, or left
+// available with its failures). It reports whether a job completes.
+func (r *Registry) queueFinish(b *pgx.Batch, job *river.Job[outbox.ReactionArgs], jobs []*reactionJob, reactions []reaction) bool {
+	for _, q := range r.effectQueues(reactions) {
+		r.notify.Queue(b, q)
+	}
+	completed := len(jobs[0].failures) == 0
+	if completed {
+		// The job completes with its reactions: River's own completion,
+		// when Work returns, then finds it no longer running.
+		b.Queue(riversql.CompleteSQL, job.ID)
+	}
+	if len(jobs) > 1 {
+		ids := make([]int64, 0, len(jobs)-1)
+		errs := make([]string, 0, len(jobs)-1)
+		for _, j := range jobs[1:] {
+			ids = append(ids, j.id)
+			errs = append(errs, j.failure())
+			completed = completed || len(j.failures) == 0
+		}
+		b.Queue(finishClaimedSQL, ids, errs, attemptedBy(job))
+	}
+	return completed
+}
+
+// reactOneByOne writes each reaction alone after the statement that wrote
+// them together failed (with stmtErr): each in a savepoint of its own, so
+// that one that fails again rolls back alone and goes to its job's
+// failures. It returns what the statements returned for the others.
+func (r *Registry) reactOneByOne(ctx context.Context, conn *pgxpool.Conn, reactions []reaction, stmtErr error) ([]string, int64, error) {
+	r.cfg.Logger.WarnContext(ctx, "reactors: the reactions' statement failed; writing each reaction alone", "error", stmtErr, "reactions", len(reactions))
+	if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT factos_reactions"); err != nil {
+		return nil, 0, err
+	}
+	var fresh []string
+	var sequenced int64
+	for i := range reactions {
+		rc := &reactions[i]
+		var f []string
+		var n int64
+		var oneErr error
+		b := &pgx.Batch{}
+		b.Queue("SAVEPOINT factos_reaction")
+		b.Queue(reactSQL, r.reactParams(reactions[i:i+1])...).QueryRow(func(row pgx.Row) error {
+			oneErr = row.Scan(&f, &n)
+			return oneErr
+		})
+		b.Queue("RELEASE SAVEPOINT factos_reaction")
+		err := conn.SendBatch(ctx, b).Close()
+		if err == nil {
+			fresh, sequenced = append(fresh, f...), sequenced+n
+			continue
+		}
+		if oneErr == nil || ctx.Err() != nil {
+			return nil, 0, err // not the reaction's own statement
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT factos_reaction"); err != nil {
+			return nil, 0, err
+		}
+		rc.failed = true
+		r.cfg.Metrics.reaction(rc.reactor, "error")
+		rc.job.failures = append(rc.job.failures, fmt.Sprintf("reactor %s failed on record %d: error recording its reaction: %v", rc.reactor, rc.rec.Position, oneErr))
+	}
+	return fresh, sequenced, nil
 }
 
 // startReaction starts the span of a reaction job.
@@ -380,16 +479,21 @@ func (r *Registry) react(j *reactionJob, started time.Time) []reaction {
 			if j.attempt == 1 {
 				r.cfg.Metrics.observeLag(name, started.Sub(rec.RecordedAt))
 			}
+			rc := reaction{job: j, reactor: name, rec: rec}
 			effects, err := entry.react(rec)
 			if err == nil {
 				err = r.checkEffects(name, effects)
+			}
+			if err == nil {
+				rc.effects = effects
+				err = rc.encode()
 			}
 			if err != nil {
 				r.cfg.Metrics.reaction(name, "error")
 				j.failures = append(j.failures, fmt.Sprintf("reactor %s failed on record %d: %v", name, rec.Position, err))
 				continue
 			}
-			out = append(out, reaction{job: j, reactor: name, rec: rec, effects: effects})
+			out = append(out, rc)
 		}
 	}
 	return out
@@ -425,9 +529,10 @@ func (r *Registry) checkEffects(reactor string, effects []eventstore.PlannedEffe
 	return nil
 }
 
-// reactParams builds reactSQL's parameters. An effect key planned twice
-// (by one reaction, or by two of the jobs) runs once: the first wins.
-func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
+// reactParams builds reactSQL's parameters from encoded reactions. An
+// effect key planned twice (by one reaction, or by two of the jobs) runs
+// once: the first wins.
+func (r *Registry) reactParams(reactions []reaction) []any {
 	var (
 		lReactor   []string
 		lPosition  []int64
@@ -466,31 +571,18 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 			}
 			plannedKey[e.Key] = true
 			h := r.effects[e.Kind]
-			raw, err := json.Marshal(e.Args)
-			if err != nil {
-				return nil, fmt.Errorf("error encoding args of effect %s: %w", e.Key, err)
-			}
-			args, err := json.Marshal(EffectArgs{EffectKind: e.Kind, Key: e.Key, Reactor: rc.reactor, Position: int64(rc.rec.Position),
-				EventID: rc.rec.ID.String(), EventType: rc.rec.Type, OrderingKey: e.OrderingKey, Args: raw})
-			if err != nil {
-				return nil, err
-			}
 			eKey = append(eKey, e.Key)
 			eKind = append(eKind, e.Kind)
 			eReactor = append(eReactor, rc.reactor)
 			ePosition = append(ePosition, int64(rc.rec.Position))
 			jKey = append(jKey, e.Key)
-			jArgs = append(jArgs, args)
+			jArgs = append(jArgs, rc.args[i])
 			jKind = append(jKind, EffectKindPrefix+e.Kind)
 			jAttempts = append(jAttempts, int16(h.maxAttempts))
 			jPriority = append(jPriority, 1)
 			jQueue = append(jQueue, h.queue)
-			md, err := effectJobMetadata(rc.job.ctx, rc.job.md, rc.rec, e.OrderingKey)
-			if err != nil {
-				return nil, err
-			}
 			jTags = append(jTags, effectJobTags(rc.rec, e.OrderingKey))
-			jMeta = append(jMeta, md)
+			jMeta = append(jMeta, rc.metadata[i])
 			if e.OrderingKey == "" {
 				jState = append(jState, "available")
 				continue
@@ -507,7 +599,7 @@ func (r *Registry) reactParams(reactions []reaction) ([]any, error) {
 	}
 	return []any{lReactor, lPosition, lEventID, lEffects, eKey, eKind, eReactor, ePosition,
 		jKey, jArgs, jKind, jAttempts, jPriority, jQueue, jState, jTags, jMeta,
-		sKey, sOrdering, sPosition, sReactor, sOrdinal, sKind, sContinue}, nil
+		sKey, sOrdering, sPosition, sReactor, sOrdinal, sKind, sContinue}
 }
 
 // effectQueues are the queues the reactions' effects go to.

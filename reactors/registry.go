@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -170,7 +171,17 @@ func AddReactor[E any](r *Registry, rc Reactor[E]) error {
 	sub = sub.WithDefaults()
 	r.reactors[rc.Name] = &reactorEntry{
 		sub: sub,
-		react: func(raw eventstore.RawRecord) ([]eventstore.PlannedEffect, error) {
+		react: func(raw eventstore.RawRecord) (_ []eventstore.PlannedEffect, err error) {
+			// A reactor that panics fails on this record alone, like one
+			// that returns an error: the other reactors of its job, and
+			// the jobs its reaction claimed, go on.
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("panic: %v", v)
+					r.cfg.Logger.Error("reactors: reactor panicked", "reactor", rc.Name, "position", int64(raw.Position),
+						"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				}
+			}()
 			ev, err := rc.Codec.Decode(raw)
 			if err != nil {
 				return nil, &eventstore.DecodeError{Position: raw.Position, Type: raw.Type, Version: raw.Version, Err: err}
