@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,8 +63,9 @@ func (a EffectArgs) Kind() string { return EffectKindPrefix + a.EffectKind }
 // A reactor that fails on a record holds only its own reactions back: the
 // others commit, and the job is retried for the failed ones alone. Its
 // effects are checked and encoded in Go first, and a panic is its error;
-// should the database still refuse the statement, each reaction is
-// written again alone, in a savepoint of its own, and only those it
+// should the database still refuse the statement, the reaction rolls
+// back, claims its jobs again (those still waiting) and writes each
+// reaction alone, in a savepoint of its own, so that only those it
 // refuses again fail. A claimed job that failed is left available with
 // the attempt and its error recorded, so River runs it alone next, with
 // its own retries, and no later reaction claims it again.
@@ -146,6 +148,8 @@ type reactionJob struct {
 	attempt  int
 	records  []eventstore.RawRecord
 	failures []string
+	// released: a claimed job the reaction let go of (see restart).
+	released bool
 }
 
 // failure is the job's failures in one message; empty if none.
@@ -226,9 +230,12 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 	committed := false
 	defer func() {
 		for _, j := range jobs[1:] {
-			if committed {
+			switch {
+			case j.released:
+				endJobSpan(j.span, errReleased)
+			case committed:
 				endJobSpan(j.span, j.err())
-			} else {
+			default:
 				endJobSpan(j.span, err)
 			}
 		}
@@ -283,18 +290,11 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 
 	// One round trip, in the transaction of the claims or one of its own.
 	// (A failed statement leaves the connection in a failed transaction,
-	// which the deferred ROLLBACK ends.) With more than one reaction or
-	// job the statement runs in a savepoint: should one reaction's rows
-	// fail it (a constraint, a value PostgreSQL refuses), the others are
-	// written alone and only the failing one is held back.
+	// which the deferred ROLLBACK ends.)
 	b := &pgx.Batch{}
 	if !inTx {
 		b.Queue("BEGIN")
 		inTx = true
-	}
-	split := len(reactions) > 1 || len(jobs) > 1
-	if split {
-		b.Queue("SAVEPOINT factos_reactions")
 	}
 	var fresh []string
 	var sequenced int64
@@ -309,8 +309,17 @@ func (w *reactionWorker) Work(ctx context.Context, job *river.Job[outbox.Reactio
 	}
 	b.Queue("COMMIT")
 	err = conn.SendBatch(ctx, b).Close()
-	if err != nil && split && stmtErr != nil && ctx.Err() == nil {
-		fresh, sequenced, err = reg.reactOneByOne(ctx, conn, reactions, stmtErr)
+	if err != nil && stmtErr != nil && (len(reactions) > 1 || len(jobs) > 1) && ctx.Err() == nil {
+		// The database refused the statement (a constraint, a value it
+		// cannot store): one reaction's rows fail it for all. Start over
+		// and write each reaction alone, so that only the ones it
+		// refuses again fail. Rare, so the common path pays nothing for
+		// it (no savepoint).
+		reg.cfg.Logger.WarnContext(ctx, "reactors: the reactions' statement failed; writing each reaction alone", "error", stmtErr, "reactions", len(reactions))
+		reactions, err = reg.restart(ctx, conn, jobs, reactions)
+		if err == nil {
+			fresh, sequenced, err = reg.reactOneByOne(ctx, conn, reactions)
+		}
 		if err == nil {
 			b = &pgx.Batch{}
 			completed = reg.queueFinish(b, job, jobs, reactions)
@@ -371,6 +380,9 @@ func (r *Registry) queueFinish(b *pgx.Batch, job *river.Job[outbox.ReactionArgs]
 		ids := make([]int64, 0, len(jobs)-1)
 		errs := make([]string, 0, len(jobs)-1)
 		for _, j := range jobs[1:] {
+			if j.released {
+				continue
+			}
 			ids = append(ids, j.id)
 			errs = append(errs, j.failure())
 			completed = completed || len(j.failures) == 0
@@ -380,15 +392,51 @@ func (r *Registry) queueFinish(b *pgx.Batch, job *river.Job[outbox.ReactionArgs]
 	return completed
 }
 
-// reactOneByOne writes each reaction alone after the statement that wrote
-// them together failed (with stmtErr): each in a savepoint of its own, so
-// that one that fails again rolls back alone and goes to its job's
-// failures. It returns what the statements returned for the others.
-func (r *Registry) reactOneByOne(ctx context.Context, conn *pgxpool.Conn, reactions []reaction, stmtErr error) ([]string, int64, error) {
-	r.cfg.Logger.WarnContext(ctx, "reactors: the reactions' statement failed; writing each reaction alone", "error", stmtErr, "reactions", len(reactions))
-	if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT factos_reactions"); err != nil {
-		return nil, 0, err
+// errReleased ends the span of a claimed job that a reaction let go of:
+// another reaction, or River, runs it.
+var errReleased = errors.New("claim released after the reactions' statement failed; another reaction runs the job")
+
+// reclaimSQL locks again the jobs a reaction had claimed, those still
+// waiting: a rollback released them.
+const reclaimSQL = `SELECT id FROM river_job WHERE id = ANY($1) AND state = 'available' AND attempt = 0
+FOR UPDATE SKIP LOCKED`
+
+// restart rolls back the reaction's transaction and begins another, in
+// which it claims again the jobs it had claimed; a job another reaction
+// or River took meanwhile is released (left out of this reaction). It
+// returns the reactions of the jobs still held.
+func (r *Registry) restart(ctx context.Context, conn *pgxpool.Conn, jobs []*reactionJob, reactions []reaction) ([]reaction, error) {
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		return nil, err
 	}
+	ids := make([]int64, 0, len(jobs)-1)
+	for _, j := range jobs[1:] {
+		ids = append(ids, j.id)
+	}
+	held := map[int64]bool{}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(reclaimSQL, ids).Query(func(rows pgx.Rows) error {
+		var id int64
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			held[id] = true
+			return nil
+		})
+		return err
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	for _, j := range jobs[1:] {
+		j.released = !held[j.id]
+	}
+	return slices.DeleteFunc(reactions, func(rc reaction) bool { return rc.job.released }), nil
+}
+
+// reactOneByOne writes each reaction alone, each in a savepoint of its
+// own, so that one the database refuses rolls back alone and goes to its
+// job's failures. It returns what the statements returned for the others.
+func (r *Registry) reactOneByOne(ctx context.Context, conn *pgxpool.Conn, reactions []reaction) ([]string, int64, error) {
 	var fresh []string
 	var sequenced int64
 	for i := range reactions {
