@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"sync"
@@ -27,6 +28,40 @@ BEGIN
 	RETURN NEW;
 END $$;
 CREATE TRIGGER test_refuse_key BEFORE INSERT ON factos_effects FOR EACH ROW EXECUTE FUNCTION test_refuse_key();`
+
+// refuseKeys installs refuseKeysSQL in b's database.
+func refuseKeys(t *testing.T, b *bundle) {
+	t.Helper()
+	if _, err := b.pool.Exec(b.ctx, refuseKeysSQL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// effectRuns counts the runs of each effect key of a kind.
+type effectRuns struct {
+	mu  sync.Mutex
+	ran map[string]int
+}
+
+// countEffects registers a handler of kind that counts its runs.
+func countEffects(t *testing.T, b *bundle, kind string) *effectRuns {
+	t.Helper()
+	r := &effectRuns{ran: map[string]int{}}
+	addEffect(t, b, kind, func(e reactors.Effect[string]) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.ran[e.Key]++
+		return nil
+	})
+	return r
+}
+
+// snapshot is a copy of the counts so far.
+func (r *effectRuns) snapshot() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.ran)
+}
 
 // misbehaviours are the ways a reactor fails on a record: each must hold
 // back that reactor's reaction to that record and nothing else.
@@ -64,17 +99,8 @@ func TestReactorFailureHoldsBackOnlyItself(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			if _, err := b.pool.Exec(b.ctx, refuseKeysSQL); err != nil {
-				t.Fatal(err)
-			}
-			var mu sync.Mutex
-			ran := map[string]int{}
-			addEffect(t, b, "note", func(e reactors.Effect[string]) error {
-				mu.Lock()
-				defer mu.Unlock()
-				ran[e.Key]++
-				return nil
-			})
+			refuseKeys(t, b)
+			runs := countEffects(t, b, "note")
 			notes := eventstore.NewQuery(eventstore.Types("Note"))
 			for name, plan := range map[string]func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error){
 				"good": func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
@@ -94,9 +120,7 @@ func TestReactorFailureHoldsBackOnlyItself(t *testing.T) {
 				return b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'factos.reactions' AND coalesce(array_length(errors, 1), 0) >= 2`) == 1, nil
 			})
 			testriver.WaitFor(t, time.Minute, "the good effect", func() (bool, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(ran) > 0, nil
+				return len(runs.snapshot()) > 0, nil
 			})
 			var state, last string
 			if err := b.pool.QueryRow(b.ctx, `SELECT state::text, errors[array_length(errors, 1)]->>'error' FROM river_job WHERE kind = 'factos.reactions'`).Scan(&state, &last); err != nil {
@@ -111,9 +135,7 @@ func TestReactorFailureHoldsBackOnlyItself(t *testing.T) {
 			if n := b.count(t, `SELECT count(*) FROM factos_reactions WHERE reactor = 'bad'`); n != 0 {
 				t.Errorf("%d ledger rows of reactor bad, want 0", n)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			for k, n := range ran {
+			for k, n := range runs.snapshot() {
 				if !strings.HasPrefix(k, "good:") || n != 1 {
 					t.Errorf("effect %q ran %d times; want only good's effect, once", k, n)
 				}
@@ -136,17 +158,8 @@ func TestPoisonedJobsDoNotFailTheJobsClaimedWithThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.reg = reactors.NewRegistry(&reactors.Config{Metrics: metrics})
-	if _, err := b.pool.Exec(b.ctx, refuseKeysSQL); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	ran := map[string]int{}
-	addEffect(t, b, "note", func(e reactors.Effect[string]) error {
-		mu.Lock()
-		defer mu.Unlock()
-		ran[e.Key]++
-		return nil
-	})
+	refuseKeys(t, b)
+	runs := countEffects(t, b, "note")
 	err = reactors.AddReactor(b.reg, reactors.Reactor[tickets.Event]{
 		Name: "r", Codec: noteCodec{b.codec}, Subscribe: eventstore.NewQuery(eventstore.Types("Note")),
 		React: func(rec eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
@@ -200,13 +213,9 @@ func TestPoisonedJobsDoNotFailTheJobsClaimedWithThem(t *testing.T) {
 		t.Logf("%d records, %d poisoned; %.0f jobs claimed", records, poisoned, n)
 	}
 	testriver.WaitFor(t, time.Minute, "every healthy effect", func() (bool, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ran) == records-poisoned, nil
+		return len(runs.snapshot()) == records-poisoned, nil
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	for k, n := range ran {
+	for k, n := range runs.snapshot() {
 		if n != 1 {
 			t.Errorf("effect %s ran %d times", k, n)
 		}
