@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -131,6 +133,14 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	cmd := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd != "run" {
+		// An operating command that waits (a rebuild, status -wait) ends
+		// on SIGINT or SIGTERM like run does, its transactions rolled
+		// back, instead of dying by the signal. (run: fx listens.)
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
 	}
 	switch cmd {
 	case "spec":

@@ -25,7 +25,7 @@ const effectsUsage = `usage:
 // runEffects operates the effects in the database, ordered and unordered,
 // beside running workers: it needs none.
 func (c *cli) runEffects(ctx context.Context, args []string) int {
-	sub, fs, code, ok := subcommand(args, "effects", effectsUsage)
+	sub, fs, code, ok := c.subcommand(args, "effects", effectsUsage)
 	if !ok {
 		return code
 	}
@@ -56,7 +56,7 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "worker effects: unknown command %q\n%s", sub, effectsUsage)
 		return 2
 	}
-	cfg, pool, code := connect(ctx, "effects")
+	cfg, pool, code := c.connectMigrated(ctx, "effects")
 	if pool == nil {
 		return code
 	}

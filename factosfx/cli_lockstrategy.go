@@ -14,7 +14,7 @@ const lockStrategyUsage = `usage:
   worker lock-strategy set NAME        record NAME (keys or table) as the database's strategy
 
 Every process writing a database must use one lock strategy; the first to
-use it records its own, and a worker configured with another refuses to
+read or write it records its own (a status command too), and a worker configured with another refuses to
 start. Changing it is safe ONLY WITH EVERY WRITER STOPPED: stop every worker
 (and every application process that writes), run "worker lock-strategy set
 NAME --writers-stopped", then start them all with LOCK_STRATEGY=NAME.
@@ -25,26 +25,16 @@ func (c *cli) runLockStrategy(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("lock-strategy", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), lockStrategyUsage) }
 	stopped := fs.Bool("writers-stopped", false, "confirm that every writer of the database is stopped")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	// The flag goes before, between or after the words.
+	words, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	var set eventstore.LockStrategy
-	switch fs.Arg(0) {
-	case "", "show":
-	case "set":
-		rest := fs.Args()[1:]
-		// Accept the confirmation after the name too.
-		if err := fs.Parse(rest[min(1, len(rest)):]); err != nil {
-			return 2
-		}
-		if len(rest) == 0 {
-			fmt.Fprint(os.Stderr, "worker lock-strategy set: missing NAME\n"+lockStrategyUsage)
-			return 2
-		}
-		ls, err := eventstore.ParseLockStrategy(rest[0])
+	switch {
+	case len(words) == 0, len(words) == 1 && words[0] == "show":
+	case words[0] == "set" && len(words) == 2:
+		ls, err := eventstore.ParseLockStrategy(words[1])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "worker lock-strategy set:", err)
 			return 2
@@ -56,11 +46,14 @@ func (c *cli) runLockStrategy(ctx context.Context, args []string) int {
 			return 2
 		}
 		set = ls
+	case words[0] == "set" && len(words) == 1:
+		fmt.Fprint(os.Stderr, "worker lock-strategy set: missing NAME\n"+lockStrategyUsage)
+		return 2
 	default:
-		fmt.Fprintf(os.Stderr, "worker lock-strategy: unknown argument %q\n%s", fs.Arg(0), lockStrategyUsage)
+		fmt.Fprintf(os.Stderr, "worker lock-strategy: unexpected arguments %q\n%s", words, lockStrategyUsage)
 		return 2
 	}
-	_, pool, code := connect(ctx, "lock-strategy")
+	_, pool, code := c.connectMigrated(ctx, "lock-strategy")
 	if pool == nil {
 		return code
 	}
@@ -89,7 +82,7 @@ func (c *cli) runLockStrategy(ctx context.Context, args []string) int {
 
 func orNone(ls eventstore.LockStrategy) string {
 	if ls == "" {
-		return "none recorded yet (the first writer records its own)"
+		return "none recorded yet (the first process to read or write it records its own)"
 	}
 	return string(ls)
 }

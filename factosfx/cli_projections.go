@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -30,7 +31,7 @@ const projectionsUsage = `usage:
 // needs no running worker (a rebuild with none runs the projection
 // itself) and works beside running ones.
 func (c *cli) runProjections(ctx context.Context, args []string) int {
-	sub, fs, code, ok := subcommand(args, "projections", projectionsUsage)
+	sub, fs, code, ok := c.subcommand(args, "projections", projectionsUsage)
 	if !ok {
 		return code
 	}
@@ -58,7 +59,7 @@ func (c *cli) runProjections(ctx context.Context, args []string) int {
 		}
 		skipAt = eventstore.Position(p)
 	}
-	cfg, pool, code := connect(ctx, "projections")
+	cfg, pool, code := c.connectMigrated(ctx, "projections")
 	if pool == nil {
 		return code
 	}
@@ -80,9 +81,24 @@ func (c *cli) runProjections(ctx context.Context, args []string) int {
 		fmt.Printf("%s reset to %d; the worker running it rebuilds it (`worker projections status` shows its progress)\n", pos[0], opts.From)
 	case "rebuild":
 		start := time.Now()
-		reached, err := client.Rebuild(ctx, pos[0], &projections.RebuildOpts{ResetOpts: opts, Progress: func(st projections.Status) {
+		// A rebuild that gets stuck on an event would wait for ever: stop
+		// waiting, say where and why, and name the way past it. The
+		// projection stays reset; the workers go on rebuilding it.
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var stuckAt atomic.Pointer[projections.Status] // Progress runs in a goroutine of its own
+		reached, err := client.Rebuild(rctx, pos[0], &projections.RebuildOpts{ResetOpts: opts, Progress: func(st projections.Status) {
 			fmt.Fprintf(os.Stderr, "%s: at %d of %d (%s)\n", st.Name, st.Position, st.Head, st.State)
+			if st.State == projections.StateStuck && stuckAt.CompareAndSwap(nil, &st) {
+				cancel()
+			}
 		}})
+		if stuck := stuckAt.Load(); stuck != nil {
+			fmt.Fprintf(os.Stderr, "worker projections rebuild: %s is stuck at position %d after %d attempts: %s\n"+
+				"fix the cause (the worker retries it), or skip the event: worker projections skip %s %d -reason TEXT\n",
+				stuck.Name, stuck.FailingPosition, stuck.Attempts, stuck.LastError, stuck.Name, stuck.FailingPosition)
+			return 3
+		}
 		if err != nil {
 			return commandFailed(err)
 		}
@@ -210,13 +226,22 @@ func printStatus(out io.Writer, sts []projections.Status, skips map[string][]pro
 // parseInterleaved parses flags given before, between or after the
 // positional arguments (flag stops at the first of those), and returns
 // the positional ones. ok says whether the command goes on; otherwise
-// code is its exit code: 0 after -h (the flag set printed the usage), 2
-// after a bad flag (the flag set printed the problem).
+// code is its exit code: 0 after -h (the usage printed on stdout), 2
+// after a bad flag (the problem and the usage printed on stderr).
 func parseInterleaved(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(os.Stderr)
 	for {
-		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
 			return nil, 0, false
-		} else if err != nil {
+		case err != nil:
+			fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
 			return nil, 2, false
 		}
 		if fs.NArg() == 0 {

@@ -23,14 +23,14 @@ const reactorsUsage = `usage:
 // runReactors operates the domain's reactors in the database, beside
 // running workers, which run what it enqueues.
 func (c *cli) runReactors(ctx context.Context, args []string) int {
-	sub, fs, code, ok := subcommand(args, "reactors", reactorsUsage)
+	sub, fs, code, ok := c.subcommand(args, "reactors", reactorsUsage)
 	if !ok {
 		return code
 	}
 	from := fs.Int64("from", 0, "replay, reset: records after this position (0: from the first)")
 	name := fs.String("name", "", "replay: store progress under this checkpoint name, so that a rerun resumes")
 	effects := fs.Bool("effects", false, "reset: also forget the effect keys, so that the effects run again (their handlers must be idempotent)")
-	noReplay := fs.Bool("no-replay", false, "reset: only forget; enqueue nothing (run `worker reactors replay` later)")
+	noReplay := fs.Bool("no-replay", false, "reset: only forget; enqueue nothing (run \"worker reactors replay\" later)")
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	pos, code, ok := parseInterleaved(fs, args[1:])
 	if !ok {
@@ -42,7 +42,7 @@ func (c *cli) runReactors(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "worker reactors %s: wrong arguments %q\n%s", sub, pos, reactorsUsage)
 		return 2
 	}
-	cfg, pool, code := connect(ctx, "reactors")
+	cfg, pool, code := c.connectMigrated(ctx, "reactors")
 	if pool == nil {
 		return code
 	}

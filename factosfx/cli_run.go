@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
+
+	"github.com/factos-go/factos/migrations"
 )
 
 // spec is the binary's spec: the built-in commands and the application's,
@@ -68,11 +70,33 @@ func connect(ctx context.Context, cmd string) (cfg *Config, pool *pgxpool.Pool, 
 	return cfg, pool, 0
 }
 
+// connectMigrated is connect for an operating command, which needs the
+// schema: on a database not (fully) migrated it says so and names the
+// fix, instead of failing on a missing table.
+func (c *cli) connectMigrated(ctx context.Context, cmd string) (cfg *Config, pool *pgxpool.Pool, code int) {
+	cfg, pool, code = connect(ctx, cmd)
+	if pool == nil {
+		return nil, nil, code
+	}
+	st, err := migrations.ReadStatus(ctx, pool, c.domain.MigrationConfig(nil))
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "worker %s: %v\n", cmd, err)
+	case !st.Current():
+		fmt.Fprintf(os.Stderr, "worker %s: the database is not migrated (pending: %v): run `worker migrate` first\n", cmd, st.Pending())
+	default:
+		return cfg, pool, 0
+	}
+	pool.Close()
+	return nil, nil, 1
+}
+
 // subcommand starts an operating command of group (effects, projections,
 // reactors): no argument prints usage on stderr (exit 2), help prints it
 // on stdout (exit 0); otherwise it returns the subcommand and the flag set
-// its flags go in. ok says whether the command goes on.
-func subcommand(args []string, group, usage string) (sub string, fs *flag.FlagSet, code int, ok bool) {
+// its flags go in, whose -h describes the subcommand. ok says whether the
+// command goes on.
+func (c *cli) subcommand(args []string, group, usage string) (sub string, fs *flag.FlagSet, code int, ok bool) {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return "", nil, 2, false
@@ -82,7 +106,7 @@ func subcommand(args []string, group, usage string) (sub string, fs *flag.FlagSe
 		fmt.Print(usage)
 		return "", nil, 0, false
 	}
-	fs = flag.NewFlagSet(group+" "+sub, flag.ContinueOnError)
+	fs = c.flags(group+" "+sub, "")
 	fs.SetOutput(os.Stderr)
 	return sub, fs, 0, true
 }

@@ -2,12 +2,18 @@ package factosfx_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/factosfx"
 	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/migrations"
+	"github.com/factos-go/factos/projections"
 )
 
 // An application's own worker: its migrations are a line of their own,
@@ -91,3 +97,66 @@ func TestMainRunsAnApplicationsWorker(t *testing.T) {
 		t.Errorf("a command shadowing `migrate`: exit %d, want 2", got)
 	}
 }
+
+// A rebuild that gets stuck on an event stops waiting: it exits 3 (and
+// names the event and the skip command), leaving the projection reset for
+// the workers; after a skip, the rebuild completes.
+func TestRebuildOfAStuckProjectionExitsThree(t *testing.T) {
+	ctx := context.Background()
+	dbURL := testdb.NewEmptyURL(t)
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("TEMPORAL_ENABLED", "false")
+	domain := factosfx.Domain{
+		Name: "notes",
+		Projections: func(reg *projections.Registry, _ factosfx.DomainEnv) error {
+			return projections.AddProjection(reg, projections.Projection[string]{
+				Name: "notes", Query: eventstore.AllEvents(), Codec: rawType{},
+				Apply: func(_ context.Context, _ pgx.Tx, records []eventstore.Record[string]) error {
+					for _, r := range records {
+						if r.Event == "Bad" {
+							return errors.New("cannot apply a bad note")
+						}
+					}
+					return nil
+				},
+				Reset: func(context.Context, pgx.Tx, eventstore.Position) error { return nil },
+			})
+		},
+	}
+	if got := factosfx.RunCommand(ctx, domain, []string{"migrate"}); got != 0 {
+		t.Fatalf("migrate: exit %d", got)
+	}
+	store, err := eventstore.New(testdb.Pool(t, dbURL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.Append(ctx, eventstore.AppendRequest{Stream: "s", Events: []eventstore.EventData{{Type: "A"}, {Type: "Bad"}, {Type: "A"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := factosfx.RunCommand(ctx, domain, []string{"projections", "rebuild", "notes"}); got != 3 {
+		t.Fatalf("rebuild of a projection stuck at an event: exit %d, want 3", got)
+	}
+	bad := fmt.Sprint(res.Records[1].Position)
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"projections", "status"}, 3},
+		{[]string{"projections", "skip", "notes", bad, "-reason", "test"}, 0},
+		{[]string{"projections", "rebuild", "notes"}, 0},
+		{[]string{"projections", "status"}, 0},
+	} {
+		if got := factosfx.RunCommand(ctx, domain, tc.args); got != tc.want {
+			t.Errorf("%v: exit %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
+
+// rawType decodes an event as its type.
+type rawType struct{}
+
+func (rawType) Encode(s string) (eventstore.EventData, error) {
+	return eventstore.EventData{Type: s}, nil
+}
+func (rawType) Decode(r eventstore.RawRecord) (string, error) { return r.Type, nil }

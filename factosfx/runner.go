@@ -290,10 +290,15 @@ func (r *Runner) stop(ctx context.Context) error {
 			}
 		})
 	}
+	// The cleaner stops beside the others, not after them: they may use
+	// all of SHUTDOWN_TIMEOUT, and it would then get an expired context
+	// and warn of a cleaner that was not late.
+	wg.Go(func() {
+		if err := r.clean.Stop(ctx); err != nil {
+			r.log.Warn("the command ledger cleaner did not stop in time", "error", err)
+		}
+	})
 	wg.Wait()
-	if err := r.clean.Stop(ctx); err != nil {
-		r.log.Warn("the command ledger cleaner did not stop in time", "error", err)
-	}
 	r.log.Info("workers stopped")
 	if errors.Is(riverErr, context.DeadlineExceeded) {
 		return nil // reported above; the pool closes next either way

@@ -50,6 +50,8 @@ var Commands = []CommandSpec{
 	{Name: "run", Args: []string{"run"}, Description: "Run the Temporal worker, the River workers and the HTTP server until SIGINT/SIGTERM (the default)."},
 	{Name: "migrate", Args: []string{"migrate"}, Description: "Apply the event store, River and application migrations, then exit."},
 	{Name: "migrate status", Args: []string{"migrate", "status"}, Description: "Print which migrations are applied."},
+	{Name: "lock-strategy", Args: []string{"lock-strategy"}, Description: "Print the lock strategy the database records (the first process to read or write it records its own)."},
+	{Name: "lock-strategy set", Args: []string{"lock-strategy", "set"}, Description: "Record another lock strategy, with every writer stopped: NAME --writers-stopped."},
 
 	{Name: "spec", Args: []string{"spec"}, Description: "Print this description as JSON."},
 	{Name: "projections status", Args: []string{"projections", "status"}, Description: "Print every projection's checkpoint, lag, state, owner and skips (-wait D: first wait until they caught up; -json)."},

@@ -356,6 +356,22 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	if n := b.count(t, `SELECT count(*) FROM ticket_announcements`); n != 9 {
 		t.Errorf("%d announcements, want 9", n)
 	}
+	// A From past the head, or negative, is refused and stores nothing: a
+	// named replay's checkpoint there would skip the events written up to
+	// it when the replay is run again.
+	head := eventstore.Position(b.count(t, `SELECT max(position) FROM factos_events`))
+	for _, from := range []eventstore.Position{head + 1, head + 100_000, -1} {
+		_, err = b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, From: from, Name: "far"})
+		if !errors.Is(err, eventstore.ErrInvalidInput) {
+			t.Errorf("replay from %d (head %d): %v, want ErrInvalidInput", from, head, err)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM factos_replays WHERE name = 'far'`); n != 0 {
+		t.Errorf("%d checkpoints stored by refused replays", n)
+	}
+	if _, err := b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales, From: head}); err != nil {
+		t.Errorf("replay from the head: %v", err)
+	}
 }
 
 // helpers

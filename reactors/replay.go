@@ -22,7 +22,8 @@ const DefaultReplayBatch = 500
 type ReplayOpts struct {
 	// Reactor to replay for. Required.
 	Reactor string
-	// From: records after this position. Ignored when Name has a stored
+	// From: records after this position, at most the log's head
+	// (ErrInvalidInput otherwise). Ignored when Name has a stored
 	// checkpoint, which wins so that a rerun resumes.
 	From eventstore.Position
 	// Filter further restricts the reactor's subscription. Nil: every
@@ -64,6 +65,20 @@ func (r *Registry) Replay(ctx context.Context, store *eventstore.Store, opts Rep
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultReplayBatch
+	}
+	// A From past the log's head would be stored as the checkpoint of a
+	// named replay, and its rerun would skip every event written up to it.
+	switch {
+	case opts.From < 0:
+		return nil, &eventstore.InvalidInputError{Field: "from", Reason: "negative"}
+	case opts.From > 0:
+		head, err := store.HighWaterMark(ctx, 0)
+		if err != nil {
+			return nil, err
+		}
+		if opts.From > head {
+			return nil, &eventstore.InvalidInputError{Field: "from", Reason: fmt.Sprintf("%d is beyond the log's head, %d", opts.From, head)}
+		}
 	}
 	pool := store.Pool()
 	res := &ReplayResult{Next: opts.From}

@@ -35,6 +35,13 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"reactors", "-h"}, "usage:\n  worker reactors status [-json]"},
 		{[]string{"effects", "-h"}, "usage:\n  worker effects status [-json]"},
 		{[]string{"effects", "help"}, "worker effects retry (EFFECT_KEY | -id JOB)"},
+		{[]string{"projections", "status", "-h"}, "usage: worker projections status\n\nPrint every projection's checkpoint"},
+		{[]string{"projections", "skip", "-h"}, "usage: worker projections skip\n\nSkip the event a projection is stuck at"},
+		{[]string{"effects", "list", "-h"}, "usage: worker effects list\n\nList effects"},
+		{[]string{"reactors", "replay", "--help"}, "usage: worker reactors replay\n\nEnqueue the reactions"},
+		{[]string{"reactors", "status", "-h"}, `-no-replay` + "\n"},
+		{[]string{"lock-strategy", "-h"}, "usage:\n  worker lock-strategy "},
+		{[]string{"lock-strategy", "set", "-h"}, "usage:\n  worker lock-strategy "},
 	} {
 		stdout, stderr, code := command(t, env, tc.args...)
 		if code != 0 || !strings.Contains(stdout, tc.want) || stderr != "" {
@@ -70,10 +77,73 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"effects", "skip", "k", "-id", "3"}, `worker effects skip: give an effect key or -id JOB, one of them`},
 		{[]string{"effects", "list", "k"}, `worker effects list: unexpected arguments`},
 		{[]string{"effects", "status", "-wait", "1s"}, `flag provided but not defined: -wait`},
+		{[]string{"projections", "status", "-x"}, "worker projections status: flag provided but not defined: -x\nusage: worker projections status"},
+		{[]string{"lock-strategy", "set"}, "worker lock-strategy set: missing NAME"},
+		{[]string{"lock-strategy", "set", "sometimes", "--writers-stopped"}, `unknown lock strategy "sometimes"`},
+		{[]string{"lock-strategy", "show", "all"}, `worker lock-strategy: unexpected arguments ["show" "all"]`},
+		{[]string{"lock-strategy", "set", "keys", "--writers-stopped", "now"}, `worker lock-strategy: unexpected arguments ["set" "keys" "now"]`},
 	} {
 		stdout, stderr, code := command(t, env, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) || stdout != "" {
 			t.Errorf("worker %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", strings.Join(tc.args, " "), code, stdout, stderr, tc.want)
+		}
+	}
+}
+
+// Every command the usage names is in `worker spec`, which tools read.
+func TestSpecListsEveryCommand(t *testing.T) {
+	t.Parallel()
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	usage, _, _ := command(t, env, "-h")
+	out, _, code := command(t, env, "spec")
+	var spec struct {
+		Commands []struct{ Name string } `json:"commands"`
+	}
+	if err := json.Unmarshal([]byte(out), &spec); err != nil || code != 0 {
+		t.Fatalf("worker spec: exit %d, %v", code, err)
+	}
+	listed := map[string]bool{}
+	for _, c := range spec.Commands {
+		listed[c.Name] = true
+	}
+	for line := range strings.Lines(usage) {
+		words, ok := strings.CutPrefix(strings.TrimSpace(line), "worker ")
+		if !ok {
+			continue
+		}
+		words, _, _ = strings.Cut(words, "  ") // the synopsis, without its description
+		// The command's words: up to its first argument or flag; a|b
+		// names two commands.
+		names := []string{""}
+		for _, w := range strings.Fields(strings.Trim(words, "[]")) {
+			if w != strings.ToLower(w) || strings.HasPrefix(w, "-") || strings.HasPrefix(w, "[") || strings.HasPrefix(w, "(") {
+				break
+			}
+			var next []string
+			for _, n := range names {
+				for _, alt := range strings.Split(strings.Trim(w, "[]"), "|") {
+					next = append(next, strings.TrimSpace(n+" "+alt))
+				}
+			}
+			names = next
+		}
+		for _, n := range names {
+			if !listed[n] {
+				t.Errorf("usage line %q: %q is not in worker spec's commands", strings.TrimSpace(line), n)
+			}
+		}
+	}
+}
+
+// The operating commands, on a database not migrated yet, name the fix
+// instead of failing on a missing table.
+func TestOperatingCommandsNeedTheSchema(t *testing.T) {
+	t.Parallel()
+	env := []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + testdb.NewEmptyURL(t), "TEMPORAL_ENABLED=false"}
+	for _, args := range [][]string{{"projections", "status"}, {"effects", "status"}, {"reactors", "status"}, {"lock-strategy"}} {
+		_, stderr, code := command(t, env, args...)
+		if code != 1 || !strings.Contains(stderr, "the database is not migrated") || !strings.Contains(stderr, "run `worker migrate` first") {
+			t.Errorf("worker %s on an empty database: exit %d, stderr %q; want exit 1 and the fix", strings.Join(args, " "), code, stderr)
 		}
 	}
 }
