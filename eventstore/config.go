@@ -95,6 +95,12 @@ const (
 	// MaxVersion is the largest EventData.Version the store accepts: the
 	// version column is a PostgreSQL integer.
 	MaxVersion = math.MaxInt32
+
+	// MaxIndexedBytes is the most Limits.MaxTagBytes, MaxTypeBytes,
+	// MaxStreamBytes and MaxCommandIDBytes may be raised to: the store
+	// indexes those strings (a tag's index entry holds its event's type
+	// too), and PostgreSQL bounds a B-tree entry at about 2,700 bytes.
+	MaxIndexedBytes = 1024
 )
 
 // Limits bound what one dispatch may write. Inputs over a limit are refused
@@ -105,11 +111,14 @@ type Limits struct {
 	MaxEventsPerDispatch int
 	// MaxTagsPerEvent bounds the tags of one event. Default: 32.
 	MaxTagsPerEvent int
-	// MaxTagBytes bounds one tag's length in bytes. Default: 256.
+	// MaxTagBytes bounds one tag's length in bytes. Default: 256; at most
+	// MaxIndexedBytes.
 	MaxTagBytes int
-	// MaxTypeBytes bounds an event type's length in bytes. Default: 256.
+	// MaxTypeBytes bounds an event type's length in bytes. Default: 256;
+	// at most MaxIndexedBytes.
 	MaxTypeBytes int
-	// MaxStreamBytes bounds a stream name's length in bytes. Default: 256.
+	// MaxStreamBytes bounds a stream name's length in bytes. Default:
+	// 256; at most MaxIndexedBytes.
 	MaxStreamBytes int
 	// MaxDataBytes bounds one event's encoded payload. Default: 1 MiB.
 	MaxDataBytes int
@@ -120,7 +129,8 @@ type Limits struct {
 	MaxQueryItems int
 	// MaxTypesPerQueryItem bounds the types of one query item. Default: 64.
 	MaxTypesPerQueryItem int
-	// MaxCommandIDBytes bounds a command id's length. Default: 256.
+	// MaxCommandIDBytes bounds a command id's length. Default: 256; at
+	// most MaxIndexedBytes.
 	MaxCommandIDBytes int
 }
 
@@ -254,6 +264,13 @@ func (c *Config) validate() error {
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("field Limits.%s must not be negative, got %d", name, v))
+		}
+	}
+	for name, v := range map[string]int{
+		"MaxTagBytes": l.MaxTagBytes, "MaxTypeBytes": l.MaxTypeBytes, "MaxStreamBytes": l.MaxStreamBytes, "MaxCommandIDBytes": l.MaxCommandIDBytes,
+	} {
+		if v > MaxIndexedBytes {
+			errs = append(errs, fmt.Errorf("field Limits.%s must be at most %d (MaxIndexedBytes: the store indexes these strings, and PostgreSQL bounds an index entry), got %d", name, MaxIndexedBytes, v))
 		}
 	}
 	for i, h := range c.Hooks {

@@ -245,6 +245,13 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) (*AppendResult, e
 		s.observe("append", start, 0, 0, err)
 		return nil, err
 	}
+	if p.expected != nil && *p.expected < 0 {
+		// No stream is ever at a negative revision: a conflict would
+		// send the caller to read and retry for ever.
+		err := &InvalidInputError{Field: "expected revision", Reason: fmt.Sprintf("negative (%d)", *p.expected)}
+		s.observe("append", start, 0, 0, err)
+		return nil, err
+	}
 	if p.condition != nil {
 		if err := s.cfg.Limits.checkQuery("condition.query", p.condition.Query); err != nil {
 			s.observe("append", start, 0, 0, err)

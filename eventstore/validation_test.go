@@ -1,8 +1,10 @@
 package eventstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -69,6 +71,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"command id too long", "command id", func(r *eventstore.AppendRequest) { r.CommandID = strings.Repeat("c", 257) }},
 		{"command id with tab", "command id", func(r *eventstore.AppendRequest) { r.CommandID = "a\tb" }},
 		{"empty condition query", "condition.query", func(r *eventstore.AppendRequest) { r.Condition = &eventstore.AppendCondition{} }},
+		{"negative expected revision", "expected revision", func(r *eventstore.AppendRequest) { r.ExpectedRevision = eventstore.Revision(-1) }},
 		{"condition with empty tag", "condition.query.items[0].tags[0]", func(r *eventstore.AppendRequest) {
 			r.Condition = eventstore.FailIfEventsMatch(eventstore.NewQuery(eventstore.Tags("")), nil)
 		}},
@@ -150,6 +153,12 @@ func TestConfigIsValidated(t *testing.T) {
 		{MaxLockKeys: eventstore.MinLockKeys - 1},
 		{MaxAttempts: -1},
 		{Limits: eventstore.Limits{MaxTagBytes: -5}},
+		// Beyond what an index entry holds: refused here rather than by
+		// PostgreSQL at the first long tag, as a store failure.
+		{Limits: eventstore.Limits{MaxTagBytes: eventstore.MaxIndexedBytes + 1}},
+		{Limits: eventstore.Limits{MaxTypeBytes: 8000}},
+		{Limits: eventstore.Limits{MaxStreamBytes: 8000}},
+		{Limits: eventstore.Limits{MaxCommandIDBytes: 8000}},
 		{Hooks: []eventstore.Hook{nil}},
 	} {
 		if _, err := eventstore.New(b.pool, cfg); err == nil {
@@ -158,5 +167,27 @@ func TestConfigIsValidated(t *testing.T) {
 	}
 	if _, err := eventstore.New(nil, nil); err == nil {
 		t.Error("nil pool accepted")
+	}
+}
+
+// Strings at MaxIndexedBytes, the highest limits a store accepts, fit the
+// indexes that hold them: a tag's entry, which carries its event's type
+// too, and the stream's, the type's and the command id's.
+func TestLimitsAtMaxIndexedBytesFitTheIndexes(t *testing.T) {
+	t.Parallel()
+	const n = eventstore.MaxIndexedBytes
+	store := setup(t, &eventstore.Config{Limits: eventstore.Limits{MaxTagBytes: n, MaxTypeBytes: n, MaxStreamBytes: n, MaxCommandIDBytes: n}}).store
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random := func() string { // incompressible, so no index entry is compressed below its size
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(33 + rnd.IntN(94))
+		}
+		return string(b)
+	}
+	_, err := store.Append(context.Background(), eventstore.AppendRequest{Stream: random(), CommandID: random(),
+		Events: []eventstore.EventData{{Type: random(), Tags: []string{random(), random()}}}})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
