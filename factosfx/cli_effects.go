@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -45,6 +47,10 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 	case sub == "status" || sub == "list":
 		if len(pos) != 0 {
 			fmt.Fprintf(os.Stderr, "worker effects %s: unexpected arguments %q\n%s", sub, pos, effectsUsage)
+			return 2
+		}
+		if f.State != "" && !slices.Contains(effectStates, f.State) {
+			fmt.Fprintf(os.Stderr, "worker effects list: unknown -state %q: one of %s\n", f.State, strings.Join(effectStates, ", "))
 			return 2
 		}
 	case sub == "retry" || sub == "skip":
@@ -113,6 +119,11 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 	}
 	return 0
 }
+
+// effectStates are the states -state selects: River's job states and an
+// ordered effect's.
+var effectStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled",
+	"waiting", "done", "failed", "skipped"}
 
 // effectStatus prints effect jobs by kind and state, and the ordered
 // effects' keys that are halted; it exits 3 when one is.

@@ -50,6 +50,10 @@ func (c *cli) runProjections(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "worker projections %s: wrong arguments %q\n%s", sub, pos, projectionsUsage)
 		return 2
 	}
+	if *from < 0 {
+		fmt.Fprintf(os.Stderr, "worker projections %s: -from %d must not be negative\n", sub, *from)
+		return 2
+	}
 	var skipAt eventstore.Position
 	if sub == "skip" {
 		p, err := strconv.ParseInt(pos[1], 10, 64)
@@ -111,6 +115,8 @@ func (c *cli) runProjections(ctx context.Context, args []string) int {
 		fmt.Printf("%s skips position %d (%s, event %s), by %s at %s\n", sk.Projection, sk.Position, sk.EventType, sk.EventID, sk.By, sk.At.Format(time.RFC3339))
 		if sk.Error != "" {
 			fmt.Printf("it was stuck there with: %s\n", sk.Error)
+		} else {
+			fmt.Printf("it was not stuck there: the event will never be applied\n")
 		}
 	}
 	return 0

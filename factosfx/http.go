@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -154,7 +155,7 @@ func registerHTTP(lc fx.Lifecycle, cfg *Config, l *slog.Logger, m *Metrics, read
 			// Listen now so that a taken port fails start-up at once.
 			ln, err := net.Listen("tcp", cfg.HTTPAddr)
 			if err != nil {
-				return err
+				return fmt.Errorf("%w (HTTP_ADDR: set another address, or stop what listens there)", err)
 			}
 			l.Info("HTTP server listening", "addr", ln.Addr().String(), "riverui", cfg.RiverUIEnabled)
 			go func() {

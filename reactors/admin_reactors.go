@@ -136,7 +136,7 @@ const resetLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('factos.reac
 // `worker lock-strategy set`.
 func (r *Registry) ResetReactor(ctx context.Context, store *eventstore.Store, name string, opts *ResetOpts) (*ResetResult, error) {
 	if _, ok := r.reactors[name]; !ok {
-		return nil, fmt.Errorf("reactors: %w %q", ErrUnknownReactor, name)
+		return nil, fmt.Errorf("reactors: %w %q (registered: %v)", ErrUnknownReactor, name, r.order)
 	}
 	if opts == nil {
 		opts = &ResetOpts{}

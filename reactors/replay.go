@@ -61,7 +61,7 @@ type ReplayResult struct {
 func (r *Registry) Replay(ctx context.Context, store *eventstore.Store, opts ReplayOpts) (*ReplayResult, error) {
 	entry, ok := r.reactors[opts.Reactor]
 	if !ok {
-		return nil, fmt.Errorf("reactors: %w %q", ErrUnknownReactor, opts.Reactor)
+		return nil, fmt.Errorf("reactors: %w %q (registered: %v)", ErrUnknownReactor, opts.Reactor, r.order)
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultReplayBatch

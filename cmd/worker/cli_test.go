@@ -79,6 +79,8 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"effects", "status", "-wait", "1s"}, `flag provided but not defined: -wait`},
 		{[]string{"projections", "status", "-x"}, "worker projections status: flag provided but not defined: -x\nusage: worker projections status"},
 		{[]string{"lock-strategy", "set"}, "worker lock-strategy set: missing NAME"},
+		{[]string{"projections", "reset", "concert_sales", "-from", "-5"}, "worker projections reset: -from -5 must not be negative"},
+		{[]string{"effects", "list", "-state", "stuck"}, `worker effects list: unknown -state "stuck"`},
 		{[]string{"lock-strategy", "set", "sometimes", "--writers-stopped"}, `unknown lock strategy "sometimes"`},
 		{[]string{"lock-strategy", "show", "all"}, `worker lock-strategy: unexpected arguments ["show" "all"]`},
 		{[]string{"lock-strategy", "set", "keys", "--writers-stopped", "now"}, `worker lock-strategy: unexpected arguments ["set" "keys" "now"]`},
