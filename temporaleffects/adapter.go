@@ -1,10 +1,12 @@
 package temporaleffects
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -46,8 +48,8 @@ func (w Adapter) StartWorkflow(ctx context.Context, req StartWorkflow) error {
 		// Decode to a generic value so the data converter sends JSON the
 		// workflow can decode into its own type (a json.RawMessage would
 		// travel as bytes).
-		var v any
-		if err := json.Unmarshal(req.Input, &v); err != nil {
+		v, err := decodeJSON(req.Input)
+		if err != nil {
 			return reactors.Permanent(fmt.Errorf("workflow input is not JSON: %w", err))
 		}
 		args = append(args, v)
@@ -69,7 +71,8 @@ func (w Adapter) StartWorkflow(ctx context.Context, req StartWorkflow) error {
 func (w Adapter) SignalWorkflow(ctx context.Context, req SignalWorkflow) error {
 	var arg any
 	if len(req.Payload) > 0 {
-		if err := json.Unmarshal(req.Payload, &arg); err != nil {
+		var err error
+		if arg, err = decodeJSON(req.Payload); err != nil {
 			return reactors.Permanent(fmt.Errorf("signal payload is not JSON: %w", err))
 		}
 	}
@@ -79,4 +82,20 @@ func (w Adapter) SignalWorkflow(ctx context.Context, req SignalWorkflow) error {
 		return fmt.Errorf("signal %s to %s: %w", req.Signal, req.WorkflowID, ErrWorkflowNotFound)
 	}
 	return err
+}
+
+// decodeJSON decodes one JSON value to a generic one whose numbers stay
+// json.Number, which the data converter writes back digit for digit: as
+// float64 an integer above 2^53 would reach the workflow changed.
+func decodeJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON value")
+	}
+	return v, nil
 }

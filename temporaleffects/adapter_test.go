@@ -87,3 +87,40 @@ func TestAdapterErrors(t *testing.T) {
 		})
 	}
 }
+
+// counted is a workflow input or signal carrying an integer JSON numbers
+// as float64 would not hold exactly.
+type counted struct {
+	N int64 `json:"n"`
+}
+
+// echoSignal returns its input's number plus the first signal's.
+func echoSignal(ctx workflow.Context, in counted) (int64, error) {
+	var sig counted
+	workflow.GetSignalChannel(ctx, "add").Receive(ctx, &sig)
+	return in.N + sig.N, nil
+}
+
+// The workflow input and the signal payload reach the workflow digit for
+// digit: integers above 2^53 included.
+func TestAdapterKeepsLargeIntegers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := testtemporal.Client(t)
+	queue := testtemporal.Worker(t, c, func(w worker.Worker) {
+		w.RegisterWorkflowWithOptions(echoSignal, workflow.RegisterOptions{Name: "EchoSignal"})
+	})
+	const big = int64(1)<<53 + 1 // the first integer a float64 does not hold
+	wfs := temporaleffects.Adapter{Client: c, TaskQueue: queue}
+	id := testtemporal.UniqueID("big")
+	if err := wfs.StartWorkflow(ctx, temporaleffects.StartWorkflow{WorkflowID: id, WorkflowType: "EchoSignal", Input: json.RawMessage(`{"n": 9007199254740993}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wfs.SignalWorkflow(ctx, temporaleffects.SignalWorkflow{WorkflowID: id, Signal: "add", Payload: json.RawMessage(`{"n": 9007199254740993}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &got); err != nil || got != 2*big {
+		t.Fatalf("workflow returned %d, %v; want %d", got, err, 2*big)
+	}
+}
