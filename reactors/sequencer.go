@@ -222,7 +222,10 @@ FROM (
 	FROM factos_effect_sequences q LEFT JOIN river_job j ON j.id = q.job_id
 	WHERE q.state IN ('running', 'failed')
 ) n
-WHERE s.effect_key = n.effect_key AND s.state <> n.state`
+WHERE s.effect_key = n.effect_key AND s.state <> n.state
+	-- Re-read under the row's lock: an operator's skip may have committed
+	-- since the statement's snapshot, and is not to be overwritten.
+	AND s.state IN ('running', 'failed')`
 
 // releaseSQL releases each key's head when it waits and its position is
 // below the watermark: the lowest position of a reaction job not complete
@@ -236,7 +239,7 @@ const releaseSQL = `WITH m AS (
 	WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
 		AND kind = '` + outbox.Kind + `' AND coalesce(args->>'replay', '') = ''
 ), heads AS (
-	SELECT DISTINCT ON (ordering_key) effect_key, job_id, state, position
+	SELECT DISTINCT ON (ordering_key) ordering_key, effect_key, job_id, state, position
 	FROM factos_effect_sequences
 	WHERE state IN ('waiting', 'running', 'failed')
 	ORDER BY ordering_key, position, reactor, ordinal
@@ -245,6 +248,16 @@ const releaseSQL = `WITH m AS (
 	FROM heads h, m
 	WHERE s.effect_key = h.effect_key AND h.state = 'waiting'
 		AND h.position <= $1 AND (m.reacting IS NULL OR h.position < m.reacting)
+		-- The row itself still waits (an operator's skip may have
+		-- committed since this statement's snapshot: the row is re-read
+		-- here, the CTE is not) ...
+		AND s.state = 'waiting'
+		-- ... and no effect of its key runs. A head below a running
+		-- effect appears when a row is planned, or retried, below one
+		-- that went ahead (a retried skip, a reaction retried or replayed
+		-- late): it waits for that one to finish, one at a time.
+		AND NOT EXISTS (SELECT 1 FROM factos_effect_sequences r
+			WHERE r.ordering_key = h.ordering_key AND r.state = 'running')
 	RETURNING s.job_id
 ), jobs AS (
 	UPDATE river_job j SET state = 'available'
