@@ -82,6 +82,23 @@
 //
 // The trade-offs of the local path:
 //
+//   - It needs a CommandID the workflow derives (CommandIDFor).
+//     NewCommandID, the regular path's default, is recorded in the history
+//     when the workflow task completes, and the local activity runs inside
+//     that task: a task lost after the dispatch committed would draw a new
+//     id and send the command again. ExecuteCommand refuses Local without a
+//     CommandID.
+//   - Its payload is encoded again when it runs again. A regular
+//     activity's input is recorded in the history, so its retries resend
+//     the bytes of the first attempt; a local activity that runs again
+//     after a lost workflow task encodes the command anew, with whatever
+//     code the worker now runs. Should a deploy change how the command
+//     encodes (a new field) between a commit and that re-run, the stored
+//     fingerprint no longer matches and the command fails with
+//     eventstore.ErrCommandIDReused although it committed. Deploy a change
+//     of a command's type when no workflow is mid-command, or version the
+//     workflow (workflow.GetVersion) to send the new type under a new
+//     command id.
 //   - It must be short. A local activity holds its workflow task open. An
 //     attempt gets StartToCloseTimeout (5s by default, inside the default
 //     workflow task timeout of 10s); when it expires the attempt's context

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
@@ -51,7 +52,10 @@ func defaultRetryPolicy() *temporal.RetryPolicy {
 
 // CommandOptions tune ExecuteCommand. A nil *CommandOptions is valid.
 type CommandOptions struct {
-	// CommandID makes the command exactly-once. Default: NewCommandID.
+	// CommandID makes the command exactly-once. Give CommandIDFor(ctx,
+	// key): it survives replays, retries, lost workflow tasks and resets.
+	// Required with Local. Default (regular activity only): NewCommandID,
+	// which a reset to before the command does not keep.
 	CommandID string
 	// Local dispatches through a local activity (DispatchLocalActivity)
 	// run by the workflow's own worker instead of a regular activity
@@ -80,14 +84,28 @@ func (o *CommandOptions) validate() error {
 		return errors.New("invalid CommandOptions: field ActivityOptions is set with Local (use LocalActivityOptions)")
 	case !o.Local && o.LocalActivityOptions != nil:
 		return errors.New("invalid CommandOptions: field LocalActivityOptions is set without Local")
+	case o.Local && o.CommandID == "":
+		// NewCommandID is recorded in the history when the workflow task
+		// completes, and a local activity runs inside that task: a task
+		// lost after the dispatch committed would draw another id, and
+		// the command would run twice.
+		return errors.New("invalid CommandOptions: Local needs a CommandID that a lost workflow task and a reset keep: use CommandIDFor(ctx, key)")
+	case o.CommandID != "" && !utf8.ValidString(o.CommandID):
+		// The data converter would replace the invalid bytes, and two
+		// distinct ids would become one.
+		return errors.New("invalid CommandOptions: field CommandID is not valid UTF-8")
 	}
 	return nil
 }
 
 // NewCommandID returns a new command id, recorded in the workflow's
-// history: a replay of the workflow gets the same id, so a command executed
-// again after a worker crash is recognized as the same command. (The run id
-// and activity id are not safe keys: a workflow reset changes the run id.)
+// history (a side effect): a replay of the workflow gets the same id, and
+// so does the regular activity, scheduled by the same workflow task that
+// records it. It is not kept by a reset to a point before it, which runs
+// the code again and draws a new id, nor by a workflow task lost before it
+// completed, which a local activity runs inside (ExecuteCommand refuses
+// Local without a CommandID). CommandIDFor is kept by all of them. (The
+// run id and activity id are not safe keys: a reset changes the run id.)
 func NewCommandID(ctx workflow.Context) string {
 	var id string
 	enc := workflow.SideEffect(ctx, func(workflow.Context) any {

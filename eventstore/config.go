@@ -88,7 +88,7 @@ const (
 	DefaultMaxMetadataBytes     = 16 << 10 // 16 KiB
 	DefaultMaxQueryItems        = 64
 	DefaultMaxTypesPerQueryItem = 64
-	DefaultMaxCommandIDBytes    = 256
+	DefaultMaxCommandIDBytes    = 1024 // a Temporal workflow id (up to 1,000 bytes) and a key
 	DefaultReadLimit            = 1000
 	DefaultMaxLockKeys          = 64
 
@@ -129,8 +129,9 @@ type Limits struct {
 	MaxQueryItems int
 	// MaxTypesPerQueryItem bounds the types of one query item. Default: 64.
 	MaxTypesPerQueryItem int
-	// MaxCommandIDBytes bounds a command id's length. Default: 256; at
-	// most MaxIndexedBytes.
+	// MaxCommandIDBytes bounds a command id's length. Default: 1024, so
+	// that activities.CommandIDFor fits any Temporal workflow id (up to
+	// 1,000 bytes) with a short key; at most MaxIndexedBytes.
 	MaxCommandIDBytes int
 }
 
