@@ -88,7 +88,10 @@ type Result[E any] struct {
 	// Records are the appended events, in position order. Empty when the
 	// decision produced no events.
 	Records []Record[E]
-	// Revision is the stream's revision after the dispatch.
+	// Revision is the stream's revision after the dispatch. For a
+	// Duplicate it is the revision of the first dispatch's last record or,
+	// when that dispatch appended nothing, the stream's revision now (the
+	// command ledger does not record the revision of an empty decision).
 	Revision int64
 	// Duplicate is set when CommandID had already been dispatched: nothing
 	// was appended and Records are those of the first dispatch.
