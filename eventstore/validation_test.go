@@ -68,7 +68,9 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			r.Events = []eventstore.EventData{a, c}
 		}},
 		{"event id already stored", "events.id", func(r *eventstore.AppendRequest) { r.Events[0].ID = storedID }},
-		{"command id too long", "command id", func(r *eventstore.AppendRequest) { r.CommandID = strings.Repeat("c", eventstore.DefaultMaxCommandIDBytes+1) }},
+		{"command id too long", "command id", func(r *eventstore.AppendRequest) {
+			r.CommandID = strings.Repeat("c", eventstore.DefaultMaxCommandIDBytes+1)
+		}},
 		{"command id with tab", "command id", func(r *eventstore.AppendRequest) { r.CommandID = "a\tb" }},
 		{"empty condition query", "condition.query", func(r *eventstore.AppendRequest) { r.Condition = &eventstore.AppendCondition{} }},
 		{"negative expected revision", "expected revision", func(r *eventstore.AppendRequest) { r.ExpectedRevision = eventstore.Revision(-1) }},
