@@ -417,3 +417,29 @@ func TestHandlerStoreMustStartEmpty(t *testing.T) {
 	})
 	stream.stops(t, `the stream "concert-c3" must be empty before the scenario, and holds 1 events`)
 }
+
+// omitted is an event whose empty list is stored as no list at all: it
+// decodes as nil, which is the same event.
+type omitted struct {
+	Items []string `json:"items,omitempty"`
+}
+
+type addNothing struct{}
+
+// An empty slice that the codec stores as an omitted field, and decodes
+// as nil, survives its codec: the round-trip check does not report it.
+func TestHandlerRoundTripTakesEmptyAsNil(t *testing.T) {
+	t.Parallel()
+	codec := eventstore.NewJSONCodec[any]()
+	eventstore.RegisterJSON(codec, eventstore.JSONType[omitted]{Name: "Omitted"})
+	h := eventstore.Handler[addNothing, any, struct{}]{
+		Decider: eventstore.Decider[addNothing, any, struct{}]{
+			Evolve: func(s struct{}, _ any) struct{} { return s },
+			Decide: func(struct{}, addNothing) ([]any, error) { return []any{omitted{Items: []string{}}}, nil },
+		},
+		Codec: codec, Stream: func(addNothing) string { return "s" },
+	}
+	record(t, func(tb testing.TB) {
+		factostest.ForHandler(tb, h, nil).When(addNothing{}).Then(omitted{Items: []string{}})
+	}).passes(t)
+}

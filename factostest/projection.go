@@ -123,8 +123,9 @@ func (t *ProjectionTest[E, V]) Records() []eventstore.Record[E] {
 }
 
 // Then checks that the projection builds want from the given facts.
-// Views are compared with their Equal methods where they have them and
-// otherwise field by field, unexported fields included.
+// Views are compared with their Equal methods where they have them (with
+// a value receiver, func (V) Equal(V) bool: go-cmp does not use one on
+// the pointer) and otherwise field by field, unexported fields included.
 func (t *ProjectionTest[E, V]) Then(want V) {
 	t.tb.Helper()
 	t.run(func(got *projected[V]) {

@@ -149,7 +149,13 @@ func (rx *Reaction[E]) react() ([]item, error) {
 	if rx.decodeErr != nil {
 		return nil, rx.decodeErr
 	}
-	run := func() ([]item, string, error) {
+	run := func() (_ []item, _ string, err error) {
+		// A reactor's panic is its error, as in the reaction worker.
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("panic: %v", v)
+			}
+		}()
 		effects, err := rx.t.r.React(rx.rec)
 		if err != nil {
 			return nil, "", err
@@ -159,6 +165,9 @@ func (rx *Reaction[E]) react() ([]item, error) {
 		for i, e := range effects {
 			if e.Key == "" {
 				return nil, fmt.Sprintf("effect [%d] (%s) has no key, so the reaction would fail: derive one from the record's ID", i, e.Kind), nil
+			}
+			if err := e.Validate(); err != nil {
+				return nil, fmt.Sprintf("effect [%d] (%s) would be refused, so the reaction would fail: %v", i, e.Kind, err), nil
 			}
 			if j, dup := keys[e.Key]; dup {
 				return nil, fmt.Sprintf("effects [%d] and [%d] share the key %q, so only the first would run: an effect key names one effect", j, i, e.Key), nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -130,6 +131,17 @@ func TestReactorFailures(t *testing.T) {
 			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "a", Key: "x"}, eventstore.PlannedEffect{Kind: "b", Key: "y"},
 				eventstore.PlannedEffect{Kind: "c", Key: "x"})).Given(sold("ada", 1)).Then()
 		}, []string{`effects [0] and [2] share the key "x", so only the first would run`}},
+		{"key the worker refuses", func(tb testing.TB) {
+			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "k", Key: strings.Repeat("x", eventstore.MaxEffectKeyBytes+1)})).Given(sold("ada", 1)).Then()
+		}, []string{"effect [0] (k) would be refused, so the reaction would fail: invalid input: key: too long"}},
+		{"ordering key the worker refuses", func(tb testing.TB) {
+			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "k", Key: "x", OrderingKey: "a\nb"})).Given(sold("ada", 1)).Then()
+		}, []string{"effect [0] (k) would be refused", "ordering_key: contains control character U+000A"}},
+		{"panic", func(tb testing.TB) {
+			factostest.ForReactor(tb, reactorOf(func(eventstore.Record[tickets.Event]) ([]eventstore.PlannedEffect, error) {
+				panic("reactor bug")
+			})).Given(sold("ada", 1)).Then()
+		}, []string{"the reaction fails, so River would retry it: panic: reactor bug"}},
 		{"args not encodable", func(tb testing.TB) {
 			factostest.ForReactor(tb, planned(eventstore.PlannedEffect{Kind: "k", Key: "x", Args: func() {}})).Given(sold("ada", 1)).Then()
 		}, []string{"the args of effect [0] (k) cannot be encoded as JSON, so the reaction would fail: json: unsupported type: func()"}},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/factos-go/factos/eventstore"
@@ -35,7 +36,10 @@ func newItem(header string, data []byte) item {
 	case len(data) == 0:
 		it.payload, it.compact = []string{"(empty payload)"}, "(empty payload)"
 	case !ok:
-		it.payload = []string{fmt.Sprintf("%q", data)}
+		// Marked as bytes: quoted alone they would read like the JSON
+		// string holding the same text, and `"x"` and `x` would render
+		// alike.
+		it.payload = []string{fmt.Sprintf("(bytes) %q", data)}
 		it.compact = it.payload[0]
 	default:
 		indented, _ := json.MarshalIndent(v, "", "  ")
@@ -130,7 +134,16 @@ func compactJSON(v any) string {
 }
 
 func tagList(tags []string) string {
-	return "[" + strings.Join(tags, " ") + "]"
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		// Quoted when a plain rendering would be ambiguous: tags with a
+		// space or a bracket ("a b" is one tag, not two), or empty.
+		if t == "" || strings.ContainsAny(t, " []\"") || strconv.Quote(t) != `"`+t+`"` {
+			t = strconv.Quote(t)
+		}
+		out[i] = t
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }
 
 // maxDiffCells bounds the line diff's table; larger renderings are shown

@@ -57,7 +57,15 @@ func TestEventItem(t *testing.T) {
 			t.Errorf("%s rendered like the original", other)
 		}
 	}
-	if got := render("not json", "x:1"); got != "[0] T v2 tags [x:1]\n    \"not json\"" {
+	// Renderings that must differ: one tag with a space against two tags,
+	// bytes against the JSON string of the same text.
+	if render(`{}`, "a b") == render(`{}`, "a", "b") {
+		t.Error(`tags ["a b"] rendered like ["a" "b"]`)
+	}
+	if render(`"x"`) == render(`x`) {
+		t.Error("the bytes x rendered like the JSON string \"x\"")
+	}
+	if got := render("not json", "x:1"); got != "[0] T v2 tags [x:1]\n    (bytes) \"not json\"" {
 		t.Errorf("non-JSON payload rendered as %q", got)
 	}
 	if got := render(""); got != "[0] T v2 tags []\n    (empty payload)" {
