@@ -322,6 +322,14 @@ func TestReplayDoesNotDuplicate(t *testing.T) {
 	if err != nil || res.Enqueued != 4 || res.Skipped != 2 || !res.Done {
 		t.Fatalf("rest: %+v %v; want 4 enqueued, the 2 with jobs skipped", res, err)
 	}
+	// Replayed jobs are tagged like a dispatch's, for River UI: their
+	// records' streams and types.
+	untagged := b.count(t, `SELECT count(*) FROM river_job j WHERE j.args->>'replay' = 'backfill'
+		AND NOT (j.tags @> ARRAY[$1]::varchar[] AND EXISTS (SELECT 1 FROM jsonb_array_elements(j.args->'events') e
+			JOIN factos_events ev ON ev.position = (e->>'position')::int8 WHERE ev.stream = ANY(j.tags)))`, tickets.TypeTicketSold)
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE args->>'replay' = 'backfill'`); n == 0 || untagged > 0 {
+		t.Errorf("%d of %d replayed reaction jobs lack their records' stream and type tags", untagged, n)
+	}
 	// Again from the start: everything is waiting already.
 	res, err = b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: tickets.ReactorAnnounceSales})
 	if err != nil || res.Enqueued != 0 || res.Skipped != 9 {

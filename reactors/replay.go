@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -144,6 +145,7 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, sub outbox.Subscriptio
 	}
 
 	args := outbox.ReactionArgs{Reactors: []string{opts.Reactor}, Replay: opts.Name}
+	var replayed []eventstore.RawRecord
 	for _, rec := range page.Records {
 		if opts.Filter != nil && !opts.Filter.Matches(rec.Type, rec.Tags) {
 			continue
@@ -153,6 +155,7 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, sub outbox.Subscriptio
 			continue
 		}
 		args.Events = append(args.Events, outbox.EventRef{Position: int64(rec.Position), Type: rec.Type})
+		replayed = append(replayed, rec)
 	}
 	b := &pgx.Batch{}
 	if len(args.Events) > 0 {
@@ -160,7 +163,9 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, sub outbox.Subscriptio
 		if err != nil {
 			return 0, 0, err
 		}
-		riversql.QueueInsert(b, []riversql.Job{{Kind: outbox.Kind, Args: raw, Queue: sub.Queue, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority}})
+		tags, md := replayJobLabels(replayed)
+		riversql.QueueInsert(b, []riversql.Job{{Kind: outbox.Kind, Args: raw, Queue: sub.Queue, MaxAttempts: sub.MaxAttempts, Priority: sub.Priority,
+			Tags: tags, Metadata: md}})
 		b.Queue(riversql.NotifySQL, sub.Queue)
 		enqueued = len(args.Events)
 	}
@@ -176,4 +181,41 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, sub outbox.Subscriptio
 		return 0, 0, err
 	}
 	return enqueued, skipped, nil
+}
+
+// maxReplayStreamTags bounds the stream tags of a replayed reaction job,
+// whose records may come from as many streams as the batch is long.
+const maxReplayStreamTags = 16
+
+// replayJobLabels are the River tags and metadata of a replayed reaction
+// job, as a dispatch's job has them so that River UI finds it by entity:
+// its records' streams (the first maxReplayStreamTags) and types, and the
+// stream, command id and trace context when every record shares them.
+func replayJobLabels(recs []eventstore.RawRecord) ([]string, []byte) {
+	var streams, types []string
+	same := func(get func(eventstore.RawRecord) string) string {
+		v := get(recs[0])
+		for _, r := range recs[1:] {
+			if get(r) != v {
+				return ""
+			}
+		}
+		return v
+	}
+	for _, r := range recs {
+		if len(streams) < maxReplayStreamTags && !slices.Contains(streams, r.Stream) {
+			streams = append(streams, r.Stream)
+		}
+		if !slices.Contains(types, r.Type) {
+			types = append(types, r.Type)
+		}
+	}
+	var trace eventstore.Metadata
+	if tp := same(func(r eventstore.RawRecord) string { return r.Metadata[eventstore.MetadataTraceParent] }); tp != "" {
+		trace = recs[0].Metadata
+	}
+	md := outbox.JobMetadata(trace, same(func(r eventstore.RawRecord) string { return r.Metadata[outbox.MetadataCommandID] }),
+		same(func(r eventstore.RawRecord) string { return r.Stream }))
+	raw, _ := json.Marshal(md) // a map of strings always encodes
+	return riversql.Tags(slices.Concat(streams, types)...), raw
 }

@@ -83,7 +83,13 @@ func endJobSpan(span trace.Span, err error) {
 func effectJobMetadata(ctx context.Context, reactionMD map[string]string, rec eventstore.RawRecord, orderingKey string) ([]byte, error) {
 	trace := eventstore.Metadata{}
 	propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(trace))
-	md := outbox.JobMetadata(trace, reactionMD[outbox.MetadataCommandID], rec.Stream)
+	// The command id of the reaction job, or else the event's own (a
+	// replayed or re-planned effect's reaction job has none of its own).
+	cmd := reactionMD[outbox.MetadataCommandID]
+	if cmd == "" {
+		cmd = rec.Metadata[outbox.MetadataCommandID]
+	}
+	md := outbox.JobMetadata(trace, cmd, rec.Stream)
 	md[MetadataEventID] = rec.ID.String()
 	md[MetadataEventType] = rec.Type
 	md[MetadataPosition] = strconv.FormatInt(int64(rec.Position), 10)
