@@ -265,3 +265,26 @@ func TestCommandCleaner(t *testing.T) {
 		}
 	}
 }
+
+// The observer (and so factos_dispatches_total) tells a duplicate from a
+// commit: a retried command appends nothing.
+func TestObserverReportsDuplicates(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []eventstore.DispatchInfo
+	b := setup(t, &eventstore.Config{Observer: func(i eventstore.DispatchInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, i)
+	}})
+	for range 2 {
+		if _, err := appendCmd(b, "s1", "id-1", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0].Outcome != "committed" || seen[0].Events != 1 || seen[1].Outcome != "duplicate" || seen[1].Events != 0 {
+		t.Fatalf("observed %+v, want committed with 1 event, then duplicate with none", seen)
+	}
+}

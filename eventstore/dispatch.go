@@ -357,7 +357,12 @@ func (s *Store) execute(ctx context.Context, p *plan) (_ *outcome, err error) {
 		if err == nil {
 			o.attempts = attempt
 			out = o
-			s.observe(p.op, start, attempt, len(o.records), nil)
+			if o.duplicate {
+				// Committed before, not now: no event appended by this call.
+				s.observeOutcome(p.op, start, attempt, 0, "duplicate", nil)
+			} else {
+				s.observe(p.op, start, attempt, len(o.records), nil)
+			}
 			return o, nil
 		}
 		if !errors.As(err, &last) {
@@ -697,10 +702,14 @@ func (s *Store) backoff(attempt int) time.Duration {
 }
 
 func (s *Store) observe(op string, start time.Time, attempts, events int, err error) {
+	s.observeOutcome(op, start, attempts, events, outcomeOf(err), err)
+}
+
+func (s *Store) observeOutcome(op string, start time.Time, attempts, events int, outcome string, err error) {
 	if s.cfg.Observer == nil {
 		return
 	}
-	s.cfg.Observer(DispatchInfo{Op: op, Outcome: outcomeOf(err), Strategy: s.cfg.LockStrategy,
+	s.cfg.Observer(DispatchInfo{Op: op, Outcome: outcome, Strategy: s.cfg.LockStrategy,
 		Attempts: attempts, Events: events, Duration: time.Since(start), Err: err})
 }
 

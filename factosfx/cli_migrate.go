@@ -59,6 +59,6 @@ func (c *cli) runMigrate(ctx context.Context, args []string) int {
 		return 1
 	}
 	log.Info("migrations applied", slog.Any("factos", res.Factos), slog.Any("river", res.River),
-		"domain", c.domain.Name, slog.Any("application", res.Application))
+		"domain", c.domain.name(), slog.Any("application", res.Application))
 	return 0
 }

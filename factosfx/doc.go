@@ -19,7 +19,12 @@
 //	fx.New(
 //		factosfx.Module,
 //		fx.Supply(cfg, myDomain),
+//		fx.StopTimeout(cfg.ShutdownTimeout+10*time.Second), // as Options does
 //	).Run()
+//
+// (fx's own stop timeout, 15s, is shorter than SHUTDOWN_TIMEOUT's default
+// of 30s: without the option fx gives up on a stop the worker is still
+// draining.)
 //
 // Start-up is ordered so that the process refuses work until it can do it
 // right: the HTTP server answers at once (/healthz), but River and the

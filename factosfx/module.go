@@ -49,6 +49,14 @@ func (d Domain) MigrationConfig(l *slog.Logger) *migrations.Config {
 	return &migrations.Config{Logger: l, Application: d.Migrations}
 }
 
+// name is Name, or its default.
+func (d Domain) name() string {
+	if d.Name == "" {
+		return "app"
+	}
+	return d.Name
+}
+
 // ProjectionRegistry returns a registry holding the domain's projections.
 func (d Domain) ProjectionRegistry(env DomainEnv) (*projections.Registry, error) {
 	reg := projections.NewRegistry()
@@ -87,7 +95,7 @@ var Module = fx.Module("factos",
 	),
 	fx.Invoke(
 		func(l *slog.Logger, cfg *Config, d Domain) {
-			l.Info("starting factos worker", append([]any{"domain", d.Name}, cfg.Redacted()...)...)
+			l.Info("starting factos worker", append([]any{"domain", d.name()}, cfg.Redacted()...)...)
 		},
 		registerHTTP,
 		func(*Runner) {}, // the runner starts River and Temporal
