@@ -408,9 +408,13 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 			errs = append(errs, ce)
 		}
 	}
-	if c.RiverUIEnabled && !c.RiverUIAllowUnauthenticated && (c.RiverUIUsername == "" || c.RiverUIPassword == "") {
+	switch {
+	case c.RiverUIEnabled && !c.RiverUIAllowUnauthenticated && (c.RiverUIUsername == "" || c.RiverUIPassword == ""):
 		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME",
 			Reason: "and RIVERUI_PASSWORD must both be set when RIVERUI_ENABLED=true (or, on a development machine only, RIVERUI_ALLOW_UNAUTHENTICATED=true)"})
+	case c.RiverUIEnabled && (c.RiverUIUsername == "") != (c.RiverUIPassword == ""):
+		errs = append(errs, &ConfigError{Var: "RIVERUI_USERNAME",
+			Reason: "and RIVERUI_PASSWORD must be set together: one without the other is a mistake, even with RIVERUI_ALLOW_UNAUTHENTICATED=true"})
 	}
 	c.resolveTemporalTLS(getenv(envTemporalTLS) != "")
 	if c.TemporalEnabled {

@@ -159,6 +159,8 @@ func TestConfigErrorMessages(t *testing.T) {
 	}{
 		{map[string]string{"RIVERUI_ENABLED": "true", "RIVERUI_PASSWORD": "x"},
 			"invalid configuration: RIVERUI_USERNAME and RIVERUI_PASSWORD must both be set when RIVERUI_ENABLED=true (or, on a development machine only, RIVERUI_ALLOW_UNAUTHENTICATED=true)"},
+		{map[string]string{"RIVERUI_ENABLED": "true", "RIVERUI_ALLOW_UNAUTHENTICATED": "true", "RIVERUI_USERNAME": "admin"},
+			"invalid configuration: RIVERUI_USERNAME and RIVERUI_PASSWORD must be set together: one without the other is a mistake, even with RIVERUI_ALLOW_UNAUTHENTICATED=true"},
 		{map[string]string{"RIVER_JOB_TIMEOUT": "2m", "RIVER_RESCUE_AFTER": "1m"},
 			`invalid configuration: RIVER_RESCUE_AFTER="1m0s" is not longer than RIVER_JOB_TIMEOUT=2m0s, so jobs would be rescued (and run twice) while they run; use a duration longer than RIVER_JOB_TIMEOUT`},
 		{map[string]string{"TEMPORAL_TLS": "false", "TEMPORAL_TLS_SERVER_NAME": "ns.acct.tmprl.cloud"},

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
@@ -59,6 +60,30 @@ func (r *Readiness) stopping() {
 	r.stopped = true
 }
 
+// ping checks that the database answers. A busy worker may hold every
+// connection of its pool (River's workers outnumber them), and a ping
+// through the pool would then wait for one and report the database
+// unreachable: in that case it asks the database on a connection of its
+// own.
+func (r *Readiness) ping(ctx context.Context) error {
+	if !r.poolExhausted() {
+		return r.pool.Ping(ctx)
+	}
+	conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	return conn.Ping(ctx)
+}
+
+// poolExhausted reports whether every connection the pool may open is in
+// use.
+func (r *Readiness) poolExhausted() bool {
+	st := r.pool.Stat()
+	return st.AcquiredConns() >= st.MaxConns()
+}
+
 // Check reports each component's state and whether all are ready.
 func (r *Readiness) Check(ctx context.Context) (map[string]string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -67,14 +92,16 @@ func (r *Readiness) Check(ctx context.Context) (map[string]string, bool) {
 	ok := true
 	fail := func(c, why string) { out[c], ok = why, false }
 
-	if err := r.pool.Ping(ctx); err != nil {
+	if err := r.ping(ctx); err != nil {
 		fail(componentDatabase, "unreachable")
 	} else {
 		out[componentDatabase] = "ok"
 	}
 
 	r.mu.Lock()
-	if time.Since(r.migChecked) > 5*time.Second {
+	if time.Since(r.migChecked) > 5*time.Second && !r.poolExhausted() {
+		// (With every connection of the pool busy the status cannot be
+		// read in time: the last one stands until one is free.)
 		r.mu.Unlock()
 		st, err := migrations.ReadStatus(ctx, r.pool, r.mig)
 		switch {

@@ -117,3 +117,13 @@ func TestFreeAddrIsNotReassigned(t *testing.T) {
 	}
 	_ = l.Close()
 }
+
+// FACTOS_PG_BIN pointing where no PostgreSQL is: the error names the
+// variable and what to set it to, before anything is created.
+func TestWrongPostgresBinNamesTheVariable(t *testing.T) {
+	t.Setenv("FACTOS_PG_BIN", t.TempDir())
+	_, err := devenv.StartPostgres(context.Background(), devenv.PostgresOpts{})
+	if err == nil || !strings.Contains(err.Error(), "FACTOS_PG_BIN=") || !strings.Contains(err.Error(), "holds no initdb") {
+		t.Fatalf("StartPostgres with FACTOS_PG_BIN on an empty directory: %v", err)
+	}
+}

@@ -79,7 +79,13 @@ func StartPostgres(ctx context.Context, opts PostgresOpts) (*Postgres, error) {
 	if out, err := p.run(ctx, "initdb", "-D", p.dataDir, "-U", "postgres", "--auth=trust",
 		"--encoding=UTF8", "--locale=C", "--no-sync"); err != nil {
 		_ = os.RemoveAll(p.dataDir)
-		return nil, fmt.Errorf("error running initdb: %w: %s", err, out)
+		err = fmt.Errorf("error running initdb: %w: %s", err, out)
+		if strings.Contains(string(out), "Permission denied") {
+			// As root, the server runs as postgres, which must reach the
+			// data directory under TMPDIR.
+			err = fmt.Errorf("%w (the postgres user cannot reach %s: set TMPDIR to a directory it can enter, such as /tmp)", err, p.dataDir)
+		}
+		return nil, err
 	}
 
 	// A free port can be taken by someone else between the probe and the
@@ -228,6 +234,9 @@ func findPostgresBin(dir string) (string, error) {
 		return dir, nil
 	}
 	if env := os.Getenv("FACTOS_PG_BIN"); env != "" {
+		if _, err := os.Stat(filepath.Join(env, "initdb")); err != nil {
+			return "", fmt.Errorf("FACTOS_PG_BIN=%s holds no initdb: set it to the directory of the PostgreSQL server binaries (Debian: /usr/lib/postgresql/15/bin), or unset it", env)
+		}
 		return env, nil
 	}
 	if path, err := exec.LookPath("pg_ctl"); err == nil {
