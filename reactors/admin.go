@@ -83,7 +83,7 @@ const listEffectsSQL = `SELECT s.effect_key, s.ordering_key, s.kind, s.reactor, 
 	coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.errors[array_length(j.errors, 1)]->>'error', ''),
 	s.planned_at, s.released_at, s.finished_at
 FROM factos_effect_sequences s LEFT JOIN river_job j ON j.id = s.job_id
-WHERE ($1 = 0 OR s.job_id = $1) AND ($2 = '' OR s.effect_key = $2) AND ($3 = '' OR s.kind = $3)
+WHERE ($1::int8 = 0 OR s.job_id = $1::int8) AND ($2 = '' OR s.effect_key = $2) AND ($3 = '' OR s.kind = $3)
 	AND ($4 = '' OR s.ordering_key = $4) AND ($5 = '' OR s.state = $5)
 ORDER BY s.ordering_key, s.position, s.reactor, s.ordinal
 LIMIT $6`

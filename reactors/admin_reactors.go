@@ -113,6 +113,22 @@ type ResetResult struct {
 	Replays int64 `json:"replays"`
 }
 
+// forgetEffectsSQL forgets the effect keys of reactor $1 after position
+// $2, and the finished sequence rows of those that were ordered, whose
+// effect key is their primary key: a replanned ordered effect gets a row
+// anew. An ordered effect not finished yet (waiting, running or failed)
+// keeps its key and its row: it is still to run, or to be retried or
+// skipped, as planned. It returns the number of keys forgotten.
+const forgetEffectsSQL = `WITH gone AS (
+	DELETE FROM factos_effects e WHERE e.reactor = $1 AND e.position > $2
+		AND NOT EXISTS (SELECT 1 FROM factos_effect_sequences s
+			WHERE s.effect_key = e.key AND s.state IN ('waiting', 'running', 'failed'))
+	RETURNING e.key
+), seqs AS (
+	DELETE FROM factos_effect_sequences s USING gone WHERE s.effect_key = gone.key
+)
+SELECT count(*) FROM gone`
+
 // resetLockSQL serializes resets of one reactor. The key space is the
 // reactor's name under a prefix of its own.
 const resetLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('factos.reactor.reset:' || $1, 0))`
@@ -131,9 +147,13 @@ const resetLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('factos.reac
 // enqueued at most once per recorded key. Jobs of the reactor still waiting
 // in River run after the reset and react afresh.
 //
+// With opts.Effects, the effect keys are forgotten too, and the finished
+// sequence rows of ordered effects, so that the replay runs the effects
+// again; an ordered effect not finished yet is left as it is.
+//
 // The role needs DELETE on factos_reactions and factos_replays (and on
-// factos_effects with opts.Effects): run it as the migration role, like
-// `worker lock-strategy set`.
+// factos_effects and factos_effect_sequences with opts.Effects): run it as
+// the migration role, like `worker lock-strategy set`.
 func (r *Registry) ResetReactor(ctx context.Context, store *eventstore.Store, name string, opts *ResetOpts) (*ResetResult, error) {
 	if _, ok := r.reactors[name]; !ok {
 		return nil, fmt.Errorf("reactors: %w %q (registered: %v)", ErrUnknownReactor, name, r.order)
@@ -155,10 +175,9 @@ func (r *Registry) ResetReactor(ctx context.Context, store *eventstore.Store, na
 		}
 		res.Reactions = tag.RowsAffected()
 		if opts.Effects {
-			if tag, err = tx.Exec(ctx, `DELETE FROM factos_effects WHERE reactor = $1 AND position > $2`, name, int64(opts.From)); err != nil {
+			if err := tx.QueryRow(ctx, forgetEffectsSQL, name, int64(opts.From)).Scan(&res.Effects); err != nil {
 				return err
 			}
-			res.Effects = tag.RowsAffected()
 		}
 		if tag, err = tx.Exec(ctx, `DELETE FROM factos_replays WHERE reactor = $1`, name); err != nil {
 			return err

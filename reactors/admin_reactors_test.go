@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/factos-go/factos/eventstore"
@@ -167,4 +168,63 @@ func TestResetReactorWhileWorkersRun(t *testing.T) {
 		}
 	}
 	t.Logf("%d resets raced %d dispatches", resets, total)
+}
+
+// A reset that forgets effects runs ordered effects again too: their
+// finished sequence rows go with their keys, so the replay plans them
+// anew instead of failing on the rows' primary key for ever.
+func TestResetForgetsOrderedEffects(t *testing.T) {
+	t.Parallel()
+	const facts = 3
+	b := setup(t)
+	log := newEffectLog()
+	var unordered atomic.Int64
+	orderedSetup(t, b, "ord", reactors.HaltSequence, 3, log, nil, &unordered)
+	env := testriver.Start(t, b.pool, b.reg, nil)
+	dispatchSteps(t, b, env.Store, []string{"x", "y"}, facts, 2)
+	testriver.WaitFor(t, waitLong, "every effect", func() (bool, error) {
+		return log.count() == 2*2*facts && unordered.Load() == 2*facts, nil
+	})
+	res, err := b.reg.ResetReactor(b.ctx, env.Store, "steps", &reactors.ResetOpts{Effects: true})
+	if err != nil || res.Reactions != 2*facts || res.Effects != 3*2*facts {
+		t.Fatalf("reset: %+v %v; want %d reactions and %d effect keys forgotten", res, err, 2*facts, 3*2*facts)
+	}
+	if _, err := b.reg.Replay(b.ctx, env.Store, reactors.ReplayOpts{Reactor: "steps"}); err != nil {
+		t.Fatal(err)
+	}
+	testriver.WaitFor(t, waitLong, "every effect again", func() (bool, error) {
+		return log.count() == 2*2*2*facts && unordered.Load() == 2*2*facts, nil
+	})
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.overlaps) > 0 {
+		t.Errorf("%d effects ran while another of their key ran", len(log.overlaps))
+	}
+	if n := b.count(t, `SELECT count(*) FROM factos_effect_sequences WHERE state <> 'done'`); n != 0 {
+		t.Errorf("%d sequence rows not done after the replay", n)
+	}
+}
+
+// Job ids are bigints: a filter by a job id past 2^31 finds its effect.
+func TestEffectJobsByALargeJobID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if _, err := b.pool.Exec(b.ctx, `SELECT setval('river_job_id_seq', 3000000000)`); err != nil {
+		t.Fatal(err)
+	}
+	addFlaky(t, b, "big", 1, func(reactors.Effect[string]) error { return nil })
+	env := testriver.Start(t, b.pool, b.reg, nil)
+	dispatchNote(t, b, env.Store, "n1")
+	var id int64
+	testriver.WaitFor(t, waitLong, "the effect job", func() (bool, error) {
+		err := b.pool.QueryRow(b.ctx, `SELECT coalesce(max(id), 0) FROM river_job WHERE kind = $1`, reactors.EffectKindPrefix+"big").Scan(&id)
+		return id > 3000000000, err
+	})
+	jobs, err := reactors.EffectJobs(b.ctx, b.pool, reactors.EffectJobFilter{JobID: id})
+	if err != nil || len(jobs) != 1 || jobs[0].JobID != id {
+		t.Fatalf("EffectJobs by job id %d: %+v %v", id, jobs, err)
+	}
+	if _, err := reactors.ListEffects(b.ctx, b.pool, reactors.EffectFilter{JobID: id}); err != nil {
+		t.Fatalf("ListEffects by job id %d: %v", id, err)
+	}
 }

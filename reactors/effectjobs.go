@@ -61,7 +61,7 @@ const effectJobsSQL = `WITH jobs AS (
 		coalesce(j.errors[array_length(j.errors, 1)]->>'error', '') AS last_error, j.created_at
 	FROM river_job j LEFT JOIN factos_effect_sequences s ON s.job_id = j.id
 	WHERE j.kind LIKE 'factos.effect.%'
-		AND ($1 = 0 OR j.id = $1)
+		AND ($1::int8 = 0 OR j.id = $1::int8)
 		AND ($2 = '' OR j.args @> jsonb_build_object('key', $2::text))
 		AND ($3 = '' OR j.kind = 'factos.effect.' || $3)
 		AND ($4 = '' OR j.args @> jsonb_build_object('ordering_key', $4::text))
@@ -70,7 +70,7 @@ const effectJobsSQL = `WITH jobs AS (
 	SELECT 0, s.kind, s.effect_key, s.ordering_key, s.reactor, s.position, '', '', s.state, 0, 0, '', s.planned_at
 	FROM factos_effect_sequences s
 	WHERE NOT EXISTS (SELECT FROM river_job j WHERE j.id = s.job_id)
-		AND $1 = 0 AND ($2 = '' OR s.effect_key = $2) AND ($3 = '' OR s.kind = $3)
+		AND $1::int8 = 0 AND ($2 = '' OR s.effect_key = $2) AND ($3 = '' OR s.kind = $3)
 		AND ($4 = '' OR s.ordering_key = $4) AND ($5 = '' OR s.state = $5)
 )
 SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT $6`
