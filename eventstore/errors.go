@@ -144,9 +144,10 @@ func (e *CommandIDReusedError) Is(target error) bool {
 type StoreError struct {
 	// Op is what the store was doing, for example "commit".
 	Op string
-	// CommitUnknown is set when the connection failed while COMMIT was in
-	// flight: the append may or may not have committed. Retrying with the
-	// same command id is safe and answers with the stored result.
+	// CommitUnknown is set when the connection failed, or the server ended
+	// the session (FATAL: a terminated backend, a shutdown), while COMMIT
+	// was in flight: the append may or may not have committed. Retrying
+	// with the same command id is safe and answers with the stored result.
 	CommitUnknown bool
 	Err           error
 }

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,15 +68,22 @@ func (t *txn) commitWith(ctx context.Context, b *pgx.Batch) error {
 }
 
 // commitOutcomeUnknown tells whether err leaves it open whether COMMIT was
-// applied: only when a batch carrying COMMIT was sent and the failure is not
-// the server's answer (a PostgreSQL error means the transaction did not
-// commit) nor a failure pgx knows happened before anything was sent.
+// applied: only when a batch carrying COMMIT was sent and the failure is
+// neither a statement's error (the transaction then did not commit) nor a
+// failure pgx knows happened before anything was sent. An error that ends
+// the session (FATAL: pg_terminate_backend, a fast shutdown, a crash) is
+// not a statement's: the server may have applied the COMMIT and then died
+// before it answered, so it is unknown too.
 func (t *txn) commitOutcomeUnknown(err error) bool {
 	if !t.commitSent || t.committed {
 		return false
 	}
 	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err)
+	if errors.As(err, &pgErr) {
+		return pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" ||
+			strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	return !pgconn.SafeToRetry(err)
 }
 
 // end rolls back unless the transaction committed, and releases the
