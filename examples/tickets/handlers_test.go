@@ -83,6 +83,8 @@ func TestScheduleConcert(t *testing.T) {
 			schedule := factostest.ForHandler(t, tickets.ScheduleConcertHandler(codec), opts)
 			schedule.When(tickets.ScheduleConcert{Capacity: 1}).ThenRejected(tickets.ErrInvalidCommand)
 			schedule.When(tickets.ScheduleConcert{ConcertID: "c1", Capacity: -1}).ThenRejected(tickets.ErrInvalidCommand)
+			// More seats than the concert_sales view can count.
+			schedule.When(tickets.ScheduleConcert{ConcertID: "c1", Capacity: tickets.MaxCapacity + 1}).ThenRejected(tickets.ErrInvalidCommand)
 		},
 	}.run(t)
 }

@@ -7,6 +7,7 @@ package tickets
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/factos-go/factos/eventstore"
 )
@@ -165,6 +166,10 @@ func NewCodec() *eventstore.JSONCodec[Event] {
 	return c
 }
 
+// MaxCapacity is the most seats a concert may have: the concert_sales
+// view stores capacities and seat counts as PostgreSQL integers.
+const MaxCapacity = math.MaxInt32
+
 // ScheduleConcert opens a sale. Its boundary is the concert's own stream.
 type ScheduleConcert struct {
 	ConcertID string `json:"concert_id"`
@@ -182,8 +187,8 @@ func ScheduleConcertHandler(codec eventstore.Codec[Event]) eventstore.Handler[Sc
 				return scheduled || ok
 			},
 			Decide: func(scheduled bool, c ScheduleConcert) ([]Event, error) {
-				if c.ConcertID == "" || c.Capacity < 0 {
-					return nil, fmt.Errorf("%w: concert id required and capacity >= 0", ErrInvalidCommand)
+				if c.ConcertID == "" || c.Capacity < 0 || c.Capacity > MaxCapacity {
+					return nil, fmt.Errorf("%w: concert id required and capacity from 0 to %d", ErrInvalidCommand, MaxCapacity)
 				}
 				if scheduled {
 					return nil, ErrConcertExists
