@@ -141,39 +141,11 @@ func (c *Client) catchUp(ctx context.Context, name string, target eventstore.Pos
 		// Another process runs it: wait for it, and look again now and
 		// then in case it went away, or this client stopped.
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseInterval)
-		err := c.waitCheckpoint(wctx, name, target)
+		err := c.wait(wctx, name, target)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-	}
-}
-
-// waitCheckpoint waits until the checkpoint row reaches target. Unlike
-// WaitFor it reads the row every time, never trusting a position this
-// process saw before a reset.
-func (c *Client) waitCheckpoint(ctx context.Context, name string, target eventstore.Position) error {
-	p := c.progress[name]
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		p.mu.Lock()
-		changed := p.changed
-		p.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		case <-timer.C:
-		}
-		pos, err := c.readCheckpoint(ctx, name)
-		if err == nil && pos >= target {
-			return nil
-		}
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		timer.Reset(c.cfg.WaitPollInterval)
 	}
 }
 
