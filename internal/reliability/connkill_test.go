@@ -49,6 +49,32 @@ type killer struct {
 
 const killsFirst = 3 // every point is hit at least this often
 
+// killedPools returns two pools on a new database with the ticket
+// example's schema: clean, and faulty, whose connections a killer
+// terminates at its kill points (with chance p past the first ones).
+func killedPools(t *testing.T, p float64, maxConns int32) (clean, faulty *pgxpool.Pool, k *killer) {
+	t.Helper()
+	ctx := context.Background()
+	url := testdb.NewURL(t)
+	clean = testdb.Pool(t, url)
+	if err := tickets.Migrate(ctx, clean); err != nil {
+		t.Fatal(err)
+	}
+	k = &killer{admin: clean, p: p}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.ConnConfig.Tracer = k
+	faulty, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(faulty.Close)
+	return clean, faulty, k
+}
+
 func (k *killer) maybeKill(ctx context.Context, conn *pgx.Conn, point string) {
 	k.maybeKillPID(ctx, conn.PgConn().PID(), point)
 }
@@ -128,23 +154,7 @@ func TestDispatchConnectionsKilledAtEveryPoint(t *testing.T) {
 		t.Run(string(strategy), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			url := testdb.NewURL(t)
-			clean := testdb.Pool(t, url)
-			if err := tickets.Migrate(ctx, clean); err != nil {
-				t.Fatal(err)
-			}
-			k := &killer{admin: clean, p: 0.06}
-			cfg, err := pgxpool.ParseConfig(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.MaxConns = 24
-			cfg.ConnConfig.Tracer = k
-			faulty, err := pgxpool.NewWithConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(faulty.Close)
+			clean, faulty, k := killedPools(t, 0.06, 24)
 
 			// River works on the clean pool; the dispatches, and the
 			// outbox inserts inside them, run on the faulty one.

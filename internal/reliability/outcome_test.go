@@ -7,11 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/factos-go/factos/eventstore"
 	"github.com/factos-go/factos/examples/tickets"
-	"github.com/factos-go/factos/internal/testdb"
 	"github.com/factos-go/factos/reactors"
 )
 
@@ -27,23 +24,7 @@ func TestOutcomeIsWhatWasWritten(t *testing.T) {
 		t.Run(fmt.Sprint("outbox=", withOutbox), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			url := testdb.NewURL(t)
-			clean := testdb.Pool(t, url)
-			if err := tickets.Migrate(ctx, clean); err != nil {
-				t.Fatal(err)
-			}
-			k := &killer{admin: clean, p: 0.25}
-			cfg, err := pgxpool.ParseConfig(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.MaxConns = 16
-			cfg.ConnConfig.Tracer = k
-			faulty, err := pgxpool.NewWithConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(faulty.Close)
+			clean, faulty, k := killedPools(t, 0.25, 16)
 			codec := tickets.NewCodec()
 			scfg := &eventstore.Config{MaxAttempts: 20}
 			if withOutbox {
