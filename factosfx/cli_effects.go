@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/factos-go/factos/reactors"
 )
@@ -49,8 +50,8 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 			fmt.Fprintf(os.Stderr, "worker effects %s: unexpected arguments %q\n%s", sub, pos, effectsUsage)
 			return 2
 		}
-		if f.State != "" && !slices.Contains(effectStates, f.State) {
-			fmt.Fprintf(os.Stderr, "worker effects list: unknown -state %q: one of %s\n", f.State, strings.Join(effectStates, ", "))
+		if states := effectStates(); f.State != "" && !slices.Contains(states, f.State) {
+			fmt.Fprintf(os.Stderr, "worker effects list: unknown -state %q: one of %s\n", f.State, strings.Join(states, ", "))
 			return 2
 		}
 	case sub == "retry" || sub == "skip":
@@ -121,9 +122,16 @@ func (c *cli) runEffects(ctx context.Context, args []string) int {
 }
 
 // effectStates are the states -state selects: River's job states and an
-// ordered effect's.
-var effectStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled",
-	"waiting", "done", "failed", "skipped"}
+// ordered effect's (running is both).
+func effectStates() []string {
+	out := []string{reactors.EffectWaiting, reactors.EffectRunning, reactors.EffectDone, reactors.EffectFailed, reactors.EffectSkipped}
+	for _, st := range rivertype.JobStates() {
+		if !slices.Contains(out, string(st)) {
+			out = append(out, string(st))
+		}
+	}
+	return out
+}
 
 // effectStatus prints effect jobs by kind and state, and the ordered
 // effects' keys that are halted; it exits 3 when one is.
