@@ -252,17 +252,24 @@ func parseFlags(fs *flag.FlagSet, args []string, allowArgs ...string) (code int,
 	if err == nil && fs.NArg() > 0 && !slices.Contains(allowArgs, fs.Arg(0)) {
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(os.Stdout)
-		fs.Usage()
-		return 0, false
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
-		fs.SetOutput(os.Stderr)
-		fs.Usage()
-		return 2, false
+	if err != nil {
+		return parseFailed(fs, err), false
 	}
 	fs.SetOutput(os.Stderr)
 	return 0, true
+}
+
+// parseFailed ends a subcommand whose arguments did not parse, and returns
+// its exit code: after -h the usage on stdout, 0; after a bad flag or
+// argument the problem and the usage on stderr, 2.
+func parseFailed(fs *flag.FlagSet, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+	fs.SetOutput(os.Stderr)
+	fs.Usage()
+	return 2
 }

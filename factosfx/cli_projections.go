@@ -3,7 +3,6 @@ package factosfx
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -238,17 +237,8 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (pos []string, code int, 
 	fs.SetOutput(io.Discard)
 	defer fs.SetOutput(os.Stderr)
 	for {
-		err := fs.Parse(args)
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			fs.SetOutput(os.Stdout)
-			fs.Usage()
-			return nil, 0, false
-		case err != nil:
-			fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
-			fs.SetOutput(os.Stderr)
-			fs.Usage()
-			return nil, 2, false
+		if err := fs.Parse(args); err != nil {
+			return nil, parseFailed(fs, err), false
 		}
 		if fs.NArg() == 0 {
 			return pos, 0, true
